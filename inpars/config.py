@@ -1,0 +1,164 @@
+"""Experiment configs: one TOML file per experiment, validated on load.
+
+Each section of the TOML file is a frozen dataclass named after its stage
+(``[index]``, ``[generate]``, ``[filter]``, ``[negatives]``, ``[train]``, ``[rerank]``,
+``[evaluate]``). Unknown keys, wrong types and values outside a ``Literal`` are errors
+that name the file, the key and the allowed values. Library functions receive these
+dataclasses, never argparse objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from inpars.errors import ConfigError
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- sections
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """``[experiment]``: name, seed and where the run folder goes."""
+
+    name: str = "experiment"
+    seed: int = 42
+    run_dir: str = ""  # default: runs/<name>
+    results_dir: str = ""  # default: eval/results/<name>
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """``[data]``: the collection (a BEIR folder, JSONL/TSV files or an ir_datasets id)."""
+
+    source: str = ""
+    fallback: str = ""  # an ir_datasets id used when ``source`` is a path that does not exist
+    train_split: str = "train"
+    test_split: str = "test"
+    skip_bad_lines: bool = False
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """``[index]``: BM25 (Pyserini/Lucene) and optional dense (FAISS) indexes."""
+
+    k1: float = 0.9
+    b: float = 0.4
+    threads: int = 1
+    dense: bool = True
+    dense_model: str = "all-MiniLM-L6-v2"
+    dense_batch_size: int = 32
+    dense_max_length: int = 256
+    depth: int = 100
+    remove_self_hits: bool = False
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole experiment: every section, with defaults for those the file leaves out."""
+
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    source_path: str = ""  # the TOML file it came from (set by load_config)
+
+
+# --------------------------------------------------------------------------- validation
+def _describe(hint: Any) -> str:
+    origin = get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(hint))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in get_args(hint) if a is not type(None)) + " (or leave out)"
+    if origin in (list, tuple):
+        return f"a list of {_describe(get_args(hint)[0])}"
+    if dataclasses.is_dataclass(hint):
+        return "a table"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(hint, str(hint))
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+    origin = get_origin(hint)
+    bad = ConfigError(f"{where}: expected {_describe(hint)}, got {value!r}")
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if not isinstance(value, dict):
+            raise bad
+        return section_from_dict(hint, value, where)
+    if origin is Literal:
+        if value not in get_args(hint):
+            raise bad
+        return value
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        for arg in args:
+            try:
+                return _convert(value, arg, where)
+            except ConfigError:
+                continue
+        raise bad
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise bad
+        items = [_convert(v, get_args(hint)[0], f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if hint is Any:
+        return value
+    raise ConfigError(f"{where}: unsupported setting type {hint!r}")
+
+
+def section_from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
+    """Build section dataclass ``cls`` from a TOML table, rejecting unknown keys."""
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    for key in data:
+        if key not in names:
+            raise ConfigError(
+                f"{where}: unknown key '{key}'. Fix: use one of {', '.join(names)} (or remove it)"
+            )
+    kwargs = {key: _convert(value, hints[key], f"{where}.{key}") for key, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # __post_init__ checks of a section
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
+    """Validate a config already parsed from TOML."""
+    data = dict(data)
+    data.pop("source_path", None)
+    config = section_from_dict(Config, data, source)
+    return dataclasses.replace(config, source_path=source)
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate an experiment TOML file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found. Fix: pass a path like configs/scifact.toml")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+    return parse_config(data, str(p))

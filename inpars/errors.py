@@ -1,0 +1,71 @@
+"""The one error hierarchy of inpars.
+
+Every error a user can cause is an :class:`InparsError`; its message names what was
+wrong (file, line, field where known) and how to fix it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class InparsError(Exception):
+    """Base class of every error inpars raises on purpose."""
+
+
+class ConfigError(InparsError):
+    """An experiment config or a stage setting is invalid."""
+
+
+class DataError(InparsError):
+    """Input data (corpus, queries, qrels, records) is missing or malformed."""
+
+
+class BadLineError(DataError):
+    """One line of an input file is malformed.
+
+    Carries the location so that readers that skip bad lines can count them.
+    """
+
+    def __init__(self, path: Path | str, line: int, field: str | None, problem: str, fix: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        where = f"{self.path}, line {line}" + (f", field '{field}'" if field else "")
+        super().__init__(f"{where}: {problem}. Fix: {fix}")
+
+
+class IndexStoreError(InparsError):
+    """An index is missing, corrupt or was built from something else."""
+
+
+class ModelError(InparsError):
+    """A model cannot be found, loaded or run."""
+
+
+class BackendError(InparsError):
+    """A generation or scoring backend failed (server down, bad response)."""
+
+
+class DependencyError(InparsError):
+    """An optional dependency (or Java) is missing; the message says what to install."""
+
+
+class StageError(InparsError):
+    """A pipeline stage cannot run: missing inputs from an earlier stage, or a failed step."""
+
+
+
+__all__ = [
+    "BackendError",
+    "BadLineError",
+    "ConfigError",
+    "DataError",
+    "DependencyError",
+    "IndexStoreError",
+    "InparsError",
+    "ModelError",
+    "StageError",
+]

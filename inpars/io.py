@@ -1,0 +1,319 @@
+"""Reading and writing inpars records: JSONL, TREC run files, atomic file writes.
+
+Every stage goes through this module, so that one record has one on-disk form.
+Writers are atomic (a temporary file in the same folder, then ``os.replace``); the
+appending writer flushes whole lines so an interrupted run loses at most the batch in
+flight, and readers ignore (and report) a torn last line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, TypeVar, get_args, get_origin, get_type_hints
+
+from inpars.errors import BadLineError, DataError
+from inpars.records import ScoredPair
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+
+# --------------------------------------------------------------------------- atomic files
+@contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    On an exception the temporary file is removed and ``path`` is left untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextmanager
+def atomic_open(path: Path | str, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open ``path`` for writing through :func:`atomic_path` (text mode is UTF-8)."""
+    with atomic_path(path) as tmp:
+        encoding = None if "b" in mode else "utf-8"
+        with open(tmp, mode, encoding=encoding) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def write_text(path: Path | str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_open(path) as handle:
+        handle.write(text)
+
+
+def write_json(path: Path | str, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def read_json(path: Path | str) -> Any:
+    """Read a JSON file, with an error that names the file on failure."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise DataError(f"{p}: file not found") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{p}: not valid JSON ({exc}). Fix: delete it or rerun the step that writes it") from exc
+
+
+# --------------------------------------------------------------------------- bad lines
+@dataclass
+class LineReport:
+    """Counts of lines skipped while reading with ``skip_bad_lines``, by reason."""
+
+    skipped: Counter[str] = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, error: BadLineError) -> None:
+        self.skipped[error.problem] += 1
+        if len(self.examples) < 5:
+            self.examples.append(str(error))
+        log.warning("skipped bad line: %s", error)
+
+    @property
+    def total(self) -> int:
+        return sum(self.skipped.values())
+
+
+def handle_bad_line(error: BadLineError, report: LineReport | None) -> None:
+    """Raise ``error`` unless a report collects skipped lines."""
+    if report is None:
+        raise error
+    report.add(error)
+
+
+def iter_json_lines(
+    path: Path | str, *, report: LineReport | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line number, object)`` for each non-blank line of a JSONL file.
+
+    Malformed JSON, non-UTF-8 bytes and non-object lines raise :class:`BadLineError`
+    (or are counted in ``report``). A torn final line (no trailing newline, left by an
+    interrupted writer) is reported and skipped.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: file not found. Fix: check the path")
+    with open(p, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            torn = not raw.endswith(b"\n")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                handle_bad_line(
+                    BadLineError(p, number, None, f"bytes that are not UTF-8 at offset {exc.start}",
+                                 "re-encode the file as UTF-8 (e.g. iconv -t UTF-8)"),
+                    report,
+                )
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                if torn:
+                    log.warning("%s, line %d: ignoring a torn last line (interrupted write)", p, number)
+                    continue
+                handle_bad_line(
+                    BadLineError(p, number, None, f"malformed JSON ({exc.msg} at column {exc.colno})",
+                                 "make each line one complete JSON object"),
+                    report,
+                )
+                continue
+            if not isinstance(obj, dict):
+                handle_bad_line(
+                    BadLineError(p, number, None, f"a JSON {type(obj).__name__}, not an object",
+                                 "make each line a JSON object like {\"_id\": ..., \"text\": ...}"),
+                    report,
+                )
+                continue
+            yield number, obj
+
+
+# --------------------------------------------------------------------------- records
+def to_dict(record: Any) -> dict[str, Any]:
+    """A record as a JSON-ready dict (tuples become lists)."""
+    return dataclasses.asdict(record)
+
+
+def _coerce(value: Any, hint: Any) -> Any:
+    """Check ``value`` against a field type hint; returns the value in the record's type."""
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if hint is Any:
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise TypeError("a list")
+        return tuple(_coerce(v, args[0]) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise TypeError("an object")
+        return value
+    if args and type(None) in args:  # Optional[X]
+        if value is None:
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)))
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError("a number")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("an integer")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise TypeError("a string")
+        return value
+    return value
+
+
+def from_dict(cls: type[R], obj: dict[str, Any], *, path: Path | str = "<memory>", line: int = 0) -> R:
+    """Build a record of type ``cls`` from a dict, checking every field.
+
+    Unknown keys are errors (they mean the file was written by something else).
+    """
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(obj) - names)
+    if unknown:
+        raise BadLineError(path, line, unknown[0], f"unknown field for a {cls.__name__} record",
+                           f"expected only {sorted(names)}; was this file written for another stage?")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name not in obj:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise BadLineError(path, line, f.name, f"missing required field of a {cls.__name__}",
+                                   f"add \"{f.name}\" to the record")
+            continue
+        try:
+            kwargs[f.name] = _coerce(obj[f.name], hints[f.name])
+        except TypeError as exc:
+            raise BadLineError(path, line, f.name, f"must be {exc.args[0]}, got {obj[f.name]!r:.60}",
+                               f"write \"{f.name}\" as {exc.args[0]}") from None
+    return cls(**kwargs)
+
+
+def read_records(
+    path: Path | str, cls: type[R], *, report: LineReport | None = None
+) -> Iterator[R]:
+    """Stream the records of type ``cls`` stored in a JSONL file."""
+    for number, obj in iter_json_lines(path, report=report):
+        try:
+            yield from_dict(cls, obj, path=path, line=number)
+        except BadLineError as error:
+            handle_bad_line(error, report)
+
+
+def write_records(path: Path | str, records: Iterable[Any]) -> int:
+    """Write records to a JSONL file atomically; returns how many were written."""
+    count = 0
+    with atomic_open(path) as handle:
+        for record in records:
+            handle.write(json.dumps(to_dict(record), ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+class RecordAppender:
+    """Appends records to a JSONL file, one flushed line each; for resumable stages.
+
+    Opening drops a torn last line left by an interrupted run, so that appending
+    continues on a clean line boundary.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _truncate_torn_tail(self.path)
+        self._handle = open(self.path, "a", encoding="utf-8")
+
+    def write(self, records: Iterable[Any]) -> int:
+        lines = [json.dumps(to_dict(r), ensure_ascii=False) + "\n" for r in records]
+        self._handle.write("".join(lines))
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        return len(lines)
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> RecordAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _truncate_torn_tail(path: Path) -> None:
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if data.endswith(b"\n"):
+        return
+    keep = data.rfind(b"\n") + 1
+    log.warning("%s: dropping a torn last line left by an interrupted run", path)
+    with open(path, "r+b") as handle:
+        handle.truncate(keep)
+
+
+# --------------------------------------------------------------------------- TREC runs
+def write_trec_run(path: Path | str, run: dict[str, list[ScoredPair]], tag: str) -> int:
+    """Write a run (query id -> pairs, any order) as a TREC run file, ranked by score."""
+    count = 0
+    with atomic_open(path) as handle:
+        for query_id in run:
+            ranked = sorted(run[query_id], key=lambda p: (-p.score, p.doc_id))
+            for rank, pair in enumerate(ranked, start=1):
+                handle.write(f"{query_id} Q0 {pair.doc_id} {rank} {pair.score:.6f} {tag}\n")
+                count += 1
+    return count
+
+
+def read_trec_run(path: Path | str) -> dict[str, list[ScoredPair]]:
+    """Read a TREC run file (``qid Q0 docid rank score tag``) into query id -> pairs."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: run file not found. Fix: check the path or run the stage that writes it")
+    run: dict[str, list[ScoredPair]] = {}
+    with open(p, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 6:
+                raise BadLineError(p, number, None, f"{len(parts)} columns instead of 6",
+                                   "use the TREC run format 'qid Q0 docid rank score tag'")
+            try:
+                score = float(parts[4])
+            except ValueError:
+                raise BadLineError(p, number, "score", f"not a number: {parts[4]!r}",
+                                   "write a numeric score in column 5") from None
+            run.setdefault(parts[0], []).append(ScoredPair(parts[0], parts[2], score))
+    return run

