@@ -66,7 +66,95 @@ class Config:
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     data: DataConfig = field(default_factory=DataConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig())
+    rerank: RerankConfig = field(default_factory=lambda: RerankConfig())
     source_path: str = ""  # the TOML file it came from (set by load_config)
+
+
+def _check_device(device: str) -> None:
+    if device not in ("auto", "cpu", "cuda", "mps") and not (
+        device.startswith("cuda:") and device[5:].isdigit()
+    ):
+        raise ValueError(f"device = {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``[train]``: fine-tune a cross-encoder reranker (and optionally a dense retriever)."""
+
+    model: str = "all-MiniLM-L6-v2"  # start point: packaged alias, local folder or hub id
+    loss: Literal["bce", "listwise"] = "bce"
+    negatives_per_example: int = 3  # topped up with random negatives when mined ones run out
+    batch_size: int = 16  # (query, document) pairs per forward pass
+    max_length: int = 256
+    epochs: int = 1
+    max_steps: int = 0  # 0: as many as the epochs give
+    learning_rate: float = 3e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    grad_accumulation: int = 1
+    max_examples: int = 0  # 0: all
+    seed: int | None = None  # default: the experiment seed
+    log_every: int = 10  # optimizer steps per point of the loss curve
+    threads: int = 0  # 0: every core
+    device: str = "auto"
+    dense: bool = False  # also fine-tune the sentence encoder (GPL/InPars-style)
+    dense_model: str = "all-MiniLM-L6-v2"
+    dense_batch_size: int = 16  # queries per batch (in-batch + hard negatives)
+    dense_negatives_per_example: int = 1
+    dense_max_length: int = 256
+    dense_epochs: int = 1
+    dense_learning_rate: float = 2e-5
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "max_length", "epochs", "grad_accumulation", "log_every",
+                     "dense_batch_size", "dense_max_length", "dense_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
+        for name in ("max_steps", "max_examples", "threads", "negatives_per_example",
+                     "dense_negatives_per_example"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} = {getattr(self, name)}: must be 0 or more")
+        if self.loss == "listwise" and self.negatives_per_example < 1:
+            raise ValueError("loss = 'listwise' needs negatives_per_example >= 1")
+        for name in ("learning_rate", "dense_learning_rate"):
+            if not 0 < getattr(self, name) < 1:
+                raise ValueError(f"{name} = {getattr(self, name)}: must be in (0, 1), e.g. 3e-5")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio = {self.warmup_ratio}: must be in [0, 1)")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay = {self.weight_decay}: must be 0 or more")
+        _check_device(self.device)
+
+
+@dataclass(frozen=True)
+class RerankConfig:
+    """``[rerank]``: rescore the top of the first-stage run with each system."""
+
+    depth: int = 100  # how many first-stage documents per query are rescored
+    below_depth: Literal["keep", "drop"] = "keep"  # keep: ranked after the rescored ones
+    batch_size: int = 32
+    max_length: int = 256
+    threads: int = 0  # 0: every core
+    device: str = "auto"
+    zero_shot: bool = True  # also rank with the untuned packaged encoder (cosine), a baseline
+    extra_systems: list[str] = field(default_factory=list)  # "name=kind:model"
+
+    def __post_init__(self) -> None:
+        for name in ("depth", "batch_size", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
+        if self.threads < 0:
+            raise ValueError(f"threads = {self.threads}: must be 0 or more")
+        for spec in self.extra_systems:
+            name, _, rest = spec.partition("=")
+            kind, _, model = rest.partition(":")
+            if not (name and kind and model):
+                raise ValueError(
+                    f"extra_systems entry {spec!r}: write it as 'name=kind:model', "
+                    "e.g. 'my-ce=cross_encoder:/path/to/model'"
+                )
+        _check_device(self.device)
 
 
 # --------------------------------------------------------------------------- validation
