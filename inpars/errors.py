@@ -7,6 +7,7 @@ wrong (file, line, field where known) and how to fix it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class InparsError(Exception):
@@ -27,14 +28,35 @@ class BadLineError(DataError):
     Carries the location so that readers that skip bad lines can count them.
     """
 
-    def __init__(self, path: Path | str, line: int, field: str | None, problem: str, fix: str) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        line: int,
+        field: str | None,
+        problem: str,
+        fix: str,
+        *,
+        reason: str | None = None,
+    ) -> None:
         self.path = Path(path)
         self.line = line
         self.field = field
         self.problem = problem
         self.fix = fix
+        # The category skipped lines are counted under; ``problem`` may name values.
+        self.reason = reason or problem
         where = f"{self.path}, line {line}" + (f", field '{field}'" if field else "")
         super().__init__(f"{where}: {problem}. Fix: {fix}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle by the constructor's arguments (worker processes send errors back).
+        return (_bad_line_error, (str(self.path), self.line, self.field, self.problem, self.fix, self.reason))
+
+
+def _bad_line_error(
+    path: str, line: int, field: str | None, problem: str, fix: str, reason: str
+) -> BadLineError:
+    return BadLineError(path, line, field, problem, fix, reason=reason)
 
 
 class IndexStoreError(InparsError):
@@ -55,7 +77,6 @@ class DependencyError(InparsError):
 
 class StageError(InparsError):
     """A pipeline stage cannot run: missing inputs from an earlier stage, or a failed step."""
-
 
 
 __all__ = [

@@ -8,6 +8,7 @@ flight, and readers ignore (and report) a torn last line.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import json
 import logging
@@ -78,7 +79,9 @@ def read_json(path: Path | str) -> Any:
     except FileNotFoundError as exc:
         raise DataError(f"{p}: file not found") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{p}: not valid JSON ({exc}). Fix: delete it or rerun the step that writes it") from exc
+        raise DataError(
+            f"{p}: not valid JSON ({exc}). Fix: delete it or rerun the step that writes it"
+        ) from exc
 
 
 # --------------------------------------------------------------------------- bad lines
@@ -88,9 +91,16 @@ class LineReport:
 
     skipped: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
+    _seen: set[tuple[str, int, str | None]] = field(default_factory=set, repr=False, compare=False)
 
     def add(self, error: BadLineError) -> None:
-        self.skipped[error.problem] += 1
+        """Count ``error`` once: a file read again (a corpus is streamed once per pass)
+        reports the same bad line again, which is not counted twice."""
+        key = (str(error.path), error.line, error.field)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self.skipped[error.reason] += 1
         if len(self.examples) < 5:
             self.examples.append(str(error))
         log.warning("skipped bad line: %s", error)
@@ -107,20 +117,38 @@ def handle_bad_line(error: BadLineError, report: LineReport | None) -> None:
     report.add(error)
 
 
+def _undecodable_field(raw: bytes) -> str | None:
+    """The top-level key of a JSON line whose value holds the bytes that are not UTF-8."""
+    try:
+        obj = json.loads(raw.decode("utf-8", errors="replace"))
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    for key, value in obj.items():
+        if "\ufffd" in key or "\ufffd" in json.dumps(value, ensure_ascii=False):
+            return str(key)
+    return None
+
+
 def iter_json_lines(
-    path: Path | str, *, report: LineReport | None = None
+    path: Path | str, *, report: LineReport | None = None, allow_torn_tail: bool = True
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line number, object)`` for each non-blank line of a JSONL file.
 
     Malformed JSON, non-UTF-8 bytes and non-object lines raise :class:`BadLineError`
     (or are counted in ``report``). A torn final line (no trailing newline, left by an
-    interrupted writer) is reported and skipped.
+    interrupted writer) is reported and skipped when ``allow_torn_tail`` (stage outputs);
+    readers of user input pass ``False`` so that a truncated file is an error. A UTF-8
+    byte order mark at the start of the file is ignored.
     """
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: file not found. Fix: check the path")
     with open(p, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
+            if number == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
             if not raw.strip():
                 continue
             torn = not raw.endswith(b"\n")
@@ -128,27 +156,30 @@ def iter_json_lines(
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 handle_bad_line(
-                    BadLineError(p, number, None, f"bytes that are not UTF-8 at offset {exc.start}",
-                                 "re-encode the file as UTF-8 (e.g. iconv -t UTF-8)"),
+                    BadLineError(p, number, _undecodable_field(raw),
+                                 f"bytes that are not UTF-8 at byte {exc.start + 1} of the line",
+                                 "re-encode the file as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8)",
+                                 reason="not UTF-8"),
                     report,
                 )
                 continue
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
-                if torn:
+                if torn and allow_torn_tail:
                     log.warning("%s, line %d: ignoring a torn last line (interrupted write)", p, number)
                     continue
                 handle_bad_line(
                     BadLineError(p, number, None, f"malformed JSON ({exc.msg} at column {exc.colno})",
-                                 "make each line one complete JSON object"),
+                                 "make each line one complete JSON object", reason="malformed JSON"),
                     report,
                 )
                 continue
             if not isinstance(obj, dict):
                 handle_bad_line(
                     BadLineError(p, number, None, f"a JSON {type(obj).__name__}, not an object",
-                                 "make each line a JSON object like {\"_id\": ..., \"text\": ...}"),
+                                 "make each line a JSON object like {\"_id\": ..., \"text\": ...}",
+                                 reason="not a JSON object"),
                     report,
                 )
                 continue
@@ -216,7 +247,7 @@ def from_dict(cls: type[R], obj: dict[str, Any], *, path: Path | str = "<memory>
             kwargs[f.name] = _coerce(obj[f.name], hints[f.name])
         except TypeError as exc:
             raise BadLineError(path, line, f.name, f"must be {exc.args[0]}, got {obj[f.name]!r:.60}",
-                               f"write \"{f.name}\" as {exc.args[0]}") from None
+                               f"write \"{f.name}\" as {exc.args[0]}", reason="wrong field type") from None
     return cls(**kwargs)
 
 
@@ -252,7 +283,8 @@ class RecordAppender:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _truncate_torn_tail(self.path)
-        self._handle = open(self.path, "a", encoding="utf-8")
+        # Held open across write() calls and closed by close() / the context manager.
+        self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
 
     def write(self, records: Iterable[Any]) -> int:
         lines = [json.dumps(to_dict(r), ensure_ascii=False) + "\n" for r in records]
