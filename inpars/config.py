@@ -10,6 +10,7 @@ dataclasses, never argparse objects.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class Config:
     index: IndexConfig = field(default_factory=IndexConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig())
     rerank: RerankConfig = field(default_factory=lambda: RerankConfig())
+    evaluate: EvaluateConfig = field(default_factory=lambda: EvaluateConfig())
     source_path: str = ""  # the TOML file it came from (set by load_config)
 
 
@@ -155,6 +157,57 @@ class RerankConfig:
                     "e.g. 'my-ce=cross_encoder:/path/to/model'"
                 )
         _check_device(self.device)
+
+
+_RANX_METRIC = re.compile(
+    r"^(hits|hit_rate|precision|recall|f1|r-precision|mrr|map|dcg|dcg_burges|ndcg|ndcg_burges|bpref)"
+    r"(@[1-9][0-9]*)?(-l[0-9]+)?$"
+)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """``[evaluate]``: ranx metrics, significance tests against a baseline, fused systems, reports."""
+
+    metrics: list[str] = field(default_factory=lambda: ["ndcg@10", "recall@100", "mrr@10", "map@100"])
+    baseline: str = "bm25"  # the system every other one is tested against
+    stat_test: Literal["student", "fisher"] = "student"  # paired t-test or randomization test (ranx)
+    max_p: float = 0.05  # p-values at or below this count as significant
+    n_permutations: int = 1000  # fisher only
+    fusion: list[list[str]] = field(default_factory=lambda: [["bm25", "dense"]])  # -> "bm25+dense"
+    fusion_method: Literal[
+        "rrf", "sum", "mnz", "max", "min", "med", "anz", "isr", "log_isr", "logn_isr", "bordafuse",
+        "condorcet",
+    ] = "rrf"
+    fusion_norm: Literal["min-max", "max", "sum", "zmuv", "rank", "borda"] = "min-max"  # not used by rrf
+    rrf_k: int = 60
+    rounding_digits: int = 4
+    plots: bool = True  # report.html plots (matplotlib)
+    examples: int = 20  # synthetic queries listed in report.html
+
+    def __post_init__(self) -> None:
+        if not self.metrics:
+            raise ValueError("metrics is empty: name at least one, e.g. ['ndcg@10']")
+        for metric in self.metrics:
+            if not _RANX_METRIC.match(metric):
+                raise ValueError(
+                    f"metrics: {metric!r} is not a ranx metric; use names like 'ndcg@10', 'recall@100', "
+                    "'mrr@10', 'map@100', 'precision@5', 'bpref' (optional '-lN' sets the relevance level)"
+                )
+        if not 0 < self.max_p < 1:
+            raise ValueError(f"max_p = {self.max_p}: must be in (0, 1), e.g. 0.05")
+        for name in ("n_permutations", "rrf_k"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
+        if not 0 <= self.rounding_digits <= 8:
+            raise ValueError(f"rounding_digits = {self.rounding_digits}: must be in [0, 8]")
+        if self.examples < 0:
+            raise ValueError(f"examples = {self.examples}: must be 0 or more")
+        for group in self.fusion:
+            if len(group) < 2 or len(set(group)) != len(group):
+                raise ValueError(
+                    f"fusion group {group!r}: name two or more different systems, e.g. ['bm25', 'dense']"
+                )
 
 
 # --------------------------------------------------------------------------- validation
