@@ -1,0 +1,264 @@
+"""The data layer on real collections, plain files, ir_datasets and open_collection."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, write_lines
+
+from inpars.data import Collection, FileCollection, IrDatasetsCollection, open_collection
+from inpars.errors import DataError
+from inpars.records import Document, Qrel, Query
+
+# --------------------------------------------------------------------------- real collections
+
+
+@pytest.mark.needs_data
+def test_scifact_counts(shared_data: Path) -> None:
+    scifact = open_collection(shared_data / "scifact")
+    assert isinstance(scifact, FileCollection)
+    assert scifact.name == "scifact"
+    assert scifact.count_docs() == 5183
+    assert scifact.splits() == ["test", "train"]
+    assert len(list(scifact.queries())) == 1109
+    assert len(scifact.split_queries("test")) == 300
+    assert len(scifact.qrels("test")) == 339
+    assert len(scifact.split_queries("train")) == 809
+    assert len(scifact.qrels("train")) == 919
+    assert scifact.empty_doc_ids() == ()
+    first = next(scifact.docs())
+    assert first.doc_id == "4983"
+    assert first.title.startswith("Microstructural development of human newborn")
+    names = [p.name for p in scifact.source_files()]
+    assert names == ["corpus.jsonl", "queries.jsonl", "test.tsv", "train.tsv"]
+
+
+@pytest.mark.needs_data
+def test_cranfield_counts_and_empty_docs(shared_data: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cranfield = open_collection(shared_data / "cranfield")
+    with caplog.at_level(logging.WARNING):
+        assert cranfield.count_docs() == 1400
+    assert cranfield.empty_doc_ids() == ("471", "995")  # empty in the original, readable anyway
+    assert "2 document(s) with an empty title and text" in caplog.text
+    assert len(list(cranfield.queries())) == 225
+    assert len(cranfield.qrels("test")) == 1612
+    assert {q.relevance for q in cranfield.qrels("test")} == {1, 2, 3, 4}
+    assert cranfield.summary() == {
+        "docs": 1400, "empty_docs": 2, "queries": 225, "qrels_test": 1612, "queries_test": 225,
+    }
+
+
+@pytest.mark.needs_data
+def test_cisi_counts(shared_data: Path) -> None:
+    cisi = open_collection(shared_data / "cisi")
+    assert cisi.count_docs() == 1460
+    assert len(list(cisi.queries())) == 112
+    assert len(cisi.qrels("test")) == 3114
+    assert len(cisi.split_queries("test")) == 76  # 36 queries have no judgements
+
+
+@pytest.mark.needs_data
+def test_docs_are_streamed_anew_each_call(shared_data: Path) -> None:
+    cisi = open_collection(shared_data / "cisi")
+    first_pass = cisi.docs()
+    assert next(first_pass).doc_id == next(cisi.docs()).doc_id  # two independent streams
+    assert sum(1 for _ in cisi.docs()) == sum(1 for _ in cisi.docs()) == 1460
+
+
+# --------------------------------------------------------------------------- tiny BEIR folders
+
+
+def test_tiny_beir_folder(
+    write_beir: Callable[..., Path], snapshot_files: Callable[[Path], dict[str, bytes]]
+) -> None:
+    root = write_beir()
+    before = snapshot_files(root)
+    tiny = Collection.from_beir(root)
+    assert tiny.name == "tiny"
+    docs = list(tiny.docs())
+    assert docs[0] == Document("d1", TINY_DOCS[0]["text"], "Cats")
+    assert docs[2] == Document("d3", TINY_DOCS[2]["text"], "")
+    assert [q.query_id for q in tiny.queries()] == ["q1", "q2", "q3"]
+    assert tiny.qrels("test") == [Qrel("q1", "d1", 1), Qrel("q2", "d2", 2)]
+    assert tiny.split_queries("train") == [Query("q3", "largest river by volume")]
+    assert tiny.summary()["qrels_train"] == 1
+    assert snapshot_files(root) == before  # input is only read
+
+
+def test_corpus_only_folder_and_file(write_beir: Callable[..., Path]) -> None:
+    root = write_beir(queries=[], qrels={})
+    bare = open_collection(root)
+    assert bare.count_docs() == 4
+    assert list(bare.queries()) == []
+    assert bare.splits() == []
+    with pytest.raises(DataError, match=r"no judgements .* for split 'test'"):
+        bare.qrels("test")
+    single = open_collection(root / "corpus.jsonl")
+    assert single.name == "tiny"
+    assert [d.doc_id for d in single.docs()] == ["d1", "d2", "d3", "d4"]
+
+
+def test_unknown_split_names_the_available_ones(write_beir: Callable[..., Path]) -> None:
+    tiny = Collection.from_beir(write_beir())
+    with pytest.raises(DataError, match=r"split 'dev'.*\['test', 'train'\]"):
+        tiny.split_queries("dev")
+
+
+def test_missing_folder_and_missing_corpus(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"nowhere: folder not found\. Fix: .*BEIR folder"):
+        Collection.from_beir(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"no corpus\.jsonl in this folder\. Fix: a BEIR folder holds"):
+        open_collection(tmp_path / "empty")
+
+
+def test_qrels_without_queries_file(write_beir: Callable[..., Path]) -> None:
+    with pytest.raises(DataError, match=r"queries\.jsonl is missing"):
+        Collection.from_beir(write_beir(queries=[]))
+
+
+# --------------------------------------------------------------------------- plain files
+
+
+def test_plain_jsonl_and_tsv_files_read_like_beir(tmp_path: Path, write_beir: Callable[..., Path]) -> None:
+    reference = Collection.from_beir(write_beir())
+    docs_jsonl = write_lines(tmp_path / "docs.jsonl", [
+        {"doc_id": d["_id"], "title": d["title"], "text": d["text"]} for d in TINY_DOCS
+    ])
+    docs_tsv = write_lines(tmp_path / "docs.tsv", ["doc_id\ttitle\ttext"] + [
+        f"{d['_id']}\t{d['title']}\t{d['text']}" for d in TINY_DOCS
+    ])
+    queries_tsv = write_lines(tmp_path / "queries.tsv", [f"{q['_id']}\t{q['text']}" for q in TINY_QUERIES])
+    trec = write_lines(tmp_path / "test.qrels", [f"{q} 0 {d} {r}" for q, d, r in TINY_QRELS["test"]])
+    beir_train = reference.source_files()[-1]
+    for corpus in (docs_jsonl, docs_tsv):
+        plain = Collection.from_files(corpus, queries_tsv, {"test": trec, "train": beir_train})
+        assert plain.name == "docs"
+        assert list(plain.docs()) == list(reference.docs())
+        assert list(plain.queries()) == list(reference.queries())
+        assert plain.qrels("test") == reference.qrels("test")
+        assert plain.split_queries("train") == reference.split_queries("train")
+
+
+def test_two_column_tsv_corpus_and_crlf(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.tsv"
+    corpus.write_bytes(b"7\tfirst text\r\n8\tsecond text\r\n")
+    plain = Collection.from_files(corpus)
+    assert list(plain.docs()) == [Document("7", "first text"), Document("8", "second text")]
+
+
+def test_integer_ids_and_utf8_bom_are_accepted(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    bom = b"\xef\xbb\xbf"
+    corpus.write_bytes(bom + b'{"id": 12, "text": "caf\xc3\xa9"}\n{"id": 13, "text": "tea", "title": null}\n')
+    assert list(Collection.from_files(corpus).docs()) == [Document("12", "café"), Document("13", "tea")]
+
+
+def test_unknown_file_format(tmp_path: Path) -> None:
+    corpus = write_lines(tmp_path / "corpus.csv", ["1,text"])
+    with pytest.raises(DataError, match=r"corpus\.csv: cannot tell the format.*Fix: name it \.jsonl"):
+        Collection.from_files(corpus)
+
+
+# --------------------------------------------------------------------------- ir_datasets
+
+
+def _local_irds_files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    docs = write_lines(tmp_path / "docs.tsv", [f"{d['_id']}\t{d['text']}" for d in TINY_DOCS])
+    queries = write_lines(tmp_path / "queries.tsv", [f"{q['_id']}\t{q['text']}" for q in TINY_QUERIES])
+    qrels = write_lines(tmp_path / "qrels.txt", [f"{q} 0 {d} {r}" for q, d, r in TINY_QRELS["test"]])
+    return docs, queries, qrels
+
+
+def test_ir_datasets_local_dataset(tmp_path: Path) -> None:
+    import ir_datasets
+
+    docs, queries, qrels = _local_irds_files(tmp_path)
+    dataset = ir_datasets.create_dataset(docs_tsv=str(docs), queries_tsv=str(queries), qrels_trec=str(qrels))
+    local = Collection.from_ir_datasets(dataset, name="local")
+    assert isinstance(local, IrDatasetsCollection)
+    assert local.name == "local"
+    assert local.splits() == ["test"]
+    assert [d.doc_id for d in local.docs()] == ["d1", "d2", "d3", "d4"]
+    assert local.count_docs() == 4
+    assert next(local.docs()) == Document("d1", TINY_DOCS[0]["text"])
+    assert [q.query_id for q in local.queries()] == ["q1", "q2", "q3"]
+    assert local.qrels("test") == [Qrel("q1", "d1", 1), Qrel("q2", "d2", 2)]
+    assert [q.query_id for q in local.split_queries("test")] == ["q1", "q2"]
+    # the same files read directly give the same collection
+    plain = Collection.from_files(docs, queries, {"test": qrels})
+    assert list(plain.docs()) == list(local.docs())
+    assert plain.qrels("test") == local.qrels("test")
+
+
+def test_ir_datasets_checks_like_files(tmp_path: Path) -> None:
+    import ir_datasets
+
+    docs, _, qrels = _local_irds_files(tmp_path)
+    queries = write_lines(tmp_path / "bad_queries.tsv", ["q1\tdo cats purr", "q2\t "])
+    dataset = ir_datasets.create_dataset(docs_tsv=str(docs), queries_tsv=str(queries), qrels_trec=str(qrels))
+    expected = r"irds:local/queries, line 2, field 'text': query 'q2' has an empty text"
+    with pytest.raises(DataError, match=expected):
+        list(Collection.from_ir_datasets(dataset, name="local").queries())
+
+
+def test_ir_datasets_id_and_sibling_splits() -> None:
+    scifact = open_collection("irds:beir/scifact/test")  # metadata only: nothing is downloaded
+    assert isinstance(scifact, IrDatasetsCollection)
+    assert scifact.name == "beir/scifact/test"
+    assert scifact.splits() == ["test", "train"]
+    with pytest.raises(DataError, match="'beir/nothing-here' is not an ir_datasets id"):
+        Collection.from_ir_datasets("beir/nothing-here")
+
+
+def _online(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
+def test_ir_datasets_offline_download_is_a_clear_error() -> None:
+    if _online("public.ukp.informatik.tu-darmstadt.de"):
+        pytest.skip("online: ir_datasets would download SciFact instead of failing")
+    scifact = Collection.from_ir_datasets("beir/scifact/test")
+    with pytest.raises(DataError, match=r"ir_datasets could not read the queries .*Fix: .*local BEIR folder"):
+        list(scifact.queries())
+
+
+# --------------------------------------------------------------------------- open_collection
+
+
+def test_open_collection_fallback(
+    tmp_path: Path, write_beir: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    root = write_beir()
+    with caplog.at_level(logging.INFO, logger="inpars.data"):
+        opened = open_collection(tmp_path / "missing", fallback=str(root))
+    assert opened.name == "tiny"
+    assert "missing not found; using the fallback" in caplog.text
+    assert f"reading the BEIR folder {root}" in caplog.text
+    via_id = open_collection(tmp_path / "missing", fallback="beir/scifact/test")
+    assert isinstance(via_id, IrDatasetsCollection)
+    assert via_id.name == "beir/scifact/test"
+
+
+def test_open_collection_path_wins_over_id(
+    tmp_path: Path, write_beir: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert isinstance(open_collection("beir/scifact/test"), IrDatasetsCollection)
+    write_beir(name="beir/scifact/test")
+    assert isinstance(open_collection("beir/scifact/test"), FileCollection)
+
+
+def test_open_collection_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"no such folder or file, and not an ir_datasets id\. Fix: "):
+        open_collection(tmp_path / "missing")
+    with pytest.raises(DataError, match=r"no data source given\. Fix: set \[data\]\.source"):
+        open_collection("")
