@@ -70,6 +70,7 @@ class Config:
     train: TrainConfig = field(default_factory=lambda: TrainConfig())
     rerank: RerankConfig = field(default_factory=lambda: RerankConfig())
     evaluate: EvaluateConfig = field(default_factory=lambda: EvaluateConfig())
+    generate: GenerateConfig = field(default_factory=lambda: GenerateConfig())
     source_path: str = ""  # the TOML file it came from (set by load_config)
 
 
@@ -208,6 +209,64 @@ class EvaluateConfig:
                 raise ValueError(
                     f"fusion group {group!r}: name two or more different systems, e.g. ['bm25', 'dense']"
                 )
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """``[generate]``: write synthetic queries for documents with a language model."""
+
+    template: str = "inpars"  # inpars, inpars-gbq, promptagator, zero-shot, or a .txt file
+    model: str = "gemma3-270m"  # packaged alias, GGUF file, local folder, hub id, or a server's model name
+    backend: Literal["llama-cpp", "hf-causal", "hf-seq2seq", "openai"] = "llama-cpp"
+    queries_per_doc: int = 3
+    num_docs: int = 0  # 0: every document
+    doc_sampling: Literal["random", "first"] = "random"  # which num_docs documents (random: seeded)
+    doc_max_tokens: int = 256  # documents are cut to this many tokens of the generator's tokenizer
+    num_examples: int = 4  # few-shot examples drawn from the train split ({examples} templates)
+    example_max_tokens: int = 128  # per drawn example document
+    max_new_tokens: int = 48
+    temperature: float = 0.8  # 0: greedy
+    top_p: float = 0.95
+    top_k: int = 40  # 0: no top-k cut
+    greedy_first: bool = True  # sample 0 of each document is greedy (InPars-v1), the others sampled
+    stop: list[str] = field(default_factory=lambda: ["\n"])
+    min_query_words: int = 2
+    max_query_words: int = 40
+    batch_docs: int = 8  # documents decoded together
+    shard_docs: int = 1000  # documents per output shard (the unit of the completion markers)
+    threads: int = 0  # 0: pick from the free cores
+    context_tokens: int = 8192  # llama.cpp context shared by a batch's sequences
+    device: str = "auto"  # hf-* backends
+    api_base: str = ""  # openai backend, e.g. http://127.0.0.1:8000/v1
+    api_key_env: str = ""  # name of the environment variable holding the API key (openai backend)
+    concurrency: int = 4  # parallel requests (openai backend)
+    timeout_s: float = 120.0
+    retries: int = 4
+    tokenizer: str = ""  # openai backend: GGUF file/alias or HF tokenizer that counts tokens for truncation
+
+    def __post_init__(self) -> None:
+        for name in ("queries_per_doc", "doc_max_tokens", "example_max_tokens", "max_new_tokens",
+                     "max_query_words", "batch_docs", "shard_docs", "context_tokens", "concurrency"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
+        for name in ("num_docs", "num_examples", "top_k", "min_query_words", "threads", "retries"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} = {getattr(self, name)}: must be 0 or more")
+        if self.temperature < 0:
+            raise ValueError(f"temperature = {self.temperature}: must be 0 (greedy) or more")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p = {self.top_p}: must be in (0, 1]")
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout_s = {self.timeout_s}: must be positive")
+        if self.min_query_words > self.max_query_words:
+            raise ValueError("min_query_words is larger than max_query_words")
+        if not self.template:
+            raise ValueError("template is empty: use inpars, inpars-gbq, promptagator, zero-shot or a .txt file")
+        if any(not s for s in self.stop):
+            raise ValueError("stop: empty strings are not allowed (the default is ['\\n'])")
+        if self.backend == "openai" and not self.api_base:
+            raise ValueError("backend = 'openai' needs api_base, e.g. 'http://127.0.0.1:8000/v1'")
+        _check_device(self.device)
 
 
 # --------------------------------------------------------------------------- validation
