@@ -201,7 +201,10 @@ def _coerce(value: Any, hint: Any) -> Any:
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise TypeError("a list")
-        return tuple(_coerce(v, args[0]) for v in value)
+        try:
+            return tuple(_coerce(v, args[0]) for v in value)
+        except TypeError as exc:
+            raise TypeError(f"a list whose items are each {exc.args[0]}") from None
     if origin is dict:
         if not isinstance(value, dict):
             raise TypeError("an object")
@@ -334,9 +337,13 @@ def read_trec_run(path: Path | str) -> dict[str, list[ScoredPair]]:
     if not p.is_file():
         raise DataError(f"{p}: run file not found. Fix: check the path or run the stage that writes it")
     run: dict[str, list[ScoredPair]] = {}
-    with open(p, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            parts = line.split()
+    with open(p, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                parts = raw.decode("utf-8").split()
+            except UnicodeDecodeError:
+                raise BadLineError(p, number, None, "bytes that are not UTF-8",
+                                   "write run files as UTF-8", reason="not UTF-8") from None
             if not parts:
                 continue
             if len(parts) != 6:
