@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,8 @@ class StageContext:
 
     def output(self, name: str, path: Path) -> Path:
         """Register an output file (hashed into the manifest at the end) and return it."""
-        self.outputs[name] = str(path.relative_to(self.out_dir) if path.is_relative_to(self.out_dir) else path)
+        inside = path.is_relative_to(self.out_dir)
+        self.outputs[name] = str(path.relative_to(self.out_dir) if inside else path)
         return path
 
 
@@ -147,7 +148,9 @@ def require_manifest(out_dir: Path | str, stage: str) -> dict[str, Any]:
     """The manifest of a finished stage, or a :class:`StageError` saying what to run."""
     data = read_manifest(out_dir)
     if data is None:
-        raise StageError(f"{out_dir}: the '{stage}' stage has not finished there. Fix: run `inpars {stage}` first")
+        raise StageError(
+            f"{out_dir}: the '{stage}' stage has not finished there. Fix: run `inpars {stage}` first"
+        )
     return data
 
 
@@ -169,17 +172,23 @@ def run_stage(
     out = Path(out_dir)
     resolved = config_dict(config)
     hashes = {key: {"path": str(p), "sha256": input_hash(p)} for key, p in inputs.items()}
-    fingerprint = _digest({"stage": name, "config": resolved, "inputs": {k: v["sha256"] for k, v in hashes.items()}, "seed": seed})
+    input_hashes = {k: v["sha256"] for k, v in hashes.items()}
+    fingerprint = _digest({"stage": name, "config": resolved, "inputs": input_hashes, "seed": seed})
 
     previous = read_manifest(out)
     if previous is not None and previous.get("fingerprint") == fingerprint and not force:
-        log.info("%s: already complete in %s (same config and inputs), skipping", name, out)
-        return StageResult(previous, skipped=True)
+        outputs = previous.get("outputs", {}).values()
+        missing = [v["path"] for v in outputs if not (out / v["path"]).exists()]
+        if not missing:
+            log.info("%s: already complete in %s (same config and inputs), skipping", name, out)
+            return StageResult(previous, skipped=True)
+        log.warning("%s: outputs %s of the finished run in %s are gone; running it again",
+                    name, missing, out)
     _prepare(out, fingerprint, name, force=force)
     write_json(out / IN_PROGRESS, {"stage": name, "fingerprint": fingerprint})
 
     ctx = StageContext(name=name, out_dir=out, seed=seed, config=config)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     start = time.perf_counter()
     body(ctx)
     elapsed = time.perf_counter() - start
@@ -199,7 +208,7 @@ def run_stage(
         "outputs": {k: {"path": v, "sha256": input_hash(out / v)} for k, v in ctx.outputs.items()},
         "extra": config_dict(ctx.extra),
         "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     write_json(out / MANIFEST, manifest)
     (out / IN_PROGRESS).unlink(missing_ok=True)
@@ -210,10 +219,9 @@ def run_stage(
 def _prepare(out: Path, fingerprint: str, name: str, *, force: bool) -> None:
     """Keep a resumable partial run with the same fingerprint; clear stale outputs."""
     marker = out / IN_PROGRESS
-    if marker.is_file() and not force:
-        if read_json(marker).get("fingerprint") == fingerprint:
-            log.info("%s: resuming the interrupted run in %s", name, out)
-            return
+    if marker.is_file() and not force and read_json(marker).get("fingerprint") == fingerprint:
+        log.info("%s: resuming the interrupted run in %s", name, out)
+        return
     ours = marker.is_file() or (out / MANIFEST).is_file()
     if out.exists() and any(out.iterdir()):
         if not ours:
