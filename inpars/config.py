@@ -278,6 +278,8 @@ def _describe(hint: Any) -> str:
         return " or ".join(_describe(a) for a in get_args(hint) if a is not type(None)) + " (or leave out)"
     if origin in (list, tuple):
         return f"a list of {_describe(get_args(hint)[0])}"
+    if origin is dict:
+        return f"a table of {_describe(get_args(hint)[1])}"
     if dataclasses.is_dataclass(hint):
         return "a table"
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(hint, str(hint))
@@ -295,6 +297,8 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
             raise bad
         return value
     if origin in (Union, types.UnionType):
+        if value is None and type(None) in get_args(hint):
+            return None  # not from TOML (it has no null), but from a dict such as a manifest's config
         args = [a for a in get_args(hint) if a is not type(None)]
         for arg in args:
             try:
@@ -307,6 +311,10 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
             raise bad
         items = [_convert(v, get_args(hint)[0], f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad
+        return {str(k): _convert(v, get_args(hint)[1], _child(where, str(k))) for k, v in value.items()}
     if hint is bool:
         if not isinstance(value, bool):
             raise bad
@@ -328,16 +336,29 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported setting type {hint!r}")
 
 
+def _child(where: str, key: str, *, section: bool = False) -> str:
+    """Where a key is, for messages: ``x.toml [data] source``, ``x.toml [train] lr``."""
+    if section:
+        return f"{where} [{key}]"
+    return f"{where} {key}" if where.endswith("]") else f"{where}.{key}"
+
+
 def section_from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
     """Build section dataclass ``cls`` from a TOML table, rejecting unknown keys."""
     hints = get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    top = cls is Config
+    settable = [n for n in names if not (top and n == "source_path")]
     for key in data:
-        if key not in names:
+        if key not in settable:
+            what = "section" if top else "key"
             raise ConfigError(
-                f"{where}: unknown key '{key}'. Fix: use one of {', '.join(names)} (or remove it)"
+                f"{where}: unknown {what} '{key}'. Fix: use one of {', '.join(settable)} (or remove it)"
             )
-    kwargs = {key: _convert(value, hints[key], f"{where}.{key}") for key, value in data.items()}
+    kwargs = {
+        key: _convert(value, hints[key], _child(where, key, section=top and key != "source_path"))
+        for key, value in data.items()
+    }
     try:
         return cls(**kwargs)
     except ValueError as exc:  # __post_init__ checks of a section
