@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, write_lines
 
-from inpars.data import Collection, FileCollection, IrDatasetsCollection, open_collection
+from inpars.config import DataConfig
+from inpars.data import Collection, FileCollection, IrDatasetsCollection, open_collection, open_from_config
 from inpars.errors import DataError
 from inpars.records import Document, Qrel, Query
 
@@ -262,3 +263,13 @@ def test_open_collection_errors(tmp_path: Path) -> None:
         open_collection(tmp_path / "missing")
     with pytest.raises(DataError, match=r"no data source given\. Fix: set \[data\]\.source"):
         open_collection("")
+
+
+def test_open_from_config(write_beir: Callable[..., Path]) -> None:
+    root = write_beir(docs=[*TINY_DOCS, "{broken"])
+    lenient = open_from_config(DataConfig(source=str(root), skip_bad_lines=True))
+    assert lenient.count_docs() == 4
+    assert lenient.report is not None and lenient.report.total == 1
+    strict = open_from_config(DataConfig(source=str(root)))
+    with pytest.raises(DataError, match=r"corpus\.jsonl, line 5: malformed JSON"):
+        strict.count_docs()

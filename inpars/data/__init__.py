@@ -10,6 +10,13 @@ from __future__ import annotations
 from inpars.data.collection import Collection, Where
 from inpars.data.files import FileCollection
 from inpars.data.irds import IrDatasetsCollection
-from inpars.data.sources import open_collection
+from inpars.data.sources import open_collection, open_from_config
 
-__all__ = ["Collection", "FileCollection", "IrDatasetsCollection", "Where", "open_collection"]
+__all__ = [
+    "Collection",
+    "FileCollection",
+    "IrDatasetsCollection",
+    "Where",
+    "open_collection",
+    "open_from_config",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from inpars.config import DataConfig
 from inpars.data.collection import Collection
 from inpars.errors import DataError
 from inpars.io import LineReport
@@ -54,3 +55,10 @@ def open_collection(
         "ir_datasets id such as beir/scifact/test (prefix irds: to be explicit); "
         "[data].fallback names what to use when the folder is missing"
     )
+
+
+def open_from_config(cfg: DataConfig) -> Collection:
+    """Open the collection a ``[data]`` section names; with ``skip_bad_lines`` the
+    collection's ``report`` (a :class:`LineReport`) counts the lines it skipped."""
+    report = LineReport() if cfg.skip_bad_lines else None
+    return open_collection(cfg.source, fallback=cfg.fallback, report=report)
