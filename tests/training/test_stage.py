@@ -1,0 +1,55 @@
+"""The train stage under run_stage: outputs, counts, manifest extras, skip and reuse."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from inpars.config import TrainConfig
+from inpars.errors import StageError
+from inpars.io import write_records
+from inpars.manifest import StageContext, run_stage
+from inpars.records import TrainingExample
+from inpars.training import CROSS_ENCODER_DIR, DENSE_DIR, train_stage
+
+
+def test_train_stage_trains_both_models_and_records_them(
+    tmp_path: Path, make_examples: Callable[..., list[TrainingExample]]
+) -> None:
+    examples = tmp_path / "examples.jsonl"
+    write_records(examples, make_examples())
+    cfg = TrainConfig(batch_size=8, max_length=32, max_steps=1, dense=True, dense_batch_size=4,
+                      dense_max_length=32)
+    out = tmp_path / "train"
+
+    def body(ctx: StageContext) -> None:
+        train_stage(ctx, cfg, examples)
+
+    result = run_stage("train", out, cfg, {"examples": examples}, body, seed=5)
+    manifest = result.manifest
+    assert set(manifest["outputs"]) == {CROSS_ENCODER_DIR, DENSE_DIR}
+    assert (out / CROSS_ENCODER_DIR / "model.safetensors").is_file()
+    assert (out / DENSE_DIR / "modules.json").is_file()
+    assert manifest["counts"]["cross_encoder_examples_used"] == 8
+    assert manifest["counts"]["cross_encoder_steps"] == manifest["counts"]["dense_steps"] == 1
+    assert manifest["counts"]["cross_encoder_random_negatives"] == 8  # 2 mined + 1 random each
+    extra = manifest["extra"]["cross_encoder"]
+    assert extra["seed"] == 5 and extra["pairs_per_second"] > 0 and extra["loss_curve"]
+    assert {"cross-encoder", "dense"} <= set(manifest["timings"])
+    assert run_stage("train", out, cfg, {"examples": examples}, body, seed=5).skipped
+
+    # a resumed run keeps the models an interrupted one finished with the same settings
+    ctx = StageContext(name="train", out_dir=out, seed=5, config=cfg)
+    before = (out / CROSS_ENCODER_DIR / "model.safetensors").stat().st_mtime_ns
+    train_stage(ctx, cfg, examples)
+    assert not ctx.timings and set(ctx.outputs) == {CROSS_ENCODER_DIR, DENSE_DIR}
+    assert ctx.counts == manifest["counts"]
+    assert (out / CROSS_ENCODER_DIR / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_missing_examples_say_which_stage_to_run(tmp_path: Path) -> None:
+    ctx = StageContext(name="train", out_dir=tmp_path, seed=0, config=None)
+    with pytest.raises(StageError, match="inpars negatives"):
+        train_stage(ctx, TrainConfig(), tmp_path / "missing.jsonl")
