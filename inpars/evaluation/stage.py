@@ -1,0 +1,141 @@
+"""The ``evaluate`` stage: score the runs, write report.md, report.html and metrics.json.
+
+Files in the stage folder (``runs/<name>/evaluate/``): ``report.md``, ``report.html``,
+``metrics.json`` (means, p-values, marks, counts) and ``per_query.json`` (every
+system's score on every query). With ``results_dir`` the three report files are also
+copied there (``eval/results/<collection>/``). The stage's ``manifest.json`` is written by
+:func:`inpars.manifest.run_stage` after the stage body returns, so the caller copies it
+afterwards: ``publish_results(stage_dir, results_dir)`` once ``run_stage`` has returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from inpars.config import EvaluateConfig
+from inpars.evaluation.metrics import Evaluation, evaluate_runs
+from inpars.evaluation.report_html import render_html
+from inpars.evaluation.report_md import render_markdown
+from inpars.io import atomic_path, read_trec_run, write_json, write_text
+from inpars.manifest import MANIFEST, StageContext
+from inpars.records import Qrel, ScoredPair, SyntheticQuery
+
+log = logging.getLogger(__name__)
+
+REPORT_FILES = ("report.md", "report.html", "metrics.json")
+
+
+def metrics_json(ev: Evaluation, *, command: str = "") -> dict[str, Any]:
+    """The machine-readable summary written to metrics.json."""
+    return {
+        "command": command,
+        "baseline": ev.baseline,
+        "stat_test": ev.stat_test,
+        "max_p": ev.max_p,
+        "metrics": ev.metrics,
+        "systems": ev.means,
+        "p_values": ev.p_values,
+        "significance": ev.marks,
+        "win_tie_loss": {
+            s: {m: {"wins": w.wins, "ties": w.ties, "losses": w.losses} for m, w in by_metric.items()}
+            for s, by_metric in ev.win_tie_loss.items()
+        },
+        "queries_evaluated": len(ev.query_ids),
+        "excluded_queries": len(ev.excluded_query_ids),
+        "excluded_query_ids_given": ev.excluded_requested,
+        "queries_without_relevant": len(ev.no_relevant),
+        "missing_queries": ev.missing,
+        "unjudged_queries": ev.unjudged,
+        "fused": ev.fused,
+        "notes": ev.notes,
+    }
+
+
+def write_reports(
+    ev: Evaluation,
+    out_dir: Path,
+    cfg: EvaluateConfig,
+    *,
+    command: str,
+    title: str = "Evaluation",
+    synthetic: Sequence[SyntheticQuery] | None = None,
+    extra_sections: Mapping[str, str] | None = None,
+    query_texts: Mapping[str, str] | None = None,
+    doc_texts: Mapping[str, str] | None = None,
+) -> dict[str, Path]:
+    """Write report.md, report.html, metrics.json and per_query.json atomically into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text(out_dir / "report.md", render_markdown(
+        ev, command=command, title=title, digits=cfg.rounding_digits, synthetic=synthetic,
+        extra_sections=extra_sections,
+    ))
+    write_text(out_dir / "report.html", render_html(
+        ev, command=command, title=title, digits=cfg.rounding_digits, with_plots=cfg.plots,
+        synthetic=synthetic, examples=cfg.examples, extra_sections=extra_sections,
+        query_texts=query_texts, doc_texts=doc_texts,
+    ))
+    write_json(out_dir / "metrics.json", metrics_json(ev, command=command))
+    write_json(out_dir / "per_query.json", {"query_ids": ev.query_ids, "scores": ev.per_query})
+    return {name: out_dir / name for name in (*REPORT_FILES, "per_query.json")}
+
+
+def publish_results(stage_dir: Path, results_dir: Path) -> list[Path]:
+    """Copy the report files (and manifest.json, once it exists) from a stage folder to
+    ``results_dir``, atomically; returns the copies."""
+    copied = []
+    for name in (*REPORT_FILES, MANIFEST):
+        source = stage_dir / name
+        if not source.is_file():
+            continue
+        with atomic_path(results_dir / name) as tmp:
+            shutil.copyfile(source, tmp)
+        copied.append(results_dir / name)
+    log.info("copied %d report files to %s", len(copied), results_dir)
+    return copied
+
+
+def evaluate_stage(
+    ctx: StageContext,
+    cfg: EvaluateConfig,
+    qrels: list[Qrel],
+    runs: dict[str, Path],
+    *,
+    excluded_query_ids: Collection[str],
+    command: str,
+    synthetic: list[SyntheticQuery] | None = None,
+    extra_sections: dict[str, str] | None = None,
+    results_dir: Path | None = None,
+    title: str = "Evaluation",
+    query_texts: Mapping[str, str] | None = None,
+    doc_texts: Mapping[str, str] | None = None,
+) -> None:
+    """Evaluate TREC run files (system name -> path) against ``qrels`` into ``ctx.out_dir``.
+
+    When ``results_dir`` is given the report files are copied there; manifest.json is not
+    written yet at that point, so copy it after ``run_stage`` returns (``publish_results``).
+    """
+    with ctx.timed("read_runs"):
+        loaded: dict[str, dict[str, list[ScoredPair]]] = {n: read_trec_run(p) for n, p in runs.items()}
+    with ctx.timed("evaluate"):
+        ev = evaluate_runs(qrels, loaded, cfg, excluded_query_ids=excluded_query_ids, seed=ctx.seed)
+    with ctx.timed("reports"):
+        written = write_reports(
+            ev, ctx.out_dir, cfg, command=command, title=title, synthetic=synthetic,
+            extra_sections=extra_sections, query_texts=query_texts, doc_texts=doc_texts,
+        )
+    for name, path in written.items():
+        ctx.output(name.split(".")[0], path)
+    ctx.counts.update({
+        "systems": len(ev.systems),
+        "queries_evaluated": len(ev.query_ids),
+        "excluded_queries": len(ev.excluded_query_ids),
+        "queries_without_relevant": len(ev.no_relevant),
+    })
+    ctx.extra.update({"baseline": ev.baseline, "means": ev.means, "p_values": ev.p_values})
+    if results_dir is not None:
+        publish_results(ctx.out_dir, results_dir)
+
