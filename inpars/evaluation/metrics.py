@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 QrelsInput = Sequence[Qrel] | Mapping[str, Mapping[str, int]]
 Mark = Literal["win", "loss", ""]
+_UINT_CAST = "unsafe cast from uint64 to int64"  # a harmless numba warning of ranx's kernels
 
 
 @dataclass(frozen=True)
@@ -167,23 +169,27 @@ def evaluate_runs(
         unjudged[name] = sum(1 for q, p in pairs.items() if q not in judged and q not in excluded and p)
         ranx_runs[name] = _ranx_run(docs, name, ranx_qrels)
 
-    fused = _add_fusions(ranx_runs, cfg, notes)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_UINT_CAST)
+        fused = _add_fusions(ranx_runs, cfg, notes)
     if cfg.baseline not in ranx_runs:
         raise ConfigError(
             f"[evaluate] baseline = {cfg.baseline!r} is not among the systems ({', '.join(ranx_runs)}). "
             "Fix: set baseline to one of them"
         )
     order = [cfg.baseline] + [s for s in ranx_runs if s != cfg.baseline]
-    report = compare(
-        ranx_qrels,
-        [ranx_runs[s] for s in order],
-        list(cfg.metrics),
-        stat_test=cfg.stat_test,
-        n_permutations=cfg.n_permutations,
-        max_p=cfg.max_p,
-        random_seed=seed,
-        make_comparable=True,
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_UINT_CAST)
+        report = compare(
+            ranx_qrels,
+            [ranx_runs[s] for s in order],
+            list(cfg.metrics),
+            stat_test=cfg.stat_test,
+            n_permutations=cfg.n_permutations,
+            max_p=cfg.max_p,
+            random_seed=seed,
+            make_comparable=True,
+        )
     per_query = {
         s: {m: {q: float(ranx_runs[s].scores[m][q]) for q in query_ids} for m in cfg.metrics} for s in order
     }
