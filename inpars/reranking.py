@@ -1,0 +1,248 @@
+"""Rerank a first-stage run with a relevance scorer (a cross-encoder, or a bi-encoder).
+
+:func:`rerank` rescores the top ``depth`` documents of each query with a
+:class:`Scorer` (``score(pairs) -> list[float]``, see :mod:`inpars.scoring`) and ranks
+them by the new score. Documents below ``depth`` are either
+
+- ``keep`` (the default): ranked after the rescored ones in their first-stage order,
+  with scores ``min(rescored) - 1, - 2, ...``, so a run keeps its length and metrics at
+  depths beyond ``depth`` stay comparable with the first stage; or
+- ``drop``: left out.
+
+Every query of the run is kept, also one with no documents. The document text a scorer
+sees is :func:`inpars.scoring.document_text` (title and text), as the index stored it.
+
+:func:`rerank_stage` writes ``runs/<system>.trec`` for each system under the stage folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from inpars.config import RerankConfig
+from inpars.errors import BackendError, ConfigError, DataError
+from inpars.io import read_trec_run, write_trec_run
+from inpars.manifest import StageContext
+from inpars.records import Document, Query, ScoredPair
+from inpars.scoring import Scorer, document_text, load_scorer
+
+log = logging.getLogger(__name__)
+
+RUNS_DIR = "runs"
+CHUNK_PAIRS = 512  # pairs handed to a scorer at once (it batches and buckets them itself)
+
+
+@runtime_checkable
+class DocumentStore(Protocol):
+    """Anything that returns a document by id (``inpars.indexing.Bm25Searcher`` does)."""
+
+    def document(self, doc_id: str) -> Document: ...
+
+
+@runtime_checkable
+class DocumentStream(Protocol):
+    """A collection that streams its documents (``inpars.data.Collection`` does)."""
+
+    def docs(self) -> Iterable[Document]: ...
+
+
+Documents = Callable[[str], str] | Mapping[str, str] | Mapping[str, Document] | DocumentStore | DocumentStream
+Queries = Mapping[str, str] | Iterable[Query]
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """A reranking system to load: a scorer kind of :func:`inpars.scoring.load_scorer`
+    (``cross-encoder`` or ``bi-encoder``) and a model (alias, folder or hub id)."""
+
+    kind: str
+    model: str
+
+
+def query_texts(queries: Queries) -> dict[str, str]:
+    """Query id -> text, from a mapping or from :class:`Query` records."""
+    if isinstance(queries, Mapping):
+        return {str(k): str(v) for k, v in queries.items()}
+    return {q.query_id: q.text for q in queries}
+
+
+def document_lookup(documents: Documents, needed: Iterable[str] = ()) -> Callable[[str], str]:
+    """A function doc id -> text (title and text) over any of the accepted document sources.
+
+    A streaming collection is read once, keeping only the ``needed`` ids.
+    """
+    if isinstance(documents, DocumentStore):
+        store = documents
+        return lambda doc_id: document_text(store.document(doc_id))
+    if isinstance(documents, Mapping):
+        table = documents
+
+        def from_mapping(doc_id: str) -> str:
+            try:
+                value = table[doc_id]
+            except KeyError:
+                raise DataError(f"document {doc_id!r} of the run is not in the collection. "
+                                "Fix: rerank a run made from the same collection") from None
+            return document_text(value) if isinstance(value, Document) else str(value)
+
+        return from_mapping
+    if isinstance(documents, DocumentStream):
+        wanted = set(needed)
+        texts = {d.doc_id: document_text(d) for d in documents.docs() if d.doc_id in wanted}
+        return document_lookup(texts)
+    if callable(documents):
+        return documents
+    raise DataError(f"cannot look documents up in a {type(documents).__name__}. "
+                    "Fix: pass a mapping, a function, a Bm25Searcher or a Collection")
+
+
+def rerank(
+    run: Mapping[str, Sequence[ScoredPair]],
+    queries: Queries,
+    doc_text: Documents,
+    scorer: Scorer,
+    depth: int = 100,
+    *,
+    below_depth: Literal["keep", "drop"] = "keep",
+    desc: str = "rerank",
+) -> dict[str, list[ScoredPair]]:
+    """Rescore the top ``depth`` documents of every query of ``run`` with ``scorer``.
+
+    Returns query id -> pairs ranked by the new score (see the module doc for what
+    happens below ``depth``). Raises :class:`DataError` when a query has no text and
+    :class:`BackendError` when the scorer returns the wrong number of scores or NaN.
+    """
+    if depth < 1:
+        raise ConfigError(f"depth = {depth}: must be at least 1")
+    if below_depth not in ("keep", "drop"):
+        raise ConfigError(f"below_depth = {below_depth!r}: use 'keep' or 'drop'")
+    texts = query_texts(queries)
+    missing = [qid for qid in run if qid not in texts]
+    if missing:
+        raise DataError(f"{len(missing)} queries of the run have no text, e.g. {missing[:3]}. "
+                        "Fix: pass the queries the run was made from")
+    ranked = {qid: sorted(pairs, key=lambda p: (-p.score, p.doc_id)) for qid, pairs in run.items()}
+    todo = [(qid, p.doc_id) for qid, pairs in ranked.items() for p in pairs[:depth]]
+    lookup = document_lookup(doc_text, needed={doc_id for _, doc_id in todo})
+    scores = _score_all(todo, texts, lookup, scorer, desc)
+
+    out: dict[str, list[ScoredPair]] = {}
+    for qid, pairs in ranked.items():
+        top = sorted((ScoredPair(qid, p.doc_id, scores[(qid, p.doc_id)]) for p in pairs[:depth]),
+                     key=lambda p: (-p.score, p.doc_id))
+        rest: list[ScoredPair] = []
+        if below_depth == "keep" and len(pairs) > depth:
+            floor = top[-1].score if top else 0.0
+            rest = [ScoredPair(qid, p.doc_id, floor - i) for i, p in enumerate(pairs[depth:], start=1)]
+        out[qid] = top + rest
+    return out
+
+
+def _score_all(todo: list[tuple[str, str]], texts: dict[str, str], lookup: Callable[[str], str],
+               scorer: Scorer, desc: str) -> dict[tuple[str, str], float]:
+    from tqdm.auto import tqdm
+
+    scores: dict[tuple[str, str], float] = {}
+    cache: dict[str, str] = {}
+    with tqdm(total=len(todo), desc=desc, unit="pair", disable=None, dynamic_ncols=True) as bar:
+        for start in range(0, len(todo), CHUNK_PAIRS):
+            chunk = todo[start : start + CHUNK_PAIRS]
+            pairs = []
+            for qid, doc_id in chunk:
+                if doc_id not in cache:
+                    cache[doc_id] = lookup(doc_id)
+                pairs.append((texts[qid], cache[doc_id]))
+            values = scorer.score(pairs)
+            if len(values) != len(pairs):
+                raise BackendError(f"the scorer returned {len(values)} scores for {len(pairs)} pairs. "
+                                   "Fix: a Scorer must return one score per pair")
+            for key, value in zip(chunk, values, strict=True):
+                if math.isnan(value):
+                    raise BackendError(f"the scorer returned NaN for query {key[0]!r}, document "
+                                       f"{key[1]!r}. Fix: check the model (it may be corrupt)")
+                scores[key] = float(value)
+            bar.update(len(chunk))
+    return scores
+
+
+def systems_from_config(cfg: RerankConfig, trained_cross_encoder: Path | None = None,
+                        zero_shot_model: str = "all-MiniLM-L6-v2") -> dict[str, SystemSpec]:
+    """The systems a ``[rerank]`` section asks for: the trained cross-encoder (when given),
+    the zero-shot bi-encoder baseline (``cfg.zero_shot``) and ``cfg.extra_systems``."""
+    systems: dict[str, SystemSpec] = {}
+    if trained_cross_encoder is not None:
+        systems["inpars-cross-encoder"] = SystemSpec("cross-encoder", str(trained_cross_encoder))
+    if cfg.zero_shot:
+        systems["zero-shot-bi-encoder"] = SystemSpec("bi-encoder", zero_shot_model)
+    for spec in cfg.extra_systems:
+        name, _, rest = spec.partition("=")
+        kind, _, model = rest.partition(":")
+        systems[name] = SystemSpec(kind, model)
+    return systems
+
+
+def load_system(spec: SystemSpec, cfg: RerankConfig) -> Scorer:
+    """Load the scorer of a :class:`SystemSpec` with the section's batch settings."""
+    return load_scorer(spec.kind, spec.model, batch_size=cfg.batch_size, max_length=cfg.max_length,
+                       device=cfg.device, threads=cfg.threads)
+
+
+def rerank_stage(
+    ctx: StageContext,
+    cfg: RerankConfig,
+    first_stage_run: Path,
+    queries: Queries,
+    documents: Documents,
+    systems: Mapping[str, Scorer | SystemSpec],
+) -> None:
+    """Rerank ``first_stage_run`` with every system into ``runs/<system>.trec``.
+
+    A system whose run file already exists (an interrupted stage with the same
+    fingerprint, resumed) is not scored again. Records pairs and pairs/s per system.
+    """
+    if not systems:
+        raise ConfigError("no reranking systems given. Fix: train a model first or set [rerank] "
+                          "zero_shot = true or extra_systems")
+    for name in systems:
+        if not name or "/" in name or name.startswith("."):
+            raise ConfigError(f"system name {name!r} cannot name a run file. Fix: use letters, digits, '-'")
+    run = read_trec_run(first_stage_run)
+    texts = query_texts(queries)
+    ctx.counts["queries"] = len(run)
+    ctx.counts["queries_not_in_run"] = len(set(texts) - set(run))  # no first-stage hits: stay absent
+    ctx.counts["pairs_per_system"] = sum(min(len(p), cfg.depth) for p in run.values())
+    lookup: Callable[[str], str] | None = None
+    speeds: dict[str, Any] = {}
+    for name, system in systems.items():
+        path = ctx.out_dir / RUNS_DIR / f"{name}.trec"
+        if path.is_file():
+            log.info("rerank: %s already done (%s), keeping it", name, path)
+            ctx.output(f"run:{name}", path)
+            continue
+        if lookup is None:  # read the documents once, for the first system that needs them
+            needed = {p.doc_id for pairs in run.values() for p in sorted(
+                pairs, key=lambda p: (-p.score, p.doc_id))[: cfg.depth]}
+            lookup = document_lookup(documents, needed=needed)
+        scorer = load_system(system, cfg) if isinstance(system, SystemSpec) else system
+        start = time.perf_counter()
+        with ctx.timed(name):
+            reranked = rerank(run, texts, lookup, scorer, cfg.depth, below_depth=cfg.below_depth,
+                              desc=f"rerank {name}")
+        seconds = time.perf_counter() - start
+        write_trec_run(path, reranked, tag=name)
+        ctx.output(f"run:{name}", path)
+        speeds[name] = {
+            "seconds": round(seconds, 2),
+            "pairs_per_second": round(ctx.counts["pairs_per_system"] / seconds, 2) if seconds else 0.0,
+            "spec": vars(system) if isinstance(system, SystemSpec) else type(system).__name__,
+        }
+        log.info("rerank: %s done, %.1f pairs/s -> %s", name, speeds[name]["pairs_per_second"], path)
+    ctx.extra["systems"] = speeds
+    ctx.extra["depth"] = cfg.depth
+    ctx.extra["below_depth"] = cfg.below_depth
