@@ -1,0 +1,128 @@
+"""Turning raw model output into a query, or a reject with a reason.
+
+:func:`clean_query` strips what small models wrap around a query (labels such as
+``Query:``, numbering, bullets, quotes, special tokens); :func:`check_query` rejects
+what is not a usable query. Reasons (the keys of the rejects counts):
+
+``empty``             nothing left after cleaning
+``unfinished``        the model hit ``max_new_tokens`` before the stop string
+``too_short``         fewer than ``min_words`` words
+``too_long``          more than ``max_words`` words
+``not_text``          less than half of the characters are letters, or no word of 2+ letters
+``repetitive``        the same word 4 times in a row, or one word is most of a long query
+``copied_example``    the query is one of the prompt's few-shot queries
+``copied_document``   12 or more consecutive words copied from the document
+``duplicate``         the same query (case and punctuation aside) as an earlier sample of the document
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass
+
+REJECT_REASONS = (
+    "empty",
+    "unfinished",
+    "too_short",
+    "too_long",
+    "not_text",
+    "repetitive",
+    "copied_example",
+    "copied_document",
+    "duplicate",
+)
+
+_SPECIAL = re.compile(r"</?(?:s|eos|bos|pad|unk|end_of_turn|start_of_turn|endoftext|\|[a-z_]+\|)>", re.I)
+_LABEL = re.compile(
+    r"^(?:(?:good|bad|relevant|search|generated|new|example|synthetic)\s+)?"
+    r"(?:query|question|search\s+query|q)\s*(?:\d{1,2}\s*)?[:=\-–—]\s*",
+    re.I,
+)
+_NUMBER = re.compile(r"^(?:\(?\d{1,3}[.):\]]|[-*•·>]|#\d{1,3}:?)\s+")
+_QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "`": "`", "„": "“"}
+_WORD = re.compile(r"\w+", re.UNICODE)
+_MATCH = re.compile(r"[^\w]+")
+_SPACE = re.compile(r"\s+")
+
+
+def _normalize(text: str) -> str:
+    return _MATCH.sub(" ", text.lower()).strip()
+
+
+def clean_query(raw: str) -> str:
+    """The query in a raw completion: the first non-empty line, unwrapped."""
+    text = _SPECIAL.sub(" ", raw)
+    lines = [line for line in text.split("\n") if line.strip()]
+    text = _SPACE.sub(" ", lines[0]).strip() if lines else ""
+    for _ in range(3):
+        before = text
+        text = _LABEL.sub("", text).strip()
+        text = _NUMBER.sub("", text).strip()
+        if len(text) >= 2 and text[0] in _QUOTES and text[-1] == _QUOTES[text[0]]:
+            text = text[1:-1].strip()
+        elif text[:1] in _QUOTES and text.count(text[0]) == 1 and text[0] not in "'`":
+            text = text[1:].strip()
+        elif text[-1:] in _QUOTES.values() and text[-1] != "'" and text.count(text[-1]) == 1:
+            text = text[:-1].strip()
+        if text == before:
+            break
+    return text
+
+
+@dataclass(frozen=True)
+class QueryCheck:
+    """Limits for :func:`check_query`."""
+
+    min_words: int = 2
+    max_words: int = 40
+    copy_words: int = 12
+
+
+def check_query(
+    text: str,
+    *,
+    finished: bool = True,
+    limits: QueryCheck = QueryCheck(),
+    document: str = "",
+    example_queries: Collection[str] = (),
+    earlier: Collection[str] = (),
+) -> str:
+    """The reject reason for a cleaned query, or ``""`` when it is kept.
+
+    ``example_queries`` and ``earlier`` hold normalized texts (see :func:`normalized`).
+    """
+    if not text:
+        return "empty"
+    if not finished:
+        return "unfinished"
+    words = _WORD.findall(text)
+    letters = sum(ch.isalpha() for ch in text)
+    if not any(sum(c.isalpha() for c in w) >= 2 for w in words) or letters < 0.5 * len(text.replace(" ", "")):
+        return "not_text"
+    if len(words) < limits.min_words:
+        return "too_short"
+    if len(words) > limits.max_words:
+        return "too_long"
+    lowered = [w.lower() for w in words]
+    if any(len(set(lowered[i : i + 4])) == 1 for i in range(len(lowered) - 3)):
+        return "repetitive"
+    if len(lowered) >= 6 and Counter(lowered).most_common(1)[0][1] > len(lowered) / 2:
+        return "repetitive"
+    norm = _normalize(text)
+    if norm in example_queries:
+        return "copied_example"
+    if document and len(lowered) >= limits.copy_words:
+        doc = f" {_normalize(document)} "
+        for i in range(len(lowered) - limits.copy_words + 1):
+            if f" {' '.join(lowered[i : i + limits.copy_words])} " in doc:
+                return "copied_document"
+    if norm in earlier:
+        return "duplicate"
+    return ""
+
+
+def normalized(text: str) -> str:
+    """The form used to compare queries (lowercase words, punctuation dropped)."""
+    return _normalize(text)

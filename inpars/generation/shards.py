@@ -1,0 +1,145 @@
+"""Output shards of the generate stage, written so that a run can be resumed.
+
+For shard ``k`` (``shard_docs`` consecutive chosen documents) the folder holds:
+
+- ``part-0000k.jsonl``           kept :class:`~inpars.records.SyntheticQuery` records
+- ``part-0000k.rejects.jsonl``   rejected samples as :class:`~inpars.records.Dropped` (reason, raw text)
+- ``part-0000k.progress.jsonl``  one line per finished batch (written after its records)
+- ``part-0000k.done.json``       the completion marker, with the shard's counts
+
+A batch counts as done only once its progress line is complete. On resume, records of
+batches without one (the batch in flight when the run stopped) are removed and the
+batch runs again, so no (doc_id, sample) pair is ever written twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inpars.errors import DataError, StageError
+from inpars.io import RecordAppender, read_json, read_records, write_json, write_records
+from inpars.records import Dropped, SyntheticQuery
+
+RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    """A progress line: one finished batch of a shard."""
+
+    batch: int
+    doc_ids: tuple[str, ...]
+    kept: int
+    rejected: int
+    empty_docs: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class ShardFiles:
+    """The files of one shard."""
+
+    def __init__(self, folder: Path, index: int) -> None:
+        stem = folder / f"part-{index:05d}"
+        self.queries = stem.with_name(stem.name + ".jsonl")
+        self.rejects = stem.with_name(stem.name + ".rejects.jsonl")
+        self.progress = stem.with_name(stem.name + ".progress.jsonl")
+        self.done = stem.with_name(stem.name + ".done.json")
+        self._appenders: list[RecordAppender] = []
+
+    def is_done(self) -> bool:
+        return self.done.is_file()
+
+    def prepare(self) -> dict[int, BatchDone]:
+        """Finished batches so far; drops records of unfinished ones; opens for appending."""
+        batches: dict[int, BatchDone] = {}
+        if self.progress.is_file():
+            batches = {b.batch: b for b in read_records(self.progress, BatchDone)}
+        keep = {doc_id for b in batches.values() for doc_id in b.doc_ids}
+        if self.queries.is_file():
+            queries = list(read_records(self.queries, SyntheticQuery))
+            if any(q.doc_id not in keep for q in queries):
+                write_records(self.queries, [q for q in queries if q.doc_id in keep])
+        if self.rejects.is_file():
+            rejects = list(read_records(self.rejects, Dropped))
+            if any(r.doc_id not in keep for r in rejects):
+                write_records(self.rejects, [r for r in rejects if r.doc_id in keep])
+        self._appenders = [RecordAppender(p) for p in (self.queries, self.rejects, self.progress)]
+        return batches
+
+    def write_batch(
+        self, queries: Sequence[SyntheticQuery], rejects: Sequence[Dropped], done: BatchDone
+    ) -> None:
+        """Append a batch's records, then its progress line (the order recovery relies on)."""
+        q, r, p = self._appenders
+        q.write(queries)
+        r.write(rejects)
+        p.write([done])
+
+    def finish(self, batches: Sequence[BatchDone]) -> dict[str, Any]:
+        """Close the files and write the completion marker with the shard's counts."""
+        for appender in self._appenders:
+            appender.close()
+        self._appenders = []
+        reasons: Counter[str] = Counter()
+        for b in batches:
+            reasons.update(b.reasons)
+        summary = {
+            "docs": sum(len(b.doc_ids) for b in batches),
+            "empty_docs": sum(b.empty_docs for b in batches),
+            "kept": sum(b.kept for b in batches),
+            "rejected": sum(b.rejected for b in batches),
+            "reasons": dict(sorted(reasons.items())),
+        }
+        write_json(self.done, summary)
+        return summary
+
+    def close(self) -> None:
+        for appender in self._appenders:
+            appender.close()
+        self._appenders = []
+
+
+def check_run_file(folder: Path, settings: dict[str, Any]) -> None:
+    """Record the settings that fix the shard layout; refuse to mix runs in one folder."""
+    path = folder / RUN_FILE
+    if path.is_file():
+        previous = read_json(path)
+        if previous != settings:
+            changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
+            raise StageError(
+                f"{folder}: holds queries generated with other settings ({', '.join(changed)} differ). "
+                "Fix: use a new output folder, or delete this one to start over"
+            )
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(path, settings)
+
+
+def shard_paths(path: Path | str, suffix: str = ".jsonl") -> list[Path]:
+    """The query shards (or ``.rejects.jsonl`` files) of a generate stage folder or its shards folder."""
+    folder = Path(path)
+    if (folder / "shards").is_dir():
+        folder = folder / "shards"
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder. Fix: run the generate stage first")
+    return sorted(p for p in folder.glob(f"part-*{suffix}") if p.name.count(".") == suffix.count("."))
+
+
+def read_synthetic_queries(path: Path | str) -> Iterator[SyntheticQuery]:
+    """Every kept query of a generate run, shard by shard."""
+    for shard in shard_paths(path):
+        yield from read_records(shard, SyntheticQuery)
+
+
+def read_rejects(path: Path | str) -> Iterator[Dropped]:
+    """Every rejected sample of a generate run, with its reason."""
+    for shard in shard_paths(path, ".rejects.jsonl"):
+        yield from read_records(shard, Dropped)
+
+
+def read_done_markers(folder: Path) -> list[dict[str, Any]]:
+    return [read_json(p) for p in sorted(folder.glob("part-*.done.json"))]

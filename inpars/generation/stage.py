@@ -1,0 +1,117 @@
+"""The ``generate`` stage: a collection in, synthetic queries (shards) out."""
+
+from __future__ import annotations
+
+import logging
+
+from inpars.config import GenerateConfig
+from inpars.data import Collection
+from inpars.generation.backends import load_backend
+from inpars.generation.parsing import QueryCheck
+from inpars.generation.prompts import PromptBuilder, check_no_test_queries, select_examples
+from inpars.generation.runner import RunSettings, generate_queries
+from inpars.generation.sampling import SamplingSettings
+from inpars.generation.selection import iter_documents, select_doc_ids
+from inpars.generation.templates import load_template
+from inpars.io import write_text
+from inpars.manifest import StageContext
+
+log = logging.getLogger(__name__)
+
+
+def sampling_settings(cfg: GenerateConfig) -> SamplingSettings:
+    """The sampling part of a ``[generate]`` section."""
+    return SamplingSettings(
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        top_k=cfg.top_k,
+        greedy_first=cfg.greedy_first,
+        stop=tuple(cfg.stop),
+    )
+
+
+def generate_stage(
+    ctx: StageContext, cfg: GenerateConfig, collection: Collection, *, train_split: str, test_split: str
+) -> None:
+    """Write ``cfg.queries_per_doc`` queries for each chosen document into ``ctx.out_dir/shards``.
+
+    Fills ``ctx.counts`` (docs, queries, rejected...), ``ctx.drops`` (rejects by reason)
+    and ``ctx.extra`` (``example_query_ids``: the train queries shown as few-shot
+    examples, which evaluation must leave out; throughput; the prompt's prefix size).
+    """
+    template = load_template(cfg.template)
+    splits = collection.splits()
+    test_queries = collection.split_queries(test_split) if test_split in splits else []
+    examples = []
+    if template.uses_examples:
+        examples = select_examples(
+            collection, train_split=train_split, test_split=test_split, k=cfg.num_examples, seed=ctx.seed
+        )
+    with ctx.timed("load_model"):
+        backend = load_backend(cfg)
+    try:
+        builder = PromptBuilder(
+            template,
+            truncate=backend.truncate,
+            doc_max_tokens=cfg.doc_max_tokens,
+            examples=examples,
+            example_max_tokens=cfg.example_max_tokens,
+        )
+        check_no_test_queries(builder.prefix, examples, test_queries)
+        write_text(ctx.out_dir / "prompt_prefix.txt", builder.prefix)
+        with ctx.timed("select_docs"):
+            doc_ids = select_doc_ids(collection, num_docs=cfg.num_docs, how=cfg.doc_sampling, seed=ctx.seed)
+        run = RunSettings(
+            template=template.name,
+            model=cfg.model,
+            queries_per_doc=cfg.queries_per_doc,
+            seed=ctx.seed,
+            sampling=sampling_settings(cfg),
+            limits=QueryCheck(cfg.min_query_words, cfg.max_query_words),
+            batch_docs=cfg.batch_docs,
+            shard_docs=cfg.shard_docs,
+        )
+        with ctx.timed("generate"):
+            result = generate_queries(
+                iter_documents(collection, doc_ids),
+                ctx.out_dir / "shards",
+                backend=backend,
+                builder=builder,
+                run=run,
+                total=len(doc_ids),
+            )
+        prefix_tokens = backend.count_tokens(builder.prefix)
+    finally:
+        backend.close()
+    ctx.output("shards", ctx.out_dir / "shards")
+    ctx.output("prompt_prefix", ctx.out_dir / "prompt_prefix.txt")
+    ctx.counts.update(
+        {
+            "docs": result.docs,
+            "empty_docs": result.empty_docs,
+            "queries": result.queries,
+            "rejected": result.rejected,
+            "samples": result.queries + result.rejected,
+        }
+    )
+    ctx.drops.update(result.rejects)
+    ctx.extra.update(
+        {
+            "example_query_ids": [ex.query_id for ex in examples],
+            "example_doc_ids": [ex.doc_id for ex in examples],
+            "template": template.name,
+            "template_source": template.source,
+            "backend": backend.kind,
+            "model": cfg.model,
+            "prompt_prefix_tokens": prefix_tokens,
+            "throughput": {
+                "docs_per_s": round(result.docs_per_s, 3),
+                "queries_per_s": round(result.queries_per_s, 3),
+                "generated_tokens_per_s": round(result.tokens_per_s, 1),
+                "session_docs": result.session_docs,
+                "seconds": round(result.seconds, 1),
+            },
+            "backend_stats": result.backend_stats,
+        }
+    )

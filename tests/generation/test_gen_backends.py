@@ -1,0 +1,129 @@
+"""Backends behind one interface: llama.cpp (packaged SmolLM2 GGUF) and transformers
+(tiny random-weight GPT-2 and T5 folders); the seeded sampler they share."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from inpars.config import GenerateConfig
+from inpars.errors import ModelError
+from inpars.generation.backends import load_backend
+from inpars.generation.backends.base import GenerationRequest
+from inpars.generation.sampling import SamplingSettings, TokenSampler, derive_seed, log_normalizers
+from inpars.generation.templates import Prompt
+
+PREFIX = (
+    "Each document is followed by a search query.\n\n"
+    "Document: The Amazon carries more water than any other river.\nQuery: largest river by volume\n\n"
+)
+DOCS = [
+    "Document: Cats purr when they are content and sometimes when they are hurt.\nQuery:",
+    "Document: Honey never spoils because its sugar content is too high for microbes.\nQuery:",
+    "Document: The Eiffel tower grows by about 15 cm in summer as its iron expands.\nQuery:",
+]
+
+
+def requests(n: int = 3, seed: int = 11) -> list[GenerationRequest]:
+    return [
+        GenerationRequest(Prompt(PREFIX, doc), tuple(derive_seed(seed, f"d{i}", s) for s in range(n)))
+        for i, doc in enumerate(DOCS)
+    ]
+
+
+def test_seeds_are_stable_and_distinct() -> None:
+    assert derive_seed(42, "doc-1", 0) == derive_seed(42, "doc-1", 0)
+    seeds = {derive_seed(s, d, k) for s in (1, 2) for d in ("a", "b") for k in range(3)}
+    assert len(seeds) == 12
+    assert all(0 <= s < 2**31 for s in seeds)
+
+
+def test_token_sampler_is_seeded_and_reports_model_logprobs() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(1, 500)).astype(np.float32) * 3
+    norm = log_normalizers(logits)[0]
+    reference = logits[0] - (logits[0].max() + math.log(np.exp(logits[0] - logits[0].max()).sum()))
+    greedy = TokenSampler(SamplingSettings(temperature=0), seed=1).choose(logits[0], norm)
+    assert greedy[0] == int(np.argmax(logits[0]))
+    assert greedy[1] == pytest.approx(reference[greedy[0]], abs=1e-5)
+    sampled = SamplingSettings(temperature=1.0, top_k=50, top_p=0.9)
+    a = [TokenSampler(sampled, seed=7).choose(logits[0], norm) for _ in range(3)]
+    assert a[0] == a[1] == a[2]
+    draws = {TokenSampler(sampled, seed=s).choose(logits[0], norm)[0] for s in range(40)}
+    top50 = set(np.argsort(-logits[0])[:50].tolist())
+    assert len(draws) > 3 and draws <= top50
+    for token, logprob in (TokenSampler(sampled, seed=s).choose(logits[0], norm) for s in range(5)):
+        assert logprob == pytest.approx(reference[token], abs=1e-5)  # temperature 1 model log-prob
+    assert SamplingSettings().for_sample(0).greedy and not SamplingSettings().for_sample(1).greedy
+
+
+def test_llamacpp_generates_seeded_samples_with_logprobs(smollm2_backend: Any) -> None:
+    backend = smollm2_backend
+    settings = SamplingSettings(max_new_tokens=24)
+    before = dict(backend.stats)
+    out = backend.generate(requests(), settings)
+    assert [len(c) for c in out] == [3, 3, 3]
+    for completions in out:
+        for c in completions:
+            assert "\n" not in c.text
+            assert all(lp <= 0 for lp in c.token_logprobs)
+            if c.finished:
+                assert 0 < len(c.token_logprobs) <= 24
+    assert any(c.text.strip() for cs in out for c in cs)
+    # the prefix was evaluated once (or was already cached), the documents once each
+    assert backend.stats["prefix_evals"] - before.get("prefix_evals", 0) <= 1
+    # same seeds and the same batch: the same completions
+    assert backend.generate(requests(), settings) == out
+    # other seeds: other samples
+    other = backend.generate(requests(seed=12), settings)
+    assert [cs[1:] for cs in other] != [cs[1:] for cs in out]
+
+
+def test_llamacpp_stop_strings_come_from_the_settings(smollm2_backend: Any) -> None:
+    settings = SamplingSettings(max_new_tokens=12, temperature=0, stop=(" ",))
+    out = smollm2_backend.generate(requests(n=1)[:1], settings)[0][0]
+    assert " " not in out.text.strip()
+
+
+def test_load_backend_errors_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        load_backend(GenerateConfig(model=str(tmp_path / "missing.gguf")))
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    with pytest.raises(ModelError, match="needs a local .gguf file"):
+        load_backend(GenerateConfig(model=str(folder)))
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"not a gguf file")
+    pytest.importorskip("llama_cpp")
+    with pytest.raises(ModelError, match="cannot load"):
+        load_backend(GenerateConfig(model=str(bad)))
+    with pytest.raises(ModelError, match="cannot load the tokenizer"):
+        load_backend(GenerateConfig(model=str(folder), backend="hf-causal", device="cpu"))
+
+
+@pytest.mark.parametrize("kind", ["hf-causal", "hf-seq2seq"])
+def test_transformers_backends_on_tiny_local_models(kind: str, tiny_gpt2: Path, tiny_t5: Path) -> None:
+    folder = tiny_gpt2 if kind == "hf-causal" else tiny_t5
+    backend = load_backend(GenerateConfig(model=str(folder), backend=kind, device="cpu", threads=1))
+    assert backend.kind == kind
+    reqs = [
+        GenerationRequest(Prompt("the cells of\n", "what does protein do ?\nquery:"), (1, 2, 3)),
+        GenerationRequest(Prompt("the cells of\n", "blood pressure\nquery:"), (4, 5)),
+    ]
+    settings = SamplingSettings(max_new_tokens=6)
+    out = backend.generate(reqs, settings)
+    assert [len(c) for c in out] == [3, 2]
+    for completions in out:
+        for c in completions:
+            assert len(c.token_logprobs) <= 6
+            assert all(lp <= 0 for lp in c.token_logprobs)
+            assert "\n" not in c.text
+    assert backend.generate(reqs, settings) == out  # seeded
+    assert backend.count_tokens("what does protein do") == 4
+    assert backend.truncate("what does protein do", 2) == "what does"
+    assert backend.stats["prompt_tokens"] > 0
+    backend.close()

@@ -1,0 +1,88 @@
+"""Cleaning and checking raw model output (golden file of messy outputs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inpars.generation.backends.base import Completion, cut_at_stop
+from inpars.generation.parsing import REJECT_REASONS, QueryCheck, check_query, clean_query, normalized
+from inpars.generation.runner import RunSettings, judge, prompt_queries
+from inpars.records import Document
+
+GOLDEN = Path(__file__).parent / "golden" / "parsing.jsonl"
+CASES: list[dict[str, Any]] = [json.loads(line) for line in GOLDEN.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{i}-{c['reason'] or 'kept'}" for i, c in enumerate(CASES)])
+def test_messy_outputs_clean_and_check_like_the_golden_file(case: dict[str, Any]) -> None:
+    text = clean_query(case["raw"])
+    assert text == case["text"]
+    assert check_query(text, finished=case["finished"]) == case["reason"]
+
+
+def test_golden_file_covers_every_context_free_reason() -> None:
+    seen = {c["reason"] for c in CASES}
+    assert {"", "empty", "unfinished", "too_short", "too_long", "not_text", "repetitive"} <= seen
+
+
+def test_context_reasons_copied_example_document_and_duplicate() -> None:
+    doc = (
+        "Microbial mats around hydrothermal vents fix carbon by chemosynthesis instead of photosynthesis "
+        "and support tube worms clams and crabs far from sunlight"
+    )
+    examples = {normalized("How to filter items inside a list comprehension")}
+    assert check_query("how to filter items inside a list comprehension?", example_queries=examples) == (
+        "copied_example"
+    )
+    copied = "fix carbon by chemosynthesis instead of photosynthesis and support tube worms clams and crabs"
+    assert check_query(copied, document=doc) == "copied_document"
+    assert check_query("how do vent microbes fix carbon", document=doc) == ""
+    assert check_query(
+        "How do vent microbes fix carbon?", earlier={normalized("how do vent microbes fix carbon")}
+    ) == ("duplicate")
+    assert check_query("a b", limits=QueryCheck(min_words=1)) == "not_text"  # no word of two letters
+    assert check_query("DNA", limits=QueryCheck(min_words=1)) == ""
+
+
+def test_prompt_queries_finds_the_few_shot_queries_of_a_prompt() -> None:
+    prefix = (
+        "Intro line.\n\nDocument: some text\nGood query: Walking and Blood Pressure\nBad query: exercise\n\n"
+    )
+    found = prompt_queries(prefix)
+    assert normalized("walking and blood pressure") in found
+    assert "exercise" in found
+
+
+def test_judge_keeps_good_samples_and_rejects_the_rest_with_reasons() -> None:
+    doc = Document("d1", "Cats purr when they are content and sometimes when they are stressed.", "Cats")
+    run = RunSettings(template="inpars", model="m", queries_per_doc=4, seed=3)
+    outs = [
+        Completion(" why do cats purr", (-0.5, -1.0, -1.5, -2.0), True),
+        Completion(" Why do cats purr?", (-0.1,), True),
+        Completion("", (), True),
+        Completion(" do cats purr when stressed and also when", (-1.0,) * 8, False),
+    ]
+    kept, rejected = judge(doc, outs, run, examples=set())
+    assert [q.query_id for q in kept] == ["d1#q0"]
+    assert kept[0].text == "why do cats purr"
+    assert kept[0].mean_logprob == -1.25
+    assert kept[0].settings["temperature"] == 0.0  # sample 0 is greedy
+    assert [(r.query_id, r.reason) for r in rejected] == [
+        ("d1#q1", "duplicate"),
+        ("d1#q2", "empty"),
+        ("d1#q3", "unfinished"),
+    ]
+    assert all(r.reason in REJECT_REASONS and r.step == "generate" for r in rejected)
+
+
+def test_cut_at_stop_counts_the_tokens_before_the_stop() -> None:
+    pieces = [b" why", b" do", b" cats", b" purr", b"?\n", b"Query"]
+    data, kept, found = cut_at_stop(pieces, ["\n"])
+    assert (data, kept, found) == (b" why do cats purr?", 5, True)
+    data, kept, found = cut_at_stop([b" a", b" b", b" \n"], ["\n"])
+    assert (data, kept, found) == (b" a b ", 2, True)  # a blank piece before the stop is not a query token
+    assert cut_at_stop([b" a", b" b"], ["\n"]) == (b" a b", 2, False)
