@@ -261,7 +261,7 @@ class GenerateConfig:
         if self.min_query_words > self.max_query_words:
             raise ValueError("min_query_words is larger than max_query_words")
         if not self.template:
-            raise ValueError("template is empty: use inpars, inpars-gbq, promptagator, zero-shot or a .txt file")
+            raise ValueError("template is empty: use inpars, inpars-gbq, promptagator, zero-shot or a file")
         if any(not s for s in self.stop):
             raise ValueError("stop: empty strings are not allowed (the default is ['\\n'])")
         if self.backend == "openai" and not self.api_base:
