@@ -71,6 +71,8 @@ class Config:
     rerank: RerankConfig = field(default_factory=lambda: RerankConfig())
     evaluate: EvaluateConfig = field(default_factory=lambda: EvaluateConfig())
     generate: GenerateConfig = field(default_factory=lambda: GenerateConfig())
+    filter: FilterConfig = field(default_factory=lambda: FilterConfig())
+    negatives: NegativesConfig = field(default_factory=lambda: NegativesConfig())
     source_path: str = ""  # the TOML file it came from (set by load_config)
 
 
@@ -267,6 +269,93 @@ class GenerateConfig:
         if self.backend == "openai" and not self.api_base:
             raise ValueError("backend = 'openai' needs api_base, e.g. 'http://127.0.0.1:8000/v1'")
         _check_device(self.device)
+
+
+FilterStep = Literal["rules", "dedup", "contamination", "logprob", "reranker", "roundtrip"]
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """``[filter]``: the filters applied to synthetic queries, in ``steps`` order.
+
+    ``*_keep`` settings: a value up to 1 is the fraction kept, a larger one the number
+    kept (best first). ``contamination`` runs whenever evaluation queries are known.
+    """
+
+    steps: list[FilterStep] = field(default_factory=lambda: ["rules", "dedup", "contamination", "reranker"])
+    min_words: int = 2
+    max_words: int = 40
+    max_copied_ngram: int = 8  # drop a query sharing this many consecutive words with its document (0: off)
+    min_letter_ratio: float = 0.5  # share of non-space characters that must be letters
+    banned_phrases: list[str] = field(default_factory=lambda: ["document:", "query:", "question:", "passage:"])
+    near_dup_threshold: float = 0.85  # Jaccard of character 3-grams; 1.0: exact duplicates only
+    contamination_threshold: float = 0.8  # same measure, against the evaluation queries
+    logprob_keep: float = 0.5  # InPars-v1: by mean token log-probability
+    reranker_keep: float = 0.5  # InPars-v2: by the reranker's (query, document) score
+    reranker_kind: Literal["bi-encoder", "cross-encoder"] = "bi-encoder"
+    reranker_model: str = "all-MiniLM-L6-v2"  # packaged alias, local folder or hub id
+    reranker_batch_size: int = 32
+    reranker_max_length: int = 256
+    reranker_dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 where the chip has it
+    roundtrip_retriever: Literal["bm25", "dense"] = "bm25"
+    roundtrip_k: int = 10  # keep a query whose document is in this many top hits
+    threads: int = 0  # 0: every core
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not self.steps:
+            raise ValueError("steps is empty: name at least one filter, e.g. ['rules', 'dedup']")
+        if len(set(self.steps)) != len(self.steps):
+            raise ValueError(f"steps = {self.steps}: a filter is named twice")
+        for name in ("min_words", "max_words", "reranker_batch_size", "reranker_max_length", "roundtrip_k"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
+        for name in ("max_copied_ngram", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} = {getattr(self, name)}: must be 0 or more")
+        if self.min_words > self.max_words:
+            raise ValueError("min_words is larger than max_words")
+        for name in ("min_letter_ratio",):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} = {getattr(self, name)}: must be in [0, 1]")
+        for name in ("near_dup_threshold", "contamination_threshold"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} = {getattr(self, name)}: must be in (0, 1], e.g. 0.85")
+        for name in ("logprob_keep", "reranker_keep"):
+            keep = getattr(self, name)
+            if keep <= 0 or (keep > 1 and keep != int(keep)):
+                raise ValueError(
+                    f"{name} = {keep}: use a fraction in (0, 1] (e.g. 0.5) or a whole number of queries (e.g. 10000)"
+                )
+        _check_device(self.device)
+
+
+@dataclass(frozen=True)
+class NegativesConfig:
+    """``[negatives]``: hard negatives for each kept pair, mined from BM25 (and dense) rankings."""
+
+    depth: int = 100  # hits retrieved per query
+    count: int = 3  # BM25 negatives per example
+    sampling: Literal["top", "window"] = "window"  # top: best-ranked; window: seeded random from the window
+    window_start: int = 1  # first rank of the window (window: ranks window_start..depth)
+    dense_count: int = 0  # extra negatives from the dense index (0: none)
+    batch_size: int = 256  # queries searched together
+    threads: int = 1  # BM25 search threads
+    export: list[Literal["sentence-transformers", "tsv"]] = field(
+        default_factory=lambda: ["sentence-transformers", "tsv"]
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("depth", "window_start", "batch_size", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
+        for name in ("count", "dense_count"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} = {getattr(self, name)}: must be 0 or more")
+        if self.count + self.dense_count < 1:
+            raise ValueError("count and dense_count are both 0: ask for at least one negative")
+        if self.window_start > self.depth:
+            raise ValueError(f"window_start = {self.window_start} is deeper than depth = {self.depth}")
 
 
 # --------------------------------------------------------------------------- validation
