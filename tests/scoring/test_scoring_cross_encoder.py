@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from inpars.errors import ConfigError, ModelError
+from inpars.scoring import Scorer, load_scorer
+from inpars.scoring.cross_encoder import CrossEncoderScorer, activation_name
+
+SHORT = [("do cats purr", "Cats purr."), ("", ""), ("why " * 80, "because " * 200), ("a", "b " * 30)]
+
+
+@pytest.fixture(scope="module")
+def ours(cross_encoder_dir: Path) -> CrossEncoderScorer:
+    scorer = load_scorer("cross-encoder", str(cross_encoder_dir), batch_size=4, max_length=64,
+                         dtype="float32")
+    assert isinstance(scorer, CrossEncoderScorer)
+    return scorer
+
+
+def test_scores_equal_sentence_transformers_predict(
+    ours: CrossEncoderScorer, st_cross_encoder: Any, scifact_pairs: list[tuple[str, str]]
+) -> None:
+    pairs = scifact_pairs + SHORT
+    expected = st_cross_encoder.predict(pairs, batch_size=7)
+    got = np.array(ours.score(pairs))
+    assert isinstance(ours, Scorer)
+    assert got.shape == (len(pairs),)
+    assert np.abs(got - expected).max() < 1e-4
+    assert ours.activation == "sigmoid" and not ours.fresh_head
+
+
+def test_order_is_restored_after_bucketing(
+    ours: CrossEncoderScorer, scifact_pairs: list[tuple[str, str]]
+) -> None:
+    pairs = scifact_pairs[:10] + SHORT
+    base = ours.score(pairs)
+    order = list(range(len(pairs)))
+    random.Random(1).shuffle(order)
+    shuffled = ours.score([pairs[i] for i in order])
+    assert np.allclose(shuffled, [base[i] for i in order], atol=1e-5)
+    # each pair alone (no padding at all) gives the same score as inside its bucket
+    alone = [ours.score([p])[0] for p in pairs[:3]]
+    assert np.allclose(alone, base[:3], atol=1e-4)
+    assert ours.score([]) == []
+
+
+def test_bfloat16_ranks_like_float32(cross_encoder_dir: Path, ours: CrossEncoderScorer,
+                                     scifact_pairs: list[tuple[str, str]]) -> None:
+    bf16 = load_scorer("cross-encoder", str(cross_encoder_dir), max_length=64, dtype="bfloat16")
+    a, b = np.array(ours.score(scifact_pairs)), np.array(bf16.score(scifact_pairs))
+    assert np.abs(a - b).max() < 2e-3
+
+
+def test_encoder_without_head_gets_a_seeded_fresh_head() -> None:
+    first = load_scorer("cross-encoder", "all-MiniLM-L6-v2", max_length=64, dtype="float32", seed=7)
+    again = load_scorer("cross-encoder", "all-MiniLM-L6-v2", max_length=64, dtype="float32", seed=7)
+    assert isinstance(first, CrossEncoderScorer) and first.fresh_head
+    assert first.score(SHORT) == again.score(SHORT)
+    assert all(0.0 < s < 1.0 for s in first.score(SHORT))  # sigmoid of one logit
+
+
+def test_activation_is_read_from_the_model_folder(tmp_path: Path) -> None:
+    (tmp_path / "config_sentence_transformers.json").write_text(
+        '{"activation_fn": "torch.nn.modules.linear.Identity"}'
+    )
+    assert activation_name(tmp_path, 1) == "identity"
+    old = tmp_path / "old"
+    old.mkdir()
+    block = '{"sentence_transformers": {"activation_fn": "torch.nn.modules.activation.Tanh"}}'
+    (old / "config.json").write_text(block)
+    assert activation_name(old, 1) == "tanh"
+    assert activation_name(tmp_path / "old" / "nothing", 1) == "sigmoid"
+
+
+def test_bad_model_and_kind_raise_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"not found|cannot load"):
+        load_scorer("cross-encoder", str(tmp_path / "missing-model/"), max_length=64)
+    with pytest.raises(ConfigError, match="bi-encoder, cross-encoder"):
+        load_scorer("colbert", "all-MiniLM-L6-v2")
