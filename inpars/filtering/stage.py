@@ -1,0 +1,196 @@
+"""The ``filter`` stage: synthetic queries in, the kept ones (and why the rest went) out.
+
+Outputs in the stage folder:
+
+- ``kept.jsonl``: kept :class:`~inpars.records.SyntheticQuery` records, the scores the
+  steps ranked them by in ``settings["filter_scores"]`` (step -> score)
+- ``dropped.jsonl``: :class:`~inpars.records.Dropped` records (step, reason, detail)
+- ``scores_<step>.jsonl``: :class:`~inpars.records.ScoredPair` of every pair a scoring
+  step saw (``scores_reranker.jsonl`` doubles as the resume cache of that step)
+- counts per step and reason in the manifest (``counts``, ``drops`` as ``step:reason``)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from inpars.config import FilterConfig
+from inpars.errors import ConfigError, DataError
+from inpars.filtering.chain import QueryFilter, apply_filters
+from inpars.filtering.contamination import ContaminationFilter
+from inpars.filtering.dedup import DedupFilter
+from inpars.filtering.logprob import LogprobFilter
+from inpars.filtering.reranker import RerankerFilter
+from inpars.filtering.roundtrip import Retriever, RoundtripFilter
+from inpars.filtering.rules import RulesFilter
+from inpars.io import read_records, write_records
+from inpars.manifest import StageContext
+from inpars.records import Document, Query, ScoredPair, SyntheticQuery
+from inpars.scoring import Scorer, load_scorer
+
+log = logging.getLogger(__name__)
+
+KEPT = "kept.jsonl"
+DROPPED = "dropped.jsonl"
+
+
+class DocumentSource(Protocol):
+    """Where documents come from (a :class:`inpars.data.Collection` fits)."""
+
+    def docs(self) -> Iterator[Document]:
+        ...
+
+
+def read_queries(path: Path) -> list[SyntheticQuery]:
+    """Synthetic queries of a generate stage folder (its shards, in order) or one JSONL file."""
+    if path.is_file():
+        return list(read_records(path, SyntheticQuery))
+    from inpars.generation.shards import read_synthetic_queries
+
+    return list(read_synthetic_queries(path))
+
+
+def load_documents(source: DocumentSource, doc_ids: Iterable[str]) -> dict[str, Document]:
+    """The documents with these ids, streamed from ``source``; every id must be found."""
+    wanted = set(doc_ids)
+    found: dict[str, Document] = {}
+    for doc in source.docs():
+        if doc.doc_id in wanted:
+            found[doc.doc_id] = doc
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise DataError(
+            f"{len(missing)} synthetic queries' documents are not in the collection (e.g. {missing[:3]}). "
+            "Fix: filter with the collection the queries were generated from"
+        )
+    return found
+
+
+def resolve_steps(steps: Sequence[str], eval_queries: Sequence[Query]) -> list[str]:
+    """The steps to run: ``contamination`` is added first when evaluation queries are known."""
+    resolved = list(steps)
+    if eval_queries and "contamination" not in resolved:
+        log.info("filter: adding the contamination check (evaluation queries are known)")
+        resolved.insert(0, "contamination")
+    return resolved
+
+
+def build_filters(
+    cfg: FilterConfig,
+    steps: Sequence[str],
+    documents: dict[str, Document],
+    *,
+    eval_queries: Sequence[Query] = (),
+    bm25: Retriever | None = None,
+    dense: Retriever | None = None,
+    scorer: Scorer | None = None,
+    work_dir: Path | None = None,
+    seed: int = 0,
+) -> list[QueryFilter]:
+    """The filter objects for ``steps`` (in that order) with the settings of ``cfg``.
+
+    ``scorer`` overrides the reranker model of ``cfg`` (it is loaded only when the
+    reranker step runs); ``work_dir`` holds the reranker's resume cache.
+    """
+    filters: list[QueryFilter] = []
+    for step in steps:
+        if step == "rules":
+            filters.append(RulesFilter(
+                documents, min_words=cfg.min_words, max_words=cfg.max_words,
+                max_copied_ngram=cfg.max_copied_ngram, min_letter_ratio=cfg.min_letter_ratio,
+                banned_phrases=tuple(cfg.banned_phrases),
+            ))
+        elif step == "dedup":
+            filters.append(DedupFilter(cfg.near_dup_threshold, seed=seed))
+        elif step == "contamination":
+            if not eval_queries:
+                log.warning("filter: 'contamination' is on but no evaluation queries were given: no-op")
+            filters.append(ContaminationFilter(eval_queries, cfg.contamination_threshold, seed=seed))
+        elif step == "logprob":
+            filters.append(LogprobFilter(cfg.logprob_keep))
+        elif step == "reranker":
+            if scorer is None:
+                scorer = load_scorer(
+                    cfg.reranker_kind, cfg.reranker_model, batch_size=cfg.reranker_batch_size,
+                    max_length=cfg.reranker_max_length, device=cfg.device, dtype=cfg.reranker_dtype,
+                    threads=cfg.threads, seed=seed, show_progress=False,
+                )
+            cache = work_dir / "scores_reranker.jsonl" if work_dir is not None else None
+            filters.append(RerankerFilter(scorer, documents, cfg.reranker_keep, cache_path=cache))
+        elif step == "roundtrip":
+            retriever = bm25 if cfg.roundtrip_retriever == "bm25" else dense
+            if retriever is None:
+                raise ConfigError(
+                    f"[filter] steps has 'roundtrip' with roundtrip_retriever = '{cfg.roundtrip_retriever}', "
+                    f"but no {cfg.roundtrip_retriever} index was given. Fix: build it ([index]"
+                    + (" dense = true" if cfg.roundtrip_retriever == "dense" else "")
+                    + ") or set roundtrip_retriever to the other one"
+                )
+            filters.append(RoundtripFilter(retriever, cfg.roundtrip_k, label=cfg.roundtrip_retriever))
+        else:
+            raise ConfigError(f"[filter] steps: unknown step {step!r}")
+    return filters
+
+
+def filter_stage(
+    ctx: StageContext,
+    cfg: FilterConfig,
+    queries_dir: Path,
+    collection: DocumentSource,
+    *,
+    eval_queries: Sequence[Query],
+    bm25: Retriever | None,
+    dense: Retriever | None,
+    scorer: Scorer | None = None,
+) -> None:
+    """Filter the synthetic queries of ``queries_dir`` (a generate stage folder or a JSONL
+    file) with the steps of ``cfg``; ``eval_queries`` are the queries of every evaluated
+    split (their near-copies are always dropped)."""
+    with ctx.timed("read"):
+        queries = read_queries(Path(queries_dir))
+        documents = load_documents(collection, (q.doc_id for q in queries))
+    ids = [q.query_id for q in queries]
+    if len(set(ids)) != len(ids):
+        raise DataError(
+            f"{queries_dir}: synthetic query ids are not unique. Fix: regenerate into an empty folder"
+        )
+    steps = resolve_steps(cfg.steps, eval_queries)
+    filters = build_filters(cfg, steps, documents, eval_queries=eval_queries, bm25=bm25, dense=dense,
+                            scorer=scorer, work_dir=ctx.out_dir, seed=ctx.seed)
+    with ctx.timed("filter"):
+        result = apply_filters(queries, filters)
+
+    kept_path = ctx.out_dir / KEPT
+    write_records(kept_path, result.kept)
+    ctx.output("kept", kept_path)
+    dropped_path = ctx.out_dir / DROPPED
+    write_records(dropped_path, result.dropped)
+    ctx.output("dropped", dropped_path)
+    pair_of = {q.query_id: q.doc_id for q in queries}
+    for step, scores in result.scores.items():
+        path = ctx.out_dir / f"scores_{step}.jsonl"
+        write_records(path, (ScoredPair(qid, pair_of[qid], s) for qid, s in scores.items()))
+        ctx.output(f"scores_{step}", path)
+
+    ctx.counts["queries"] = len(queries)
+    ctx.counts["documents"] = len(documents)
+    ctx.counts["kept"] = len(result.kept)
+    ctx.counts["dropped"] = len(result.dropped)
+    for report in result.steps:
+        ctx.counts[f"{report.step}_seen"] = report.seen
+        ctx.counts[f"{report.step}_kept"] = report.kept
+        ctx.timings[f"step_{report.step}"] = report.seconds
+        for reason, count in report.drops.items():
+            ctx.drops[f"{report.step}:{reason}"] += count
+    ctx.extra["steps"] = steps
+    ctx.extra["kept_documents"] = len({q.doc_id for q in result.kept})
+    if "reranker" in steps:
+        reranker = next(f for f in filters if isinstance(f, RerankerFilter))
+        scorer_used = reranker.scorer
+        ctx.extra["reranker"] = {"kind": getattr(scorer_used, "kind", "custom"), "model": scorer_used.name,
+                                 "dtype": str(getattr(scorer_used, "dtype", ""))}
+    log.info("filter: kept %d of %d queries (%s)", len(result.kept), len(queries),
+             ", ".join(f"{r.step} -{r.seen - r.kept}" for r in result.steps))

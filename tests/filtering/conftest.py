@@ -1,0 +1,13 @@
+"""Fixtures of the filter tests (crafted records live in ``filtercases``)."""
+
+from __future__ import annotations
+
+import pytest
+from filtercases import DOCS
+
+from inpars.records import Document
+
+
+@pytest.fixture
+def docs() -> dict[str, Document]:
+    return dict(DOCS)
