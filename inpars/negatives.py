@@ -1,0 +1,304 @@
+"""Hard negatives for each kept (query, document) pair, mined from BM25 (and dense) rankings.
+
+For every kept synthetic query the BM25 top ``depth`` is searched and ``count`` negatives
+are picked: the best-ranked (``top``) or a seeded random sample of the ranks
+``window_start..depth`` (``window``). A negative is never the positive document, a
+document with the positive's exact text, or a document judged relevant to that query
+(when qrels are given). Optional dense negatives come from a dense index the same way.
+
+Output: :class:`~inpars.records.TrainingExample` JSONL, streamed and resumable (each query's
+sample depends only on the seed and its id). Exporters write the examples as
+sentence-transformers / Hugging Face datasets style triples (JSONL with ``query``,
+``positive``, ``negative`` columns) and as InPars TSV triples
+(``query<TAB>positive<TAB>negative``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from inpars.config import NegativesConfig
+from inpars.errors import BadLineError, ConfigError, DataError
+from inpars.io import RecordAppender, atomic_open, read_records, write_records
+from inpars.manifest import StageContext
+from inpars.records import Document, Qrel, Query, ScoredPair, SyntheticQuery, TrainingExample
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = "examples.jsonl"
+ST_TRIPLES = "triples.jsonl"
+TSV_TRIPLES = "triples.tsv"
+
+
+class LexicalIndex(Protocol):
+    """What mining needs from BM25 (``inpars.indexing.Bm25Searcher`` fits): search and
+    the stored documents."""
+
+    def search(self, queries: Sequence[Query], k: int, threads: int = 1) -> dict[str, list[ScoredPair]]:
+        ...
+
+    def document(self, doc_id: str) -> Document:
+        ...
+
+
+class DenseRetriever(Protocol):
+    """A dense index (``inpars.indexing.DenseIndex`` fits)."""
+
+    def search(self, queries: Sequence[Query], k: int) -> dict[str, list[ScoredPair]]:
+        ...
+
+
+@dataclass(frozen=True)
+class Triple:
+    """One (query, positive, negative) training row, as exported."""
+
+    query: str
+    positive: str
+    negative: str
+
+
+def judged_relevant(qrels: Iterable[Qrel]) -> dict[str, set[str]]:
+    """Query id -> ids of the documents judged relevant (relevance > 0)."""
+    relevant: dict[str, set[str]] = {}
+    for qrel in qrels:
+        if qrel.relevance > 0:
+            relevant.setdefault(qrel.query_id, set()).add(qrel.doc_id)
+    return relevant
+
+
+def pick_negatives(
+    ranked: Sequence[str],
+    *,
+    exclude: set[str],
+    count: int,
+    sampling: str,
+    window_start: int,
+    rng: random.Random,
+) -> list[str]:
+    """Pick ``count`` document ids from a ranking (best first), never one in ``exclude``.
+
+    ``top``: the best-ranked allowed ones. ``window``: a random sample (from ``rng``) of
+    the allowed ones ranked ``window_start`` or lower (1-based ranks of ``ranked``),
+    returned in rank order.
+    """
+    if sampling == "top":
+        return [d for d in ranked if d not in exclude][:count]
+    if sampling != "window":
+        raise ConfigError(f"negatives sampling {sampling!r}: use 'top' or 'window'")
+    pool = [d for d in ranked[window_start - 1 :] if d not in exclude]
+    if len(pool) <= count:
+        return pool
+    chosen = set(rng.sample(range(len(pool)), count))
+    return [d for i, d in enumerate(pool) if i in chosen]
+
+
+class DocumentCache:
+    """Stored documents fetched from the index, the most recent ``size`` kept in memory."""
+
+    def __init__(self, index: LexicalIndex, size: int = 100_000) -> None:
+        self.index = index
+        self.size = size
+        self._docs: OrderedDict[str, Document] = OrderedDict()
+
+    def get(self, doc_id: str) -> Document:
+        doc = self._docs.get(doc_id)
+        if doc is None:
+            doc = self.index.document(doc_id)
+            self._docs[doc_id] = doc
+            if len(self._docs) > self.size:
+                self._docs.popitem(last=False)
+        else:
+            self._docs.move_to_end(doc_id)
+        return doc
+
+
+def _batches(items: Iterable[SyntheticQuery], size: int) -> Iterator[list[SyntheticQuery]]:
+    batch: list[SyntheticQuery] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def mine_negatives(
+    queries: Iterable[SyntheticQuery],
+    bm25: LexicalIndex,
+    cfg: NegativesConfig,
+    *,
+    dense: DenseRetriever | None = None,
+    qrels: Iterable[Qrel] | None = None,
+    seed: int = 0,
+) -> Iterator[TrainingExample]:
+    """One :class:`TrainingExample` per query, in input order, streamed batch by batch."""
+    if cfg.dense_count and dense is None:
+        raise ConfigError(
+            f"[negatives] dense_count = {cfg.dense_count} but no dense index was given. "
+            "Fix: build one ([index] dense = true) or set dense_count = 0"
+        )
+    relevant = judged_relevant(qrels or ())
+    docs = DocumentCache(bm25)
+    for batch in _batches(queries, cfg.batch_size):
+        search_queries = [Query(q.query_id, q.text) for q in batch]
+        lexical = bm25.search(search_queries, cfg.depth, threads=cfg.threads)
+        semantic = dense.search(search_queries, cfg.depth) if dense is not None and cfg.dense_count else {}
+        for query in batch:
+            positive = docs.get(query.doc_id)
+            exclude = {query.doc_id} | relevant.get(query.query_id, set())
+            rng = random.Random(f"{seed}:{query.query_id}")
+            chosen = _choose(lexical.get(query.query_id, []), exclude, cfg.count, cfg, positive, docs, rng)
+            if cfg.dense_count:
+                exclude |= set(chosen)
+                hits = semantic.get(query.query_id, [])
+                chosen += _choose(hits, exclude, cfg.dense_count, cfg, positive, docs, rng)
+            yield TrainingExample(
+                query_id=query.query_id,
+                query=query.text,
+                doc_id=query.doc_id,
+                positive=positive.contents,
+                negative_ids=tuple(chosen),
+                negatives=tuple(docs.get(d).contents for d in chosen),
+            )
+
+
+def _choose(
+    hits: Sequence[ScoredPair],
+    exclude: set[str],
+    count: int,
+    cfg: NegativesConfig,
+    positive: Document,
+    docs: DocumentCache,
+    rng: random.Random,
+) -> list[str]:
+    """Negatives from one ranking. A pick with the positive's exact text (the same document
+    under another id) or no text is excluded and the pick redone."""
+    ranked = [p.doc_id for p in hits]
+    exclude = set(exclude)
+    while True:
+        chosen = pick_negatives(ranked, exclude=exclude, count=count, sampling=cfg.sampling,
+                                window_start=cfg.window_start, rng=rng)
+        unusable = {d for d in chosen if docs.get(d).contents in (positive.contents, "")}
+        if not unusable:
+            return chosen
+        exclude |= unusable
+
+
+# --------------------------------------------------------------------------- exporters
+def iter_triples(examples: Iterable[TrainingExample]) -> Iterator[Triple]:
+    """One (query, positive, negative) row per negative of each example."""
+    for example in examples:
+        for negative in example.negatives:
+            yield Triple(example.query, example.positive, negative)
+
+
+def export_sentence_transformers(examples_path: Path, out_path: Path) -> int:
+    """Write the examples as JSONL rows ``{"query", "positive", "negative"}`` (the column
+    layout of sentence-transformers / Hugging Face ``datasets`` triplet data); returns the
+    number of rows. ``datasets.load_dataset("json", data_files=...)`` reads it as is."""
+    return write_records(out_path, iter_triples(read_records(examples_path, TrainingExample)))
+
+
+def read_st_triples(path: Path) -> Iterator[Triple]:
+    """Rows of a file written by :func:`export_sentence_transformers`."""
+    return read_records(path, Triple)
+
+
+def tsv_field(text: str) -> str:
+    """``text`` on one line without tabs (runs of whitespace become one space)."""
+    return " ".join(text.split())
+
+
+def export_tsv_triples(examples_path: Path, out_path: Path) -> int:
+    """Write InPars-style ``query<TAB>positive<TAB>negative`` lines (whitespace inside a
+    field collapsed to single spaces); returns the number of lines."""
+    count = 0
+    with atomic_open(out_path) as handle:
+        for triple in iter_triples(read_records(examples_path, TrainingExample)):
+            handle.write(f"{tsv_field(triple.query)}\t{tsv_field(triple.positive)}\t{tsv_field(triple.negative)}\n")
+            count += 1
+    return count
+
+
+def read_tsv_triples(path: Path) -> Iterator[Triple]:
+    """Rows of a ``query<TAB>positive<TAB>negative`` file."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found. Fix: check the path")
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != 3:
+                raise BadLineError(path, number, None, f"{len(fields)} tab-separated fields instead of 3",
+                                   "write 'query<TAB>positive<TAB>negative' on each line")
+            yield Triple(*fields)
+
+
+EXPORTERS = {
+    "sentence-transformers": (ST_TRIPLES, export_sentence_transformers),
+    "tsv": (TSV_TRIPLES, export_tsv_triples),
+}
+
+
+# --------------------------------------------------------------------------- stage
+def negatives_stage(
+    ctx: StageContext,
+    cfg: NegativesConfig,
+    kept_path: Path,
+    bm25: LexicalIndex,
+    *,
+    dense: DenseRetriever | None = None,
+    qrels: Sequence[Qrel] | None = None,
+) -> None:
+    """Mine negatives for every query of ``kept_path`` (the filter stage's ``kept.jsonl``)
+    into ``examples.jsonl``, then export it in the formats of ``cfg.export``.
+
+    Resumable: examples already written by an interrupted run are kept, and mining goes
+    on from the next query (each query's sample depends only on the seed and its id).
+    """
+    from tqdm import tqdm
+
+    kept_path = Path(kept_path)
+    out = ctx.out_dir / EXAMPLES
+    done = sum(1 for _ in read_records(out, TrainingExample)) if out.is_file() else 0
+    total = sum(1 for _ in read_records(kept_path, SyntheticQuery))
+    if done > total:
+        raise DataError(f"{out}: holds {done} examples for {total} kept queries. Fix: delete it and rerun")
+    if done:
+        log.info("negatives: resuming after %d of %d examples", done, total)
+    remaining = (q for i, q in enumerate(read_records(kept_path, SyntheticQuery)) if i >= done)
+    stats = {"examples": 0, "negatives": 0, "short": 0}
+    with ctx.timed("mine"), RecordAppender(out) as appender, tqdm(
+        total=total, initial=done, desc="negatives", unit="query", disable=total < 2 * cfg.batch_size
+    ) as bar:
+        wanted = cfg.count + (cfg.dense_count if dense is not None else 0)
+        buffer: list[TrainingExample] = []
+        for example in mine_negatives(remaining, bm25, cfg, dense=dense, qrels=qrels, seed=ctx.seed):
+            buffer.append(example)
+            if len(buffer) == cfg.batch_size:
+                appender.write(buffer)
+                bar.update(len(buffer))
+                buffer = []
+        appender.write(buffer)
+        bar.update(len(buffer))
+    for example in read_records(out, TrainingExample):
+        stats["examples"] += 1
+        stats["negatives"] += len(example.negative_ids)
+        stats["short"] += len(example.negative_ids) < wanted
+    ctx.output("examples", out)
+    with ctx.timed("export"):
+        for name in cfg.export:
+            filename, exporter = EXPORTERS[name]
+            stats[f"rows_{name}"] = exporter(out, ctx.out_dir / filename)
+            ctx.output(name, ctx.out_dir / filename)
+    ctx.counts.update(stats)
+    if stats["short"]:
+        ctx.drops["fewer_negatives_than_asked"] = stats["short"]
+    log.info("negatives: %d examples, %d negatives (%d examples short of %d)", stats["examples"],
+             stats["negatives"], stats["short"], wanted)
