@@ -1,16 +1,81 @@
-"""The ``inpars`` command line: one subcommand per stage, plus ``run`` and ``doctor``."""
+"""The ``inpars`` command line: one subcommand per stage, ``run`` for all of them, ``doctor``.
+
+Every stage subcommand takes an experiment config (``configs/<experiment>.toml``) and runs
+that stage into ``runs/<experiment>/<stage>/``; the stages it needs must have finished.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from inpars import __version__
 from inpars.errors import InparsError
 
-STAGES = ("index", "generate", "filter", "negatives", "train", "rerank", "evaluate")
+if TYPE_CHECKING:
+    from inpars.pipeline import Experiment
+
+STAGE_HELP = {
+    "index": "build the BM25 (and dense) index and the first-stage runs",
+    "generate": "write synthetic queries for documents with a language model",
+    "filter": "keep the best synthetic queries; count every drop with its reason",
+    "negatives": "mine hard negatives with BM25 and export training examples",
+    "train": "fine-tune a cross-encoder reranker (and a dense retriever)",
+    "rerank": "rerank the BM25 run with each model",
+    "evaluate": "score the runs with ranx, test significance, write the reports",
+}
+
+
+def _experiment(args: argparse.Namespace) -> Experiment:
+    import dataclasses
+
+    from inpars.config import load_config
+    from inpars.pipeline import Experiment
+
+    config = load_config(args.config)
+    if args.skip_bad_lines:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, skip_bad_lines=True))
+    forced = set(args.force or ())
+    return Experiment(config, command=_command_line(), force=frozenset(forced))
+
+
+def _command_line() -> str:
+    return "inpars " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _stage(args: argparse.Namespace) -> int:
+    experiment = _experiment(args)
+    result = getattr(experiment, args.command)()
+    state = "skipped (already complete)" if result.skipped else "done"
+    print(f"{args.command}: {state} -> {result.out_dir}")
+    _print_counts(result.manifest)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from inpars.pipeline import stages_until
+
+    experiment = _experiment(args)
+    summary = experiment.run(stages_until(args.until))
+    for name, info in summary["stages"].items():
+        state = "skipped" if info["skipped"] else f"{info['seconds'] or 0:.0f} s"
+        print(f"{name:10s} {state}")
+    for system, metrics in summary.get("metrics", {}).items():
+        values = "  ".join(f"{m} {v:.4f}" for m, v in metrics.items())
+        print(f"{system:28s} {values}")
+    print(f"run folder: {experiment.run_dir}")
+    return 0
+
+
+def _print_counts(manifest: dict[str, object]) -> None:
+    for key in ("counts", "drops"):
+        values = manifest.get(key) or {}
+        if isinstance(values, dict) and values:
+            print(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
 
 
 def _doctor(_: argparse.Namespace) -> int:
@@ -25,10 +90,31 @@ def _doctor(_: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="inpars", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="inpars",
+        description="Synthetic training data for search systems: "
+        "index -> generate -> filter -> negatives -> train -> rerank -> evaluate.",
+    )
     parser.add_argument("--version", action="version", version=f"inpars {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument("config", help="experiment config, e.g. configs/scifact.toml")
+        p.add_argument("--skip-bad-lines", action="store_true",
+                       help="skip (and count) malformed input lines instead of stopping")
+
+    run = sub.add_parser("run", help="run every stage (finished ones are skipped)")
+    with_config(run)
+    run.add_argument("--until", metavar="STAGE", help="stop after this stage")
+    run.add_argument("--force", metavar="STAGE", action="append", choices=list(STAGE_HELP),
+                     help="rerun this stage even if it is complete (repeatable)")
+    run.set_defaults(func=_run)
+    for stage, text in STAGE_HELP.items():
+        p = sub.add_parser(stage, help=text)
+        with_config(p)
+        p.add_argument("--force", action="store_const", const=[stage], help="rerun even if complete")
+        p.set_defaults(func=_stage)
     doctor = sub.add_parser("doctor", help="show versions and check Java 21")
     doctor.set_defaults(func=_doctor)
     return parser

@@ -1,0 +1,126 @@
+"""`inpars run configs/smoke.toml` end to end, with real models on a small cut of SciFact."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from inpars.config import load_config
+from inpars.errors import ConfigError
+from inpars.pipeline import STAGES, stages_until
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cut_scifact(shared: Path, out: Path, *, test_queries: int = 30, train_queries: int = 20,
+                other_docs: int = 120) -> Path:
+    """A small BEIR folder: some test and train queries, their judged documents, more documents."""
+    src = shared / "scifact"
+
+    def qrels(split: str, n: int) -> list[list[str]]:
+        rows = [line.rstrip("\n").split("\t") for line in (src / "qrels" / f"{split}.tsv").open()][1:]
+        keep = sorted({r[0] for r in rows}, key=int)[:n]
+        return [r for r in rows if r[0] in keep]
+
+    test, train = qrels("test", test_queries), qrels("train", train_queries)
+    doc_ids = {r[1] for r in test + train}
+    query_ids = {r[0] for r in test + train}
+    (out / "qrels").mkdir(parents=True)
+    with (out / "corpus.jsonl").open("w") as handle:
+        for number, line in enumerate((src / "corpus.jsonl").open()):
+            if json.loads(line)["_id"] in doc_ids or number < other_docs:
+                handle.write(line)
+    with (out / "queries.jsonl").open("w") as handle:
+        for line in (src / "queries.jsonl").open():
+            if json.loads(line)["_id"] in query_ids:
+                handle.write(line)
+    for split, rows in (("test", test), ("train", train)):
+        lines = ["query-id\tcorpus-id\tscore"] + ["\t".join(r) for r in rows]
+        (out / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+    return out
+
+
+def smoke_config(tmp: Path, shared: Path, **filter_overrides: object) -> Path:
+    data = tomllib.loads((REPO / "configs" / "smoke.toml").read_text())
+    collection = tmp / "smoke-collection"
+    if not collection.exists():
+        cut_scifact(shared, collection)
+    data["data"]["source"] = str(collection)
+    data["data"].pop("fallback", None)
+    data["experiment"]["run_dir"] = str(tmp / "run")
+    data["experiment"]["results_dir"] = str(tmp / "results")
+    data["index"]["output_dir"] = str(tmp / "index")
+    data["filter"].update(filter_overrides)
+    path = tmp / "smoke.toml"
+    path.write_text(_toml(data))
+    return path
+
+
+def _toml(data: dict[str, dict[str, object]]) -> str:
+    lines = []
+    for section, values in data.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
+    return "\n".join(lines) + "\n"
+
+
+def run_cli(config: Path, cwd: Path) -> dict[str, object]:
+    done = subprocess.run([sys.executable, "-m", "inpars.cli", "run", str(config)], cwd=cwd,
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads((cwd / "run" / "manifest.json").read_text())
+
+
+def test_every_shipped_config_validates() -> None:
+    for path in sorted((REPO / "configs").glob("*.toml")):
+        config = load_config(path)
+        assert config.experiment.name == path.stem
+
+
+def test_stages_until() -> None:
+    assert stages_until("filter") == ("index", "generate", "filter")
+    assert stages_until(None) == STAGES
+    with pytest.raises(ConfigError, match="unknown stage"):
+        stages_until("fine-tune")
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+def test_smoke_run_end_to_end_then_skips_then_reruns_from_filter(tmp_path: Path, shared_data: Path) -> None:
+    config = smoke_config(tmp_path, shared_data)
+    summary = run_cli(config, tmp_path)
+
+    stages = summary["stages"]
+    assert isinstance(stages, dict) and list(stages) == list(STAGES)
+    assert not any(info["skipped"] for info in stages.values())
+    for stage in STAGES:
+        manifest = json.loads((tmp_path / "run" / stage / "manifest.json").read_text())
+        assert manifest["status"] == "complete" and manifest["stage"] == stage
+        assert manifest["versions"]["python"] and manifest["timings"]["total"] > 0
+    generated = json.loads((tmp_path / "run" / "generate" / "manifest.json").read_text())
+    assert generated["counts"]["queries"] > 0
+    assert generated["extra"]["example_query_ids"], "promptagator examples are recorded"
+    kept = (tmp_path / "run" / "filter" / "kept.jsonl").read_text().splitlines()
+    assert kept, "some synthetic queries survive the filters"
+    assert (tmp_path / "run" / "train" / "cross-encoder" / "config.json").is_file()
+    assert (tmp_path / "run" / "rerank" / "runs" / "bm25+ce-synthetic.trec").is_file()
+    metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
+    assert {"bm25", "bm25+ce-synthetic"} <= set(metrics["systems"])
+    assert 0 < metrics["systems"]["bm25"]["ndcg@10"] <= 1
+    assert (tmp_path / "results" / "report.md").read_text().startswith("#")
+    assert (tmp_path / "results" / "manifest.json").is_file()
+    assert summary["metrics"] == metrics["systems"]
+
+    again = run_cli(config, tmp_path)
+    assert all(info["skipped"] for info in again["stages"].values())
+
+    changed = smoke_config(tmp_path, shared_data, min_words=3)
+    third = run_cli(changed, tmp_path)
+    skipped = {stage: info["skipped"] for stage, info in third["stages"].items()}
+    assert skipped["index"] and skipped["generate"]
+    assert not skipped["filter"]
