@@ -112,6 +112,7 @@ class TrainConfig:
     dense_learning_rate: float = 2e-5
 
     def __post_init__(self) -> None:
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 autocast where the chip has it
         for name in ("batch_size", "max_length", "epochs", "grad_accumulation", "log_every",
                      "dense_batch_size", "dense_max_length", "dense_epochs"):
             if getattr(self, name) < 1:
@@ -151,6 +152,7 @@ class RerankConfig:
                 raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
         if self.threads < 0:
             raise ValueError(f"threads = {self.threads}: must be 0 or more")
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 where the chip has it
         for spec in self.extra_systems:
             name, _, rest = spec.partition("=")
             kind, _, model = rest.partition(":")

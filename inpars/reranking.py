@@ -190,7 +190,7 @@ def systems_from_config(cfg: RerankConfig, trained_cross_encoder: Path | None = 
 def load_system(spec: SystemSpec, cfg: RerankConfig) -> Scorer:
     """Load the scorer of a :class:`SystemSpec` with the section's batch settings."""
     return load_scorer(spec.kind, spec.model, batch_size=cfg.batch_size, max_length=cfg.max_length,
-                       device=cfg.device, threads=cfg.threads)
+                       device=cfg.device, dtype=cfg.dtype, threads=cfg.threads)
 
 
 def rerank_stage(

@@ -23,7 +23,6 @@ import json
 import logging
 import random
 from collections.abc import Iterable, Sequence
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from inpars.training.examples import chunks, load_examples, with_negatives
 from inpars.training.loop import (
     LossCurve,
     atomic_dir,
+    autocast,
     make_optimizer,
     pick_device,
     planned_steps,
@@ -130,11 +130,10 @@ def train_cross_encoder(
     total_steps = planned_steps(batches_per_epoch, cfg.epochs, cfg.grad_accumulation, cfg.max_steps)
     optimizer, scheduler = make_optimizer(model, cfg.learning_rate, cfg.weight_decay, cfg.warmup_ratio,
                                           total_steps)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                if device.startswith("cuda") and torch.cuda.is_bf16_supported() else nullcontext())
-    log.info("cross-encoder: %d examples, %d %s per epoch, %d optimizer steps on %s (%d threads)",
+    mixed, precision = autocast(cfg.precision, device)
+    log.info("cross-encoder: %d examples, %d %s per epoch, %d optimizer steps on %s (%s, %d threads)",
              len(data.examples), len(units), "pairs" if cfg.loss == "bce" else "groups", total_steps,
-             device, threads)
+             device, precision, threads)
 
     curve = LossCurve(cfg.log_every)
     bar = progress_bar(total_steps, "train cross-encoder")
@@ -147,7 +146,7 @@ def train_cross_encoder(
         batches = chunks(order, per_batch)
         window_loss, window_pairs, window_batches = 0.0, 0, 0
         for index, batch in enumerate(batches):
-            with autocast:
+            with mixed:
                 loss, pairs = _batch_loss(model, tokenizer, batch, cfg, device)
             (loss / cfg.grad_accumulation).backward()
             window_loss += float(loss.detach())
@@ -175,6 +174,7 @@ def train_cross_encoder(
         "loss": cfg.loss,
         "seed": run_seed,
         "device": device,
+        "precision": precision,
         "threads": threads,
         "data": {
             "source": data.source,

@@ -28,6 +28,7 @@ from inpars.training.examples import distinct_batches, load_examples, with_negat
 from inpars.training.loop import (
     LossCurve,
     atomic_dir,
+    autocast,
     make_optimizer,
     pick_device,
     planned_steps,
@@ -97,8 +98,9 @@ def train_dense(
     total_steps = planned_steps(batches_per_epoch, cfg.dense_epochs, cfg.grad_accumulation, cfg.max_steps)
     optimizer, scheduler = make_optimizer(model, cfg.dense_learning_rate, cfg.weight_decay,
                                           cfg.warmup_ratio, total_steps)
-    log.info("dense: %d examples, %d optimizer steps on %s (%d threads)", len(items), total_steps,
-             device, threads)
+    mixed, precision = autocast(cfg.precision, device)
+    log.info("dense: %d examples, %d optimizer steps on %s (%s, %d threads)", len(items), total_steps,
+             device, precision, threads)
 
     curve = LossCurve(cfg.log_every)
     bar = progress_bar(total_steps, "train dense encoder")
@@ -114,7 +116,8 @@ def train_dense(
             columns = [[g[0] for _, g in batch], [g[1] for _, g in batch]]
             columns += [[g[2][k] for _, g in batch] for k in range(cfg.dense_negatives_per_example)]
             features = [_features(model, column, device) for column in columns]
-            loss = loss_fn(features, None)
+            with mixed:
+                loss = loss_fn(features, None)
             (loss / cfg.grad_accumulation).backward()
             window_loss += float(loss.detach())
             window_texts += len(batch) * (len(columns) - 1)
@@ -140,6 +143,7 @@ def train_dense(
         "loss": "multiple_negatives_ranking",
         "seed": run_seed,
         "device": device,
+        "precision": precision,
         "threads": threads,
         "data": {
             "source": data.source,

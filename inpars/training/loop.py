@@ -1,5 +1,5 @@
-"""What every trainer shares: device and threads, seeding, AdamW with linear warmup,
-the loss curve, and the atomic save of a model folder."""
+"""What every trainer shares: device and threads (those of :mod:`inpars.scoring.runtime`),
+seeding, AdamW with linear warmup, the loss curve, and the atomic save of a model folder."""
 
 from __future__ import annotations
 
@@ -11,46 +11,31 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inpars.errors import ConfigError
+from inpars.scoring.runtime import resolve_device as pick_device
+from inpars.scoring.runtime import resolve_dtype, set_threads, usable_cores
+
+__all__ = [
+    "LossCurve", "atomic_dir", "autocast", "make_optimizer", "pick_device", "planned_steps", "progress_bar",
+    "seed_everything", "set_threads", "usable_cores",
+]
 
 log = logging.getLogger(__name__)
 
 
-def pick_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; other values checked."""
+def autocast(precision: str, device: str) -> tuple[AbstractContextManager[Any], str]:
+    """Mixed precision for a training step: bfloat16 autocast (weights stay float32) when
+    ``precision`` asks for it or is ``auto`` on a chip with bf16 (CUDA, AMX / AVX-512 BF16
+    CPUs), else nothing. Returns the context and the precision's name."""
     import torch
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"device = {device!r} but no CUDA GPU is visible. Fix: set device = 'auto' or 'cpu'"
-        )
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("device = 'mps' but MPS is not available. Fix: set device = 'auto' or 'cpu'")
-    return device
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def set_threads(threads: int) -> int:
-    """Set torch's intra-op threads (0: every usable core); returns the number set."""
-    import torch
-
-    count = threads or usable_cores()
-    torch.set_num_threads(count)
-    return count
+    if resolve_dtype(precision, device) == torch.bfloat16:
+        return torch.autocast(device.split(":")[0], dtype=torch.bfloat16), "bfloat16"
+    return nullcontext(), "float32"
 
 
 def seed_everything(seed: int) -> None:
