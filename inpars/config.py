@@ -103,6 +103,7 @@ class TrainConfig:
     log_every: int = 10  # optimizer steps per point of the loss curve
     threads: int = 0  # 0: every core
     device: str = "auto"
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 autocast where the chip has it
     dense: bool = False  # also fine-tune the sentence encoder (GPL/InPars-style)
     dense_model: str = "all-MiniLM-L6-v2"
     dense_batch_size: int = 16  # queries per batch (in-batch + hard negatives)
@@ -112,17 +113,16 @@ class TrainConfig:
     dense_learning_rate: float = 2e-5
 
     def __post_init__(self) -> None:
-    precision: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 autocast where the chip has it
         for name in ("batch_size", "max_length", "epochs", "grad_accumulation", "log_every",
                      "dense_batch_size", "dense_max_length", "dense_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
-        for name in ("max_steps", "max_examples", "threads", "negatives_per_example",
-                     "dense_negatives_per_example"):
+        for name in ("max_steps", "max_examples", "threads", "dense_negatives_per_example"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} = {getattr(self, name)}: must be 0 or more")
-        if self.loss == "listwise" and self.negatives_per_example < 1:
-            raise ValueError("loss = 'listwise' needs negatives_per_example >= 1")
+        if self.negatives_per_example < 1:
+            raise ValueError(f"negatives_per_example = {self.negatives_per_example}: must be at least 1 "
+                             "(random negatives fill in for missing mined ones)")
         for name in ("learning_rate", "dense_learning_rate"):
             if not 0 < getattr(self, name) < 1:
                 raise ValueError(f"{name} = {getattr(self, name)}: must be in (0, 1), e.g. 3e-5")
@@ -143,6 +143,7 @@ class RerankConfig:
     max_length: int = 256
     threads: int = 0  # 0: every core
     device: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 where the chip has it
     zero_shot: bool = True  # also rank with the untuned packaged encoder (cosine), a baseline
     extra_systems: list[str] = field(default_factory=list)  # "name=kind:model"
 
@@ -152,7 +153,6 @@ class RerankConfig:
                 raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
         if self.threads < 0:
             raise ValueError(f"threads = {self.threads}: must be 0 or more")
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 where the chip has it
         for spec in self.extra_systems:
             name, _, rest = spec.partition("=")
             kind, _, model = rest.partition(":")
