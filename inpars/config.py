@@ -58,6 +58,15 @@ class IndexConfig:
     depth: int = 100
     remove_self_hits: bool = False
     force: bool = False
+    output_dir: str = ""  # default: index/<collection name>/ (bm25/ and dense/<model>/ inside)
+    docvectors: bool = False  # also store positions + document vectors (RM3, term stats)
+    dense_device: str = ""  # "" picks cuda when available, else cpu
+
+    def __post_init__(self) -> None:
+        if self.k1 < 0 or not 0 <= self.b <= 1:
+            raise ValueError(f"k1={self.k1}, b={self.b}: need k1 >= 0 and 0 <= b <= 1")
+        if self.threads < 1 or self.depth < 1 or self.dense_batch_size < 1 or self.dense_max_length < 1:
+            raise ValueError("threads, depth, dense_batch_size and dense_max_length must be >= 1")
 
 
 @dataclass(frozen=True)

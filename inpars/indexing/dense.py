@@ -1,0 +1,401 @@
+"""Dense retrieval: a sentence-transformers encoder and an exact FAISS inner-product index.
+
+:func:`build_dense_index` encodes every document (title and text) into a normalized
+embedding, streamed in chunks straight into ``embeddings.npy`` on disk (memory stays
+flat whatever the corpus size), then builds a FAISS ``IndexFlatIP`` (cosine similarity).
+The folder ``index/<collection>/dense/<model>/`` holds::
+
+    embeddings.npy    float32, one row per document, in doc_ids.json order
+    doc_ids.json      the document ids
+    faiss.index       the FAISS index (moved to the GPU on load when FAISS has GPUs)
+    inpars-index.json manifest: corpus sha256, model, settings, versions, timings
+
+An interrupted encoding resumes from the last finished chunk (the partial build waits in
+a hidden sibling folder). :meth:`DenseIndex.load` reopens an index without encoding
+anything; :meth:`DenseIndex.reencode` encodes the corpus again with another (e.g.
+fine-tuned) model into its own folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from inpars.errors import DataError, IndexStoreError
+from inpars.indexing.encoder import encode, load_encoder, model_identity, model_slug
+from inpars.indexing.store import (
+    Corpus,
+    base_manifest,
+    corpus_fingerprint,
+    fingerprint_of,
+    read_index_manifest,
+    replace_folder,
+    reusable,
+    write_index_manifest,
+)
+from inpars.io import read_json, write_json
+from inpars.records import Document, Query, ScoredPair
+
+log = logging.getLogger(__name__)
+
+KIND = "dense"
+EMBEDDINGS = "embeddings.npy"
+DOC_IDS = "doc_ids.json"
+FAISS_INDEX = "faiss.index"
+PROGRESS = "progress.json"
+QUERY_CHUNK = 4096
+
+
+def dense_index_dir(root: Path | str, model: str) -> Path:
+    """Where the dense index of ``model`` goes under an index root (``index/<collection>``)."""
+    return Path(root) / "dense" / model_slug(model)
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as exc:
+        from inpars.errors import DependencyError
+
+        raise DependencyError(
+            "FAISS is missing. Fix: pip install 'inpars[cpu]' (or 'inpars[gpu]' with CUDA)"
+        ) from exc
+    return faiss
+
+
+def build_dense_index(
+    collection: Corpus,
+    out_dir: Path | str,
+    model: str = "all-MiniLM-L6-v2",
+    *,
+    batch_size: int = 32,
+    max_length: int = 256,
+    device: str = "",
+    force: bool = False,
+    chunk_size: int = 1024,
+) -> DenseIndex:
+    """Encode ``collection`` with ``model`` into a FAISS index in ``out_dir`` (reused when
+    the corpus, model weights and max length are unchanged, unless ``force``)."""
+    index, _ = ensure_dense_index(
+        collection,
+        out_dir,
+        model,
+        batch_size=batch_size,
+        max_length=max_length,
+        device=device,
+        force=force,
+        chunk_size=chunk_size,
+    )
+    return index
+
+
+def ensure_dense_index(
+    collection: Corpus,
+    out_dir: Path | str,
+    model: str = "all-MiniLM-L6-v2",
+    *,
+    batch_size: int = 32,
+    max_length: int = 256,
+    device: str = "",
+    force: bool = False,
+    chunk_size: int = 1024,
+) -> tuple[DenseIndex, bool]:
+    """:func:`build_dense_index`, also saying whether it encoded (``True``) or reused."""
+    import numpy as np
+
+    folder = Path(out_dir)
+    start = time.perf_counter()
+    corpus_id = corpus_fingerprint(collection)
+    identity = model_identity(model)
+    settings = {
+        "max_length": max_length,
+        "normalized": True,
+        "text": "title + newline + text",
+        "faiss": "IndexFlatIP",
+    }
+    fingerprint = fingerprint_of(
+        {"kind": KIND, "corpus": corpus_id, "model": {**identity, "resolved": None}, "settings": settings}
+    )
+    if not force and reusable(folder, KIND, fingerprint) is not None:
+        log.info("dense: reusing %s (same corpus, model and settings)", folder)
+        dense = DenseIndex.load(folder, device=device, batch_size=batch_size)
+        dense.collection = collection
+        return dense, False
+
+    total = collection.count_docs()
+    if total == 0:
+        raise DataError(
+            f"{collection.name}: the corpus has no documents, so there is nothing to encode. "
+            "Fix: check [data].source"
+        )
+    encoder = load_encoder(model, max_length=max_length, device=device)
+    dim = int(
+        (getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension)()
+    )
+    work = folder.parent / f".{folder.name}.partial"
+    done = _resume_point(work, fingerprint, total, dim, force)
+    if done == 0:
+        work.mkdir(parents=True, exist_ok=True)
+        np.lib.format.open_memmap(work / EMBEDDINGS, mode="w+", dtype=np.float32, shape=(total, dim)).flush()
+        write_json(work / PROGRESS, {"fingerprint": fingerprint, "rows": 0, "docs": total, "dim": dim})
+    else:
+        log.info("dense: resuming %s after %d of %d documents", folder, done, total)
+    embeddings = np.load(work / EMBEDDINGS, mmap_mode="r+")
+    doc_ids: list[str] = []
+    t0 = time.perf_counter()
+    from tqdm import tqdm
+
+    with tqdm(total=total, initial=done, desc=f"encode {model_slug(model)}", unit="doc") as bar:
+        for chunk in _chunks(collection.docs(), chunk_size):
+            begin = len(doc_ids)
+            doc_ids.extend(d.doc_id for d in chunk)
+            if len(doc_ids) > total:
+                raise DataError(
+                    f"{collection.name}: the corpus grew while it was being encoded. Fix: rebuild"
+                )
+            if len(doc_ids) <= done:
+                continue
+            todo = chunk[max(0, done - begin) :]
+            row = max(begin, done)
+            embeddings[row : row + len(todo)] = encode(
+                encoder, [d.contents for d in todo], batch_size=batch_size, queries=False
+            )
+            embeddings.flush()
+            write_json(
+                work / PROGRESS,
+                {"fingerprint": fingerprint, "rows": row + len(todo), "docs": total, "dim": dim},
+            )
+            bar.update(len(todo))
+    encode_seconds = time.perf_counter() - t0
+    if len(doc_ids) != total:
+        raise DataError(f"{collection.name}: {len(doc_ids)} documents read but {total} counted. Fix: rebuild")
+    del embeddings
+    t0 = time.perf_counter()
+    write_json(work / DOC_IDS, doc_ids)
+    _write_faiss(work, dim)
+    (work / PROGRESS).unlink()
+    manifest = base_manifest(KIND, fingerprint, collection, corpus_id)
+    manifest.update(
+        {
+            "model": identity,
+            "dim": dim,
+            "docs": total,
+            "settings": settings,
+            "batch_size": batch_size,
+            "timings": {"encode": round(encode_seconds, 3), "faiss": round(time.perf_counter() - t0, 3)},
+            "build_seconds": round(time.perf_counter() - start, 3),
+        }
+    )
+    write_index_manifest(work, manifest)
+    replace_folder(work, folder)
+    log.info(
+        "dense: %s encoded with %s -> %s (%.1f s)",
+        collection.name,
+        model,
+        folder,
+        time.perf_counter() - start,
+    )
+    dense = DenseIndex.load(folder, device=device, batch_size=batch_size, encoder=encoder)
+    dense.collection = collection
+    return dense, True
+
+
+def _resume_point(work: Path, fingerprint: str, total: int, dim: int, force: bool) -> int:
+    """Rows already encoded by an interrupted build of the same index (0: start afresh)."""
+    progress = work / PROGRESS
+    if work.exists() and progress.is_file() and not force:
+        try:
+            state = read_json(progress)
+        except DataError:
+            state = {}
+        if (state.get("fingerprint"), state.get("docs"), state.get("dim")) == (fingerprint, total, dim) and (
+            work / EMBEDDINGS
+        ).is_file():
+            return int(state.get("rows", 0))
+    if work.exists():
+        shutil.rmtree(work)
+    return 0
+
+
+def _chunks(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
+    chunk: list[Document] = []
+    for doc in docs:
+        chunk.append(doc)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _write_faiss(folder: Path, dim: int) -> None:
+    import numpy as np
+
+    faiss = _faiss()
+    embeddings = np.load(folder / EMBEDDINGS, mmap_mode="r")
+    index = faiss.IndexFlatIP(dim)
+    for begin in range(0, embeddings.shape[0], 65536):
+        index.add(np.ascontiguousarray(embeddings[begin : begin + 65536]))
+    faiss.write_index(index, str(folder / FAISS_INDEX))
+
+
+class DenseIndex:
+    """A dense index on disk: document embeddings, their ids and a FAISS index."""
+
+    def __init__(
+        self,
+        folder: Path,
+        manifest: dict[str, Any],
+        doc_ids: list[str],
+        index: Any,
+        *,
+        device: str = "",
+        batch_size: int = 32,
+        encoder: Any = None,
+    ) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.doc_ids = doc_ids
+        self.index = index
+        self.device = device
+        self.batch_size = batch_size
+        self._encoder = encoder
+        self._gpu_resources: Any = None
+        self.collection: Corpus | None = None  # the corpus, when this process built or checked the index
+
+    @classmethod
+    def load(
+        cls, folder: Path | str, *, device: str = "", batch_size: int = 32, encoder: Any = None
+    ) -> DenseIndex:
+        """Open a built index without encoding anything (the encoder loads on first search)."""
+        path = Path(folder)
+        manifest = read_index_manifest(path, KIND)
+        for name in (EMBEDDINGS, DOC_IDS, FAISS_INDEX):
+            if not (path / name).is_file():
+                raise IndexStoreError(
+                    f"{path}: {name} is missing. Fix: delete the folder and build the index again"
+                )
+        try:
+            doc_ids = read_json(path / DOC_IDS)
+            index = _faiss().read_index(str(path / FAISS_INDEX))
+        except (DataError, RuntimeError) as exc:
+            raise IndexStoreError(
+                f"{path}: unreadable dense index ({exc}). Fix: delete the folder and rebuild"
+            ) from exc
+        if (
+            not isinstance(doc_ids, list)
+            or index.ntotal != len(doc_ids)
+            or len(doc_ids) != manifest.get("docs")
+        ):
+            raise IndexStoreError(
+                f"{path}: {FAISS_INDEX}, {DOC_IDS} and the manifest disagree on the number of documents. "
+                "Fix: delete the folder and build the index again"
+            )
+        dense = cls(
+            path,
+            manifest,
+            [str(i) for i in doc_ids],
+            index,
+            device=device,
+            batch_size=batch_size,
+            encoder=encoder,
+        )
+        dense._to_gpu()
+        return dense
+
+    def _to_gpu(self) -> None:
+        faiss = _faiss()
+        if self.device == "cpu" or not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() < 1:
+            return
+        self._gpu_resources = faiss.StandardGpuResources()
+        self.index = faiss.index_cpu_to_gpu(self._gpu_resources, 0, self.index)
+        log.info("dense: FAISS index of %s moved to the GPU", self.folder)
+
+    @property
+    def num_docs(self) -> int:
+        return len(self.doc_ids)
+
+    @property
+    def model(self) -> str:
+        """The model setting the index was encoded with (alias, path or hub id)."""
+        return str(self.manifest["model"]["name"])
+
+    @property
+    def encoder(self) -> Any:
+        """The encoder of the index's model (loaded on first use)."""
+        if self._encoder is None:
+            max_length = int(self.manifest["settings"]["max_length"])
+            self._encoder = load_encoder(self.model, max_length=max_length, device=self.device)
+        return self._encoder
+
+    def embeddings(self) -> Any:
+        """The document embeddings, memory-mapped read-only (rows in ``doc_ids`` order)."""
+        import numpy as np
+
+        return np.load(self.folder / EMBEDDINGS, mmap_mode="r")
+
+    def search(
+        self, queries: Sequence[Query], k: int, *, remove_self_hits: bool = False
+    ) -> dict[str, list[ScoredPair]]:
+        """Top-``k`` documents by cosine similarity for each query, best first."""
+        if k < 1:
+            raise IndexStoreError(f"search depth k={k}. Fix: ask for at least 1 hit")
+        depth = min(k + 1 if remove_self_hits else k, self.num_docs)
+        run: dict[str, list[ScoredPair]] = {}
+        for begin in range(0, len(queries), QUERY_CHUNK):
+            part = queries[begin : begin + QUERY_CHUNK]
+            vectors = encode(
+                self.encoder, [q.text for q in part], batch_size=max(self.batch_size, 64), queries=True
+            )
+            scores, rows = self.index.search(vectors, depth)
+            for query, row_scores, row_ids in zip(part, scores, rows, strict=True):
+                pairs = [
+                    ScoredPair(query.query_id, self.doc_ids[int(r)], float(s))
+                    for s, r in zip(row_scores, row_ids, strict=True)
+                    if r >= 0
+                ]
+                if remove_self_hits:
+                    pairs = [p for p in pairs if p.doc_id != query.query_id]
+                run[query.query_id] = pairs[:k]
+        return run
+
+    def reencode(
+        self,
+        model: str,
+        collection: Corpus | None = None,
+        *,
+        out_dir: Path | str | None = None,
+        force: bool = False,
+        max_length: int | None = None,
+    ) -> DenseIndex:
+        """Encode the same corpus with another model (e.g. a fine-tuned one) into its own
+        folder (default: a sibling named after the model); this index is left as it is.
+
+        ``collection`` defaults to the one this index was built from in this process; an
+        index opened with :meth:`load` needs it passed.
+        """
+        corpus = collection or self.collection
+        if corpus is None:
+            raise IndexStoreError(
+                f"{self.folder}: re-encoding needs the documents. Fix: pass the collection "
+                "(inpars.data.open_collection(source)) to reencode()"
+            )
+        target = Path(out_dir) if out_dir is not None else self.folder.parent / model_slug(model)
+        if target.resolve() == self.folder.resolve() and model != self.model:
+            raise IndexStoreError(
+                f"{target}: re-encoding would overwrite this index. Fix: give another out_dir"
+            )
+        length = max_length or int(self.manifest["settings"]["max_length"])
+        return build_dense_index(
+            corpus,
+            target,
+            model,
+            batch_size=self.batch_size,
+            max_length=length,
+            device=self.device,
+            force=force,
+        )

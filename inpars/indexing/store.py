@@ -1,0 +1,197 @@
+"""Index folders on disk: where they go, what they were built from, atomic replacement.
+
+Every index folder (``index/<collection>/bm25/``, ``index/<collection>/dense/<model>/``)
+holds an ``inpars-index.json`` manifest: the corpus it was built from (source files and
+their sha256, or a digest of the documents when the source has no local files), the
+settings that shape its content, package versions, counts and timings. A folder whose
+manifest has the same fingerprint is reused instead of rebuilt.
+
+Indexes are built in a hidden sibling folder and moved into place only when complete, so
+an interrupted build never leaves a half-written index where a finished one is expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from inpars.errors import DataError, IndexStoreError
+from inpars.io import read_json, write_json
+from inpars.manifest import file_sha256, package_versions
+from inpars.records import Document
+
+log = logging.getLogger(__name__)
+
+INDEX_MANIFEST = "inpars-index.json"
+FORMAT_VERSION = 1
+
+
+@runtime_checkable
+class Corpus(Protocol):
+    """What indexing needs from a collection (``inpars.data.Collection`` has all of it)."""
+
+    name: str
+
+    def docs(self) -> Iterator[Document]: ...
+
+    def source_files(self) -> list[Path]: ...
+
+    def count_docs(self) -> int: ...
+
+
+def index_root(collection_name: str, output_dir: str | Path = "") -> Path:
+    """The folder that holds a collection's indexes: ``output_dir`` or ``index/<name>/``."""
+    if output_dir:
+        return Path(output_dir)
+    if not collection_name or "/" in collection_name or collection_name.startswith("."):
+        raise IndexStoreError(
+            f"collection name {collection_name!r} cannot name a folder under index/. "
+            "Fix: set [index].output_dir to the folder the indexes should go to"
+        )
+    return Path("index") / collection_name
+
+
+def slug(text: str) -> str:
+    """A folder-safe form of a model name (letters, digits, ``.``, ``_``, ``-``)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    return cleaned or "model"
+
+
+def corpus_fingerprint(corpus: Corpus) -> dict[str, Any]:
+    """What identifies a corpus's content: its source files with sha256 and size, or (for
+    sources without local files, such as ir_datasets) a digest of every document."""
+    files = corpus.source_files()
+    if files:
+        return {
+            "kind": "files",
+            "files": [
+                {"path": str(Path(p).resolve()), "sha256": file_sha256(p), "bytes": Path(p).stat().st_size}
+                for p in files
+            ],
+        }
+    digest = hashlib.sha256()
+    count = 0
+    for doc in corpus.docs():
+        for part in (doc.doc_id, doc.title, doc.text):
+            digest.update(part.encode("utf-8"))
+            digest.update(b"\x00")
+        count += 1
+    return {"kind": "documents", "sha256": digest.hexdigest(), "docs": count}
+
+
+def fingerprint_of(data: dict[str, Any]) -> str:
+    """A short stable hash of JSON-able data (paths of source files left out, so a moved
+    but identical corpus still matches)."""
+    import json
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "path"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return hashlib.sha256(json.dumps(strip(data), sort_keys=True).encode()).hexdigest()
+
+
+def read_index_manifest(folder: Path, kind: str) -> dict[str, Any]:
+    """The manifest of an index folder, or an :class:`IndexStoreError` that says what to do."""
+    if not folder.is_dir():
+        raise IndexStoreError(
+            f"{folder}: no {kind} index there. Fix: build it first (`inpars index` or "
+            f"inpars.indexing.build_{kind}_index), or check the path"
+        )
+    path = folder / INDEX_MANIFEST
+    if not path.is_file():
+        raise IndexStoreError(
+            f"{folder}: not an inpars {kind} index ({INDEX_MANIFEST} is missing; an interrupted or "
+            "foreign build?). Fix: delete the folder and build the index again"
+        )
+    try:
+        data = read_json(path)
+    except DataError as exc:
+        raise IndexStoreError(
+            f"{path}: unreadable index manifest ({exc}). Fix: delete {folder} and rebuild"
+        ) from None
+    if not isinstance(data, dict) or data.get("kind") != kind:
+        found = data.get("kind") if isinstance(data, dict) else None
+        raise IndexStoreError(
+            f"{path}: this is a {found!r} index, not a {kind!r} one. Fix: point at the {kind} folder "
+            f"(index/<collection>/{kind}/...)"
+        )
+    return data
+
+
+def reusable(folder: Path, kind: str, fingerprint: str) -> dict[str, Any] | None:
+    """The manifest of a finished index with this fingerprint in ``folder``, else ``None``.
+
+    A folder that exists but was not written by inpars raises (inpars never deletes
+    files it did not write).
+    """
+    if not folder.exists():
+        return None
+    if not (folder / INDEX_MANIFEST).is_file():
+        if folder.is_dir() and not any(folder.iterdir()):
+            return None
+        raise IndexStoreError(
+            f"{folder}: the folder exists but holds no {INDEX_MANIFEST}, so inpars did not write it. "
+            "Fix: delete it (or move it away), or choose another [index].output_dir"
+        )
+    data = read_index_manifest(folder, kind)
+    return data if data.get("fingerprint") == fingerprint else None
+
+
+def base_manifest(kind: str, fingerprint: str, corpus: Corpus, corpus_id: dict[str, Any]) -> dict[str, Any]:
+    """The fields every index manifest has."""
+    return {
+        "kind": kind,
+        "format_version": FORMAT_VERSION,
+        "fingerprint": fingerprint,
+        "collection": corpus.name,
+        "corpus": corpus_id,
+        "versions": package_versions(),
+    }
+
+
+@contextmanager
+def building(folder: Path) -> Iterator[Path]:
+    """Yield a fresh hidden sibling folder to build into; on success it replaces ``folder``.
+
+    On an exception the partial build is removed and ``folder`` is left as it was.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = folder.parent / f".{folder.name}.building-{os.getpid()}"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
+    try:
+        yield work
+        if not (work / INDEX_MANIFEST).is_file():
+            raise IndexStoreError(f"{work}: build finished without a manifest (a bug in inpars)")
+        replace_folder(work, folder)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Move ``new`` to ``target``, removing an older inpars index there first."""
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_index_manifest(folder: Path, data: dict[str, Any]) -> None:
+    """Write the manifest of an index folder (last step of a build)."""
+    write_json(folder / INDEX_MANIFEST, data)
+    log.debug("wrote %s", folder / INDEX_MANIFEST)
