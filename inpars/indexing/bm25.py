@@ -30,6 +30,7 @@ from inpars.indexing.store import (
     building,
     corpus_fingerprint,
     fingerprint_of,
+    index_root,
     read_index_manifest,
     reusable,
     write_index_manifest,
@@ -87,12 +88,19 @@ def write_shards(docs: Iterator[Document], folder: Path, shards: int) -> tuple[i
     return count, empty
 
 
+_QUIET: list[Any] = []  # java.util.logging keeps loggers weakly: hold the one we configured
+
+
 def _java() -> Any:
-    """Pyserini's pyjnius ``autoclass`` with Anserini's INFO logging turned down."""
+    """Pyserini's pyjnius ``autoclass``, with the INFO chatter of Anserini (log4j) and of
+    Lucene's directory setup (java.util.logging) turned down once per process."""
     pyclass = pyserini_import("pyserini.pyclass")
-    configurator = pyclass.autoclass("org.apache.logging.log4j.core.config.Configurator")
-    level = pyclass.autoclass("org.apache.logging.log4j.Level")
-    configurator.setLevel("io.anserini", level.WARN)
+    if not _QUIET:
+        configurator = pyclass.autoclass("org.apache.logging.log4j.core.config.Configurator")
+        configurator.setLevel("io.anserini", pyclass.autoclass("org.apache.logging.log4j.Level").WARN)
+        lucene = pyclass.autoclass("java.util.logging.Logger").getLogger("org.apache.lucene.store")
+        lucene.setLevel(pyclass.autoclass("java.util.logging.Level").WARNING)
+        _QUIET.append(lucene)
     return pyclass.autoclass
 
 
@@ -148,13 +156,14 @@ def bm25_settings(docvectors: bool) -> dict[str, Any]:
 
 def build_bm25_index(
     collection: Corpus,
-    out_dir: Path | str,
+    out_dir: Path | str | None = None,
     *,
     threads: int = 1,
     force: bool = False,
     docvectors: bool = False,
 ) -> Path:
-    """Build (or reuse) the BM25 index of ``collection`` in ``out_dir``; returns the folder.
+    """Build (or reuse) the BM25 index of ``collection`` in ``out_dir`` (default
+    ``index/<collection name>/bm25``); returns the folder.
 
     An index built from the same corpus (same source files, same sha256) with the same
     settings is reused unless ``force``. ``threads`` indexing threads (one JSONL shard
@@ -167,14 +176,14 @@ def build_bm25_index(
 
 def ensure_bm25_index(
     collection: Corpus,
-    out_dir: Path | str,
+    out_dir: Path | str | None = None,
     *,
     threads: int = 1,
     force: bool = False,
     docvectors: bool = False,
 ) -> tuple[Path, bool]:
     """:func:`build_bm25_index`, also saying whether it built (``True``) or reused the index."""
-    folder = Path(out_dir)
+    folder = Path(out_dir) if out_dir else index_root(collection.name) / "bm25"
     start = time.perf_counter()
     corpus_id = corpus_fingerprint(collection)
     settings = bm25_settings(docvectors)

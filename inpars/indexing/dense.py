@@ -1,19 +1,15 @@
 """Dense retrieval: a sentence-transformers encoder and an exact FAISS inner-product index.
 
 :func:`build_dense_index` encodes every document (title and text) into a normalized
-embedding, streamed in chunks straight into ``embeddings.npy`` on disk (memory stays
-flat whatever the corpus size), then builds a FAISS ``IndexFlatIP`` (cosine similarity).
-The folder ``index/<collection>/dense/<model>/`` holds::
+embedding, streamed chunk by chunk into ``embeddings.npy`` on disk (memory stays flat),
+then builds a FAISS ``IndexFlatIP`` (cosine). ``index/<collection>/dense/<model>/`` holds
+``embeddings.npy`` (float32 rows in ``doc_ids.json`` order), ``doc_ids.json``,
+``faiss.index`` (moved to the GPU on load when FAISS has GPUs) and the manifest.
 
-    embeddings.npy    float32, one row per document, in doc_ids.json order
-    doc_ids.json      the document ids
-    faiss.index       the FAISS index (moved to the GPU on load when FAISS has GPUs)
-    inpars-index.json manifest: corpus sha256, model, settings, versions, timings
-
-An interrupted encoding resumes from the last finished chunk (the partial build waits in
-a hidden sibling folder). :meth:`DenseIndex.load` reopens an index without encoding
-anything; :meth:`DenseIndex.reencode` encodes the corpus again with another (e.g.
-fine-tuned) model into its own folder.
+An interrupted encoding resumes from its last finished chunk (the partial build waits in
+a hidden sibling folder). :meth:`DenseIndex.load` reopens an index without encoding;
+:meth:`DenseIndex.reencode` encodes the corpus with another (e.g. fine-tuned) model into
+its own folder.
 """
 
 from __future__ import annotations
@@ -32,6 +28,7 @@ from inpars.indexing.store import (
     base_manifest,
     corpus_fingerprint,
     fingerprint_of,
+    index_root,
     read_index_manifest,
     replace_folder,
     reusable,
@@ -69,7 +66,7 @@ def _faiss() -> Any:
 
 def build_dense_index(
     collection: Corpus,
-    out_dir: Path | str,
+    out_dir: Path | str | None = None,
     model: str = "all-MiniLM-L6-v2",
     *,
     batch_size: int = 32,
@@ -78,7 +75,8 @@ def build_dense_index(
     force: bool = False,
     chunk_size: int = 1024,
 ) -> DenseIndex:
-    """Encode ``collection`` with ``model`` into a FAISS index in ``out_dir`` (reused when
+    """Encode ``collection`` with ``model`` into a FAISS index in ``out_dir`` (default
+    ``index/<collection name>/dense/<model>``; reused when
     the corpus, model weights and max length are unchanged, unless ``force``)."""
     index, _ = ensure_dense_index(
         collection,
@@ -95,7 +93,7 @@ def build_dense_index(
 
 def ensure_dense_index(
     collection: Corpus,
-    out_dir: Path | str,
+    out_dir: Path | str | None = None,
     model: str = "all-MiniLM-L6-v2",
     *,
     batch_size: int = 32,
@@ -107,7 +105,7 @@ def ensure_dense_index(
     """:func:`build_dense_index`, also saying whether it encoded (``True``) or reused."""
     import numpy as np
 
-    folder = Path(out_dir)
+    folder = Path(out_dir) if out_dir else dense_index_dir(index_root(collection.name), model)
     start = time.perf_counter()
     corpus_id = corpus_fingerprint(collection)
     identity = model_identity(model)
