@@ -225,20 +225,28 @@ class Experiment:
         return self._run("rerank", cfg, inputs, body)
 
     def evaluate(self) -> StageResult:
+        """Evaluate every run there is: the first-stage runs always, the reranked and
+        fine-tuned ones once those stages have finished (so `inpars evaluate` right after
+        `inpars index` gives the BM25 / dense baselines)."""
         from inpars.evaluation import evaluate_stage, publish_results
+        from inpars.manifest import read_manifest
 
         cfg = self.config.evaluate
-        inputs = self._needs("index", "generate", "rerank")
+        inputs = self._needs("index")
+        for stage in ("generate", "filter", "rerank"):
+            if read_manifest(self.stage_dir(stage)) is not None:
+                inputs[stage] = self.stage_dir(stage)
 
         def body(ctx: StageContext) -> None:
             runs: dict[str, Path] = {}
-            for folder in (self.stage_dir("index") / "runs", self.stage_dir("rerank") / "runs"):
-                for path in sorted(folder.glob("*.trec")):
-                    runs[path.stem] = path
-            synthetic = self._kept_queries()
+            for stage in ("index", "rerank"):
+                if stage in inputs:
+                    runs.update({p.stem: p for p in sorted((self.stage_dir(stage) / "runs").glob("*.trec"))})
+            excluded = self.excluded_query_ids() if "generate" in inputs else set()
             evaluate_stage(
                 ctx, cfg, self.collection.qrels(self.config.data.test_split), runs,
-                excluded_query_ids=self.excluded_query_ids(), command=self.command, synthetic=synthetic,
+                excluded_query_ids=excluded, command=self.command,
+                synthetic=self._kept_queries() if "filter" in inputs else None,
                 extra_sections={"Pipeline": self.stage_table()},
                 title=f"{self.name}: {self.config.data.test_split} split",
                 query_texts={q.query_id: q.text for q in self.test_queries()},
@@ -254,8 +262,7 @@ class Experiment:
         from inpars.io import read_records
         from inpars.records import SyntheticQuery
 
-        path = self.stage_dir("filter") / KEPT
-        return list(read_records(path, SyntheticQuery)) if path.is_file() else []
+        return list(read_records(self.stage_dir("filter") / KEPT, SyntheticQuery))
 
     def stage_table(self) -> str:
         """A markdown table of the stages: time, counts, drops (from their manifests)."""
