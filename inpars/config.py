@@ -245,7 +245,7 @@ class GenerateConfig:
     stop: list[str] = field(default_factory=lambda: ["\n"])
     min_query_words: int = 2
     max_query_words: int = 40
-    batch_docs: int = 8  # documents decoded together
+    batch_docs: int = 4  # documents decoded together (more: bigger shared KV cache to attend over)
     shard_docs: int = 1000  # documents per output shard (the unit of the completion markers)
     threads: int = 0  # 0: pick from the free cores
     context_tokens: int = 8192  # llama.cpp context shared by a batch's sequences
