@@ -87,7 +87,7 @@ class RunSettings:
     seed: int = 0
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     limits: QueryCheck = field(default_factory=QueryCheck)
-    batch_docs: int = 8
+    batch_docs: int = 4
     shard_docs: int = 1000
 
     def layout(self) -> dict[str, Any]:
