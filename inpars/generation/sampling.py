@@ -1,8 +1,10 @@
 """Sampling settings, per-(document, sample) seeds, and a seeded token sampler.
 
 Every query is drawn with its own seed, derived from (run seed, doc id, sample number),
-so a document's queries do not depend on which other documents share its batch, on the
-batch size, or on whether the run was interrupted and resumed.
+so the random draws of a document never depend on the order documents are processed in,
+nor on whether the run was interrupted and resumed. (The logits themselves can differ in
+the last digits with the batch a document is decoded in, which is why batches are fixed
+groups of documents: see :mod:`inpars.generation.shards`.)
 
 Log-probabilities are always those of the model itself (softmax of the raw logits, at
 temperature 1), whatever temperature / top-k / top-p shaped the choice.

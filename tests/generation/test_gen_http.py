@@ -81,6 +81,7 @@ def server(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             proc.wait()
 
 
+@pytest.mark.slow
 def test_http_backend_generates_with_seeds_logprobs_and_stop(server: str, smollm2_path: Path) -> None:
     cfg = GenerateConfig(
         backend="openai",
