@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, write_lines
+from tests.conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, write_lines
 
 from inpars.config import DataConfig
 from inpars.data import Collection, FileCollection, IrDatasetsCollection, open_collection, open_from_config

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TINY_DOCS, TINY_QUERIES, write_lines
+from tests.conftest import TINY_DOCS, TINY_QUERIES, write_lines
 
 from inpars.data import Collection
 from inpars.errors import BadLineError

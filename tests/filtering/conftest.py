@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from filtercases import DOCS
+from tests.filtering.filtercases import DOCS
 
 from inpars.records import Document
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from filtercases import make_query
+from tests.filtering.filtercases import make_query
 
 from inpars.filtering import ContaminationFilter, apply_filters
 from inpars.records import Query

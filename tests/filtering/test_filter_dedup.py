@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from filtercases import make_query
+from tests.filtering.filtercases import make_query
 
 from inpars.filtering import DedupFilter, apply_filters, read_queries
 from inpars.io import write_records

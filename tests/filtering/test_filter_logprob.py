@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from filtercases import make_query
+from tests.filtering.filtercases import make_query
 
 from inpars.errors import ConfigError
 from inpars.filtering import LogprobFilter, apply_filters, keep_count

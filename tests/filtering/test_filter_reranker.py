@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from filtercases import make_query
+from tests.filtering.filtercases import make_query
 
 from inpars.filtering import RerankerFilter, apply_filters
 from inpars.filtering.chain import SCORES_KEY

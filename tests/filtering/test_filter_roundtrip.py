@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from filtercases import FakeRetriever, make_query
+from tests.filtering.filtercases import FakeRetriever, make_query
 
 from inpars.filtering import RoundtripFilter, apply_filters
 from inpars.filtering.chain import SCORES_KEY

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from filtercases import make_query
+from tests.filtering.filtercases import make_query
 
 from inpars.filtering.rules import RulesFilter
 from inpars.records import Document

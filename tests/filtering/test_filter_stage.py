@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from filtercases import FakeRetriever, make_query
+from tests.filtering.filtercases import FakeRetriever, make_query
 
 from inpars.config import FilterConfig
 from inpars.data import open_collection
