@@ -102,6 +102,9 @@ class LossCurve:
             "seconds": round(self.seconds, 2),
         })
         self._window = []
+        point = self.points[-1]
+        log.info("step %d: loss %.4f, %d pairs, %.1f pairs/s", point["step"], point["loss"], point["pairs"],
+                 self.pairs / max(self.seconds, 1e-9))
 
     @property
     def rate(self) -> float:
