@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -63,23 +64,23 @@ def test_token_sampler_is_seeded_and_reports_model_logprobs() -> None:
 
 def test_llamacpp_generates_seeded_samples_with_logprobs(smollm2_backend: Any) -> None:
     backend = smollm2_backend
-    settings = SamplingSettings(max_new_tokens=24)
+    settings = SamplingSettings(max_new_tokens=16)
     before = dict(backend.stats)
-    out = backend.generate(requests(), settings)
-    assert [len(c) for c in out] == [3, 3, 3]
+    out = backend.generate(requests(n=2), settings)
+    assert [len(c) for c in out] == [2, 2, 2]
     for completions in out:
         for c in completions:
             assert "\n" not in c.text
             assert all(lp <= 0 for lp in c.token_logprobs)
             if c.finished:
-                assert 0 < len(c.token_logprobs) <= 24
+                assert 0 < len(c.token_logprobs) <= 16
     assert any(c.text.strip() for cs in out for c in cs)
     # the prefix was evaluated once (or was already cached), the documents once each
     assert backend.stats["prefix_evals"] - before.get("prefix_evals", 0) <= 1
     # same seeds and the same batch: the same completions
-    assert backend.generate(requests(), settings) == out
+    assert backend.generate(requests(n=2), settings) == out
     # other seeds: other samples
-    other = backend.generate(requests(seed=12), settings)
+    other = backend.generate(requests(n=2, seed=12), settings)
     assert [cs[1:] for cs in other] != [cs[1:] for cs in out]
 
 
@@ -94,7 +95,7 @@ def test_load_backend_errors_are_clear(tmp_path: Path) -> None:
         load_backend(GenerateConfig(model=str(tmp_path / "missing.gguf")))
     folder = tmp_path / "a-folder"
     folder.mkdir()
-    with pytest.raises(ModelError, match="needs a local .gguf file"):
+    with pytest.raises(ModelError, match=r"needs a local \.gguf file"):
         load_backend(GenerateConfig(model=str(folder)))
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"not a gguf file")
@@ -127,3 +128,25 @@ def test_transformers_backends_on_tiny_local_models(kind: str, tiny_gpt2: Path, 
     assert backend.truncate("what does protein do", 2) == "what does"
     assert backend.stats["prompt_tokens"] > 0
     backend.close()
+
+
+def test_thread_tuner_keeps_the_faster_count_and_probes_less_often() -> None:
+    from inpars.generation.backends.threads import ThreadTuner
+
+    tuner = ThreadTuner([1, 2])
+    cost = {1: 0.02, 2: 0.2}  # two threads collapse (a busy core)
+    used = []
+    for _ in range(400):
+        n = tuner.pick("step")
+        used.append(n)
+        tuner.record("step", n, cost[n] * 12, 12)
+    assert tuner.best("step") == 1
+    probes = [i for i, n in enumerate(used) if n == 2]
+    assert 2 <= len(probes) <= 8  # tried first, then probed at growing intervals
+    assert all(b - a >= 16 for a, b in itertools.pairwise(probes[1:]))
+    cost = {1: 0.02, 2: 0.005}  # the other process ended: two threads now win
+    for _ in range(1200):
+        n = tuner.pick("step")
+        tuner.record("step", n, cost[n] * 12, 12)
+    assert tuner.best("step") == 2
+    assert ThreadTuner([3]).pick("prompt") == 3

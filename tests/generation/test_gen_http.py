@@ -21,7 +21,10 @@ from inpars.generation.backends.openai_http import OpenAICompatibleBackend
 from inpars.generation.sampling import SamplingSettings
 from inpars.generation.templates import Prompt
 
-PREFIX = "Each document is followed by a search query.\n\nDocument: Rivers carry water.\nQuery: what do rivers carry\n\n"
+PREFIX = (
+    "Each document is followed by a search query.\n\n"
+    "Document: Rivers carry water.\nQuery: what do rivers carry\n\n"
+)
 
 
 def free_port() -> int:

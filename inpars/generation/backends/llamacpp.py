@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,31 +25,19 @@ from typing import Any
 
 import numpy as np
 
-from inpars.errors import BackendError, DependencyError, ModelError
+from inpars.errors import BackendError, ModelError
 from inpars.generation.backends.base import (
     Backend,
     Completion,
     GenerationRequest,
     cut_at_stop,
     decode_bytes,
-    free_cores,
 )
+from inpars.generation.backends.llama_model import LlamaVocab, import_llama_cpp, load_model
+from inpars.generation.backends.threads import ThreadTuner
 from inpars.generation.sampling import SamplingSettings, TokenSampler, log_normalizers
 
 log = logging.getLogger(__name__)
-
-
-def import_llama_cpp() -> Any:
-    """The ``llama_cpp`` module, or a :class:`DependencyError` saying how to install it."""
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise DependencyError(
-            "the llama-cpp backend needs llama-cpp-python. Fix: pip install 'inpars[llama]' "
-            "(it compiles llama.cpp, ~7 min on 2 cores), or choose generate.backend = 'hf-causal'"
-        ) from exc
-    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # its C log callback reads this
-    return llama_cpp
 
 
 @dataclass
@@ -61,66 +50,6 @@ class _Sequence:
     pieces: list[bytes] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     token: int = -1
-
-
-class LlamaVocab:
-    """Tokenizer of a loaded llama.cpp model (also used alone, ``vocab_only``)."""
-
-    def __init__(self, lc: Any, vocab: Any) -> None:
-        self._lc = lc
-        self._vocab = vocab
-        self._pieces: dict[int, bytes] = {}
-        self.add_bos = bool(lc.llama_vocab_get_add_bos(vocab))
-
-    def tokenize(self, text: str, add_bos: bool = False) -> list[int]:
-        data = text.encode("utf-8")
-        size = len(data) + 8
-        buf = (self._lc.llama_token * size)()
-        n = self._lc.llama_tokenize(self._vocab, data, len(data), buf, size, add_bos, False)
-        if n < 0:
-            size = -n
-            buf = (self._lc.llama_token * size)()
-            n = self._lc.llama_tokenize(self._vocab, data, len(data), buf, size, add_bos, False)
-        if n < 0:
-            raise BackendError(f"llama.cpp could not tokenize a text of {len(data)} bytes")
-        return list(buf[:n])
-
-    def piece(self, token: int) -> bytes:
-        cached = self._pieces.get(token)
-        if cached is None:
-            buf = ctypes.create_string_buffer(64)
-            n = self._lc.llama_token_to_piece(self._vocab, token, buf, 64, 0, False)
-            if n < 0:
-                buf = ctypes.create_string_buffer(-n)
-                n = self._lc.llama_token_to_piece(self._vocab, token, buf, -n, 0, False)
-            cached = self._pieces[token] = buf.raw[: max(n, 0)]
-        return cached
-
-    def is_end(self, token: int) -> bool:
-        return bool(self._lc.llama_vocab_is_eog(self._vocab, token))
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenize(text))
-
-    def truncate(self, text: str, max_tokens: int) -> str:
-        tokens = self.tokenize(text)
-        if len(tokens) <= max_tokens:
-            return text
-        return decode_bytes(b"".join(self.piece(t) for t in tokens[:max_tokens])).strip()
-
-
-def load_model(lc: Any, path: Path, *, vocab_only: bool = False) -> Any:
-    if not path.is_file():
-        raise ModelError(
-            f"{path}: GGUF model file not found. Fix: check generate.model (or use 'gemma3-270m')"
-        )
-    lc.llama_backend_init()
-    params = lc.llama_model_default_params()
-    params.vocab_only = vocab_only
-    model = lc.llama_model_load_from_file(str(path).encode("utf-8"), params)
-    if model is None:
-        raise ModelError(f"{path}: llama.cpp cannot load this file. Fix: give a valid GGUF model")
-    return model
 
 
 class LlamaCppBackend(Backend):
@@ -144,7 +73,8 @@ class LlamaCppBackend(Backend):
         self._model = load_model(lc, path)
         self.vocab = LlamaVocab(lc, lc.llama_model_get_vocab(self._model))
         self.n_vocab = int(lc.llama_vocab_n_tokens(lc.llama_model_get_vocab(self._model)))
-        self.threads = threads or free_cores()
+        self._tuner = ThreadTuner([threads]) if threads else ThreadTuner.automatic()
+        self.threads = threads or self._tuner.choices[-1]
         params = lc.llama_context_default_params()
         params.n_ctx = min(context_tokens, int(lc.llama_model_n_ctx_train(self._model)))
         params.n_batch = params.n_ubatch = batch_tokens
@@ -166,7 +96,12 @@ class LlamaCppBackend(Backend):
         self._batch_tokens = batch_tokens
         self._max_sequences = max_sequences
         self._prefixes: dict[str, tuple[list[int], Any]] = {}
-        log.info("llama.cpp: %s, context %d tokens, %d thread(s)", path.name, self.n_ctx, self.threads)
+        log.info(
+            "llama.cpp: %s, context %d tokens, threads %s",
+            path.name,
+            self.n_ctx,
+            threads or f"tuned among {self._tuner.choices}",
+        )
 
     # ------------------------------------------------------------------ tokenizer
     def count_tokens(self, text: str) -> int:
@@ -246,7 +181,7 @@ class LlamaCppBackend(Backend):
                 "Fix: fewer or shorter few-shot examples, or raise generate.context_tokens"
             )
         lc.llama_memory_clear(self._mem, True)
-        self._decode([(t, i, 0, False) for i, t in enumerate(tokens)])
+        self._decode([(t, i, 0, False) for i, t in enumerate(tokens)], "prompt")
         size = int(lc.llama_state_seq_get_size(self._ctx, 0))
         state = (ctypes.c_uint8 * max(size, 1))()
         if tokens:
@@ -283,7 +218,7 @@ class LlamaCppBackend(Backend):
             firsts.append(next_seq)
             next_seq += len(requests[i].seeds)
         self.stats["prompt_tokens"] += len(entries)
-        doc_logits = self._decode(entries)
+        doc_logits = self._decode(entries, "prompt")
         live: list[_Sequence] = []
         rows: list[np.ndarray] = []
         for d, (i, suffix) in enumerate(zip(group, suffixes, strict=True)):
@@ -322,7 +257,7 @@ class LlamaCppBackend(Backend):
                     feed.append(st)
             if not feed:
                 break
-            logits = self._decode([(st.token, st.pos, st.seq, True) for st in feed])
+            logits = self._decode([(st.token, st.pos, st.seq, True) for st in feed], "step")
             self.stats["generated_tokens"] += len(feed)
             for st in feed:
                 st.pos += 1
@@ -337,8 +272,10 @@ class LlamaCppBackend(Backend):
         )
         self._lc.llama_memory_seq_rm(self._mem, st.seq, -1, -1)
 
-    def _decode(self, entries: Sequence[tuple[int, int, int, bool]]) -> np.ndarray:
-        """Evaluate (token, position, sequence, wants logits) entries; the wanted logits, in order."""
+    def _decode(self, entries: Sequence[tuple[int, int, int, bool]], kind: str) -> np.ndarray:
+        """Evaluate (token, position, sequence, wants logits) entries; the wanted logits, in order.
+
+        ``kind`` ("prompt" or "step") is the kind of work whose thread count is tuned."""
         lc = self._lc
         batch = self._batch
         outputs: list[np.ndarray] = []
@@ -351,7 +288,13 @@ class LlamaCppBackend(Backend):
                 batch.n_seq_id[j] = 1
                 batch.seq_id[j][0] = seq
                 batch.logits[j] = wants
+            threads = self._tuner.pick(kind)
+            if threads != self.threads:
+                lc.llama_set_n_threads(self._ctx, threads, threads)
+                self.threads = threads
+            start_time = time.perf_counter()
             code = lc.llama_decode(self._ctx, batch)
+            self._tuner.record(kind, threads, time.perf_counter() - start_time, len(chunk))
             if code != 0:
                 raise BackendError(
                     f"llama_decode failed (code {code}; 1 means the context is full). "
@@ -365,10 +308,16 @@ class LlamaCppBackend(Backend):
             return np.zeros((0, self.n_vocab), dtype=np.float32)
         return np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
 
+    def thread_choice(self) -> dict[str, int]:
+        """The thread count in use for each kind of work (measured fastest so far)."""
+        return {kind: self._tuner.best(kind) for kind in ("prompt", "step")}
+
     def close(self) -> None:
         lc = getattr(self, "_lc", None)
         if lc is None:
             return
+        if getattr(self, "_ctx", None) is not None:
+            log.debug("llama.cpp threads in use: %s", self.thread_choice())
         if getattr(self, "_batch", None) is not None:
             lc.llama_batch_free(self._batch)
             self._batch = None

@@ -57,7 +57,7 @@ def load_token_budget(tokenizer: str) -> TokenBudget:
 
     resolved = resolve_model(tokenizer)
     if resolved.endswith(".gguf"):
-        from inpars.generation.backends.llamacpp import LlamaVocab, import_llama_cpp, load_model
+        from inpars.generation.backends.llama_model import LlamaVocab, import_llama_cpp, load_model
 
         lc = import_llama_cpp()
         model = load_model(lc, Path(resolved), vocab_only=True)
