@@ -298,7 +298,9 @@ class FilterConfig:
     max_words: int = 40
     max_copied_ngram: int = 8  # drop a query sharing this many consecutive words with its document (0: off)
     min_letter_ratio: float = 0.5  # share of non-space characters that must be letters
-    banned_phrases: list[str] = field(default_factory=lambda: ["document:", "query:", "question:", "passage:"])
+    banned_phrases: list[str] = field(
+        default_factory=lambda: ["document:", "query:", "question:", "passage:"]
+    )
     near_dup_threshold: float = 0.85  # Jaccard of character 3-grams; 1.0: exact duplicates only
     contamination_threshold: float = 0.8  # same measure, against the evaluation queries
     logprob_keep: float = 0.5  # InPars-v1: by mean token log-probability
@@ -336,7 +338,8 @@ class FilterConfig:
             keep = getattr(self, name)
             if keep <= 0 or (keep > 1 and keep != int(keep)):
                 raise ValueError(
-                    f"{name} = {keep}: use a fraction in (0, 1] (e.g. 0.5) or a whole number of queries (e.g. 10000)"
+                    f"{name} = {keep}: use a fraction in (0, 1] (e.g. 0.5) "
+                    "or a whole number of queries (e.g. 10000)"
                 )
         _check_device(self.device)
 

@@ -86,7 +86,9 @@ def anserini_jar() -> Path:
     override = os.environ.get("ANSERINI_CLASSPATH")
     jars = glob.glob(str(Path(override or root / "resources" / "jars") / "anserini-*-fatjar.jar"))
     if not jars:
-        raise DependencyError(f"no Anserini jar found under {root / 'resources' / 'jars'}. Fix: reinstall pyserini")
+        raise DependencyError(
+            f"no Anserini jar found under {root / 'resources' / 'jars'}. Fix: reinstall pyserini"
+        )
     return Path(max(jars, key=os.path.getctime))
 
 

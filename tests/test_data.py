@@ -8,12 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, write_lines
 
 from inpars.config import DataConfig
 from inpars.data import Collection, FileCollection, IrDatasetsCollection, open_collection, open_from_config
 from inpars.errors import DataError
 from inpars.records import Document, Qrel, Query
+from tests.conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, write_lines
 
 # --------------------------------------------------------------------------- real collections
 

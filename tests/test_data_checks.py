@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import TINY_DOCS, TINY_QUERIES, write_lines
 
 from inpars.data import Collection
 from inpars.errors import BadLineError
 from inpars.io import LineReport
+from tests.conftest import TINY_DOCS, TINY_QUERIES, write_lines
 
 D1, D2, D3, D4 = TINY_DOCS
 Q1, Q2, Q3 = TINY_QUERIES

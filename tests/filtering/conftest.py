@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from tests.filtering.filtercases import DOCS
 
 from inpars.records import Document
+from tests.filtering.filtercases import DOCS
 
 
 @pytest.fixture

@@ -3,10 +3,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.filtering.filtercases import make_query
-
 from inpars.filtering import ContaminationFilter, apply_filters
 from inpars.records import Query
+from tests.filtering.filtercases import make_query
 
 
 def scifact_test_queries(root: Path) -> list[Query]:

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.filtering.filtercases import make_query
-
 from inpars.filtering import DedupFilter, apply_filters, read_queries
 from inpars.io import write_records
+from tests.filtering.filtercases import make_query
 
 
 def test_duplicates_are_found_across_shards(tmp_path: Path) -> None:

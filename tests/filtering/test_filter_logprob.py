@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import pytest
-from tests.filtering.filtercases import make_query
 
 from inpars.errors import ConfigError
 from inpars.filtering import LogprobFilter, apply_filters, keep_count
 from inpars.filtering.chain import SCORES_KEY
+from tests.filtering.filtercases import make_query
 
 
 def test_keep_count_fraction_or_number() -> None:

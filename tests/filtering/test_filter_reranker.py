@@ -3,13 +3,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.filtering.filtercases import make_query
-
 from inpars.filtering import RerankerFilter, apply_filters
 from inpars.filtering.chain import SCORES_KEY
 from inpars.io import read_records
 from inpars.records import Document, ScoredPair
 from inpars.scoring import load_scorer
+from tests.filtering.filtercases import make_query
 
 
 class NoScoring:

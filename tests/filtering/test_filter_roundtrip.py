@@ -3,10 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.filtering.filtercases import FakeRetriever, make_query
-
 from inpars.filtering import RoundtripFilter, apply_filters
 from inpars.filtering.chain import SCORES_KEY
+from tests.filtering.filtercases import FakeRetriever, make_query
 
 
 def test_keeps_queries_whose_document_is_in_the_top_k() -> None:

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from tests.filtering.filtercases import make_query
-
 from inpars.filtering.rules import RulesFilter
 from inpars.records import Document
+from tests.filtering.filtercases import make_query
 
 
 def test_each_rule_drops_with_its_reason(docs: dict[str, Document]) -> None:

@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.filtering.filtercases import FakeRetriever, make_query
 
 from inpars.config import FilterConfig
 from inpars.data import open_collection
@@ -15,6 +14,7 @@ from inpars.filtering.chain import SCORES_KEY
 from inpars.io import read_records, write_records
 from inpars.manifest import run_stage
 from inpars.records import Dropped, ScoredPair, SyntheticQuery
+from tests.filtering.filtercases import FakeRetriever, make_query
 
 
 class WordOverlap:
