@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from inpars.config import GenerateConfig
     from inpars.generation import PromptBuilder, RunSettings, generate_queries, load_backend, load_template
     from inpars.generation.backends import free_cores
-    from inpars.generation.parsing import QueryCheck, check_query, clean_query
+    from inpars.generation.parsing import QueryCheck, check_query, clean_query, content_stems
     from inpars.generation.prompts import join_title
     from inpars.generation.runner import prompt_queries
     from inpars.generation.stage import sampling_settings
@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         verbose=False,
     )
     examples = prompt_queries(builder.prefix)
+    words = content_stems(builder.prefix)
 
     totals: dict[str, dict[str, float]] = {
         name: {"seconds": 0.0, "docs": 0, "queries": 0, "kept": 0, "generated_tokens": 0, "prompt_tokens": 0}
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 limits=limits,
                 document=join_title(doc.title, doc.text),
                 example_queries=examples,
+                prompt_words=words,
             )
             t["kept"] += not reason
             t["queries"] += 1

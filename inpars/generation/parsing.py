@@ -11,6 +11,8 @@ what is not a usable query. Reasons (the keys of the rejects counts):
 ``not_text``          less than half of the characters are letters, or no word of 2+ letters
 ``repetitive``        the same word 4 times in a row, or one word is most of a long query
 ``copied_example``    the query is one of the prompt's few-shot queries
+``off_topic``         no content word of the query is in the document, but some are in the
+                      few-shot part of the prompt (the model wrote about an example)
 ``copied_document``   12 or more consecutive words copied from the document
 ``duplicate``         the same query (case and punctuation aside) as an earlier sample of the document
 """
@@ -30,6 +32,7 @@ REJECT_REASONS = (
     "not_text",
     "repetitive",
     "copied_example",
+    "off_topic",
     "copied_document",
     "duplicate",
 )
@@ -45,10 +48,83 @@ _QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "`": "`",
 _WORD = re.compile(r"\w+", re.UNICODE)
 _MATCH = re.compile(r"[^\w]+")
 _SPACE = re.compile(r"\s+")
+_STOP = frozenset(
+    [
+        "the",
+        "and",
+        "for",
+        "with",
+        "from",
+        "that",
+        "this",
+        "these",
+        "those",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "how",
+        "why",
+        "when",
+        "where",
+        "does",
+        "did",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "may",
+        "might",
+        "not",
+        "are",
+        "was",
+        "were",
+        "been",
+        "being",
+        "its",
+        "into",
+        "over",
+        "under",
+        "between",
+        "after",
+        "before",
+        "during",
+        "more",
+        "most",
+        "less",
+        "such",
+        "than",
+        "then",
+        "there",
+        "their",
+        "they",
+        "them",
+        "his",
+        "her",
+        "our",
+        "your",
+        "about",
+        "also",
+        "only",
+        "other",
+        "some",
+        "any",
+        "all",
+        "each",
+        "very",
+    ]
+)
 
 
 def _normalize(text: str) -> str:
     return _MATCH.sub(" ", text.lower()).strip()
+
+
+def content_stems(text: str) -> set[str]:
+    """The content words of a text (3+ letters, not a stop word), cut to 5 characters."""
+    return {w[:5] for w in _WORD.findall(text.lower()) if len(w) >= 3 and w not in _STOP}
 
 
 def clean_query(raw: str) -> str:
@@ -87,11 +163,13 @@ def check_query(
     limits: QueryCheck = QueryCheck(),
     document: str = "",
     example_queries: Collection[str] = (),
+    prompt_words: Collection[str] = (),
     earlier: Collection[str] = (),
 ) -> str:
     """The reject reason for a cleaned query, or ``""`` when it is kept.
 
-    ``example_queries`` and ``earlier`` hold normalized texts (see :func:`normalized`).
+    ``example_queries`` and ``earlier`` hold normalized texts (see :func:`normalized`);
+    ``prompt_words`` the :func:`content_stems` of the prompt's few-shot part.
     """
     if not text:
         return "empty"
@@ -113,6 +191,10 @@ def check_query(
     norm = _normalize(text)
     if norm in example_queries:
         return "copied_example"
+    if document and prompt_words:
+        stems = content_stems(text)
+        if stems and not stems & content_stems(document) and stems & set(prompt_words):
+            return "off_topic"
     if document and len(lowered) >= limits.copy_words:
         doc = f" {_normalize(document)} "
         for i in range(len(lowered) - limits.copy_words + 1):

@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
 from inpars.generation.backends.base import Backend, Completion, GenerationRequest
-from inpars.generation.parsing import QueryCheck, check_query, clean_query, normalized
+from inpars.generation.parsing import QueryCheck, check_query, clean_query, content_stems, normalized
 from inpars.generation.prompts import PromptBuilder, join_title
 from inpars.generation.sampling import SamplingSettings, derive_seed
 from inpars.generation.shards import BatchDone, ShardFiles, check_run_file, read_done_markers
@@ -110,9 +110,14 @@ def prompt_queries(prefix: str) -> set[str]:
 
 
 def judge(
-    doc: Document, completions: Sequence[Completion], run: RunSettings, examples: set[str]
+    doc: Document,
+    completions: Sequence[Completion],
+    run: RunSettings,
+    examples: set[str],
+    prompt_words: Collection[str] = (),
 ) -> tuple[list[SyntheticQuery], list[Dropped]]:
-    """Clean and check a document's completions into kept queries and rejects."""
+    """Clean and check a document's completions into kept queries and rejects
+    (``examples``: :func:`prompt_queries`; ``prompt_words``: content stems of the prefix)."""
     kept: list[SyntheticQuery] = []
     rejects: list[Dropped] = []
     earlier: set[str] = set()
@@ -126,6 +131,7 @@ def judge(
             limits=run.limits,
             document=document,
             example_queries=examples,
+            prompt_words=prompt_words,
             earlier=earlier,
         )
         if reason:
@@ -239,8 +245,9 @@ def _run_batch(
     completions = backend.generate(requests, run.sampling) if requests else []
     queries: list[SyntheticQuery] = []
     rejects: list[Dropped] = []
+    words = content_stems(builder.prefix)
     for doc, outs in zip(live, completions, strict=True):
-        kept, dropped = judge(doc, outs, run, examples)
+        kept, dropped = judge(doc, outs, run, examples, words)
         queries += kept
         rejects += dropped
     done = BatchDone(

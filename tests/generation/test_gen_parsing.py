@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from inpars.generation.backends.base import Completion, cut_at_stop
-from inpars.generation.parsing import REJECT_REASONS, QueryCheck, check_query, clean_query, normalized
+from inpars.generation.parsing import (
+    REJECT_REASONS,
+    QueryCheck,
+    check_query,
+    clean_query,
+    content_stems,
+    normalized,
+)
 from inpars.generation.runner import RunSettings, judge, prompt_queries
 from inpars.records import Document
 
@@ -44,6 +51,10 @@ def test_context_reasons_copied_example_document_and_duplicate() -> None:
     assert check_query(
         "How do vent microbes fix carbon?", earlier={normalized("how do vent microbes fix carbon")}
     ) == ("duplicate")
+    prefix_words = content_stems("Document: The Peace of Westphalia of 1648 ended the Thirty Years' War.")
+    assert check_query("1648 Treaty ended", document=doc, prompt_words=prefix_words) == "off_topic"
+    assert check_query("chemosynthesis since 1648", document=doc, prompt_words=prefix_words) == ""
+    assert check_query("what happened in Europe", document=doc, prompt_words=prefix_words) == ""  # unrelated
     assert check_query("a b", limits=QueryCheck(min_words=1)) == "not_text"  # no word of two letters
     assert check_query("DNA", limits=QueryCheck(min_words=1)) == ""
 
