@@ -195,6 +195,8 @@ class EvaluateConfig:
     ] = "rrf"
     fusion_norm: Literal["min-max", "max", "sum", "zmuv", "rank", "borda"] = "min-max"  # not used by rrf
     rrf_k: int = 60
+    # system -> weight of the baseline in a per-query min-max interpolation, added as "<system>+interp"
+    interpolate: dict[str, float] = field(default_factory=dict)
     rounding_digits: int = 4
     plots: bool = True  # report.html plots (matplotlib)
     examples: int = 20  # synthetic queries listed in report.html
@@ -208,6 +210,9 @@ class EvaluateConfig:
                     f"metrics: {metric!r} is not a ranx metric; use names like 'ndcg@10', 'recall@100', "
                     "'mrr@10', 'map@100', 'precision@5', 'bpref' (optional '-lN' sets the relevance level)"
                 )
+        for system, weight in self.interpolate.items():
+            if not 0 <= weight <= 1:
+                raise ValueError(f"interpolate.{system} = {weight}: the baseline's weight must be in [0, 1]")
         if not 0 < self.max_p < 1:
             raise ValueError(f"max_p = {self.max_p}: must be in (0, 1), e.g. 0.05")
         for name in ("n_permutations", "rrf_k"):

@@ -190,23 +190,16 @@ class Experiment:
                          lambda ctx: train_stage(ctx, cfg, self.stage_dir("negatives") / EXAMPLES))
 
     def rerank(self) -> StageResult:
-        from inpars.reranking import SystemSpec, rerank_stage
+        from inpars.reranking import rerank_stage, systems_from_config
         from inpars.training.stage import CROSS_ENCODER_DIR, DENSE_DIR
 
         cfg = self.config.rerank
         inputs = self._needs("index", "train")
 
         def body(ctx: StageContext) -> None:
-            systems: dict[str, Any] = {}
             trained = self.stage_dir("train") / CROSS_ENCODER_DIR
-            if trained.is_dir():
-                systems["bm25+ce-synthetic"] = SystemSpec("cross-encoder", str(trained))
-            if cfg.zero_shot:
-                systems["bm25+minilm-zero-shot"] = SystemSpec("bi-encoder", self.config.index.dense_model)
-            for spec in cfg.extra_systems:
-                name, _, rest = spec.partition("=")
-                kind, _, model = rest.partition(":")
-                systems[name] = SystemSpec(kind, model)
+            systems = systems_from_config(cfg, trained if trained.is_dir() else None,
+                                          zero_shot_model=self.config.index.dense_model)
             first_stage = self.stage_dir("index") / "runs" / "bm25.trec"
             with self.bm25() as bm25:
                 rerank_stage(ctx, cfg, first_stage, self.test_queries(), bm25, systems)

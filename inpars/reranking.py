@@ -35,6 +35,8 @@ from inpars.scoring import Scorer, document_text, load_scorer
 log = logging.getLogger(__name__)
 
 RUNS_DIR = "runs"
+TRAINED_SYSTEM = "bm25+ce-synthetic"  # BM25 reranked by the cross-encoder trained on synthetic data
+ZERO_SHOT_SYSTEM = "bm25+minilm-zero-shot"  # BM25 reranked by the untuned encoder's cosine
 CHUNK_PAIRS = 512  # pairs handed to a scorer at once (it batches and buckets them itself)
 
 
@@ -177,9 +179,9 @@ def systems_from_config(cfg: RerankConfig, trained_cross_encoder: Path | None = 
     the zero-shot bi-encoder baseline (``cfg.zero_shot``) and ``cfg.extra_systems``."""
     systems: dict[str, SystemSpec] = {}
     if trained_cross_encoder is not None:
-        systems["inpars-cross-encoder"] = SystemSpec("cross-encoder", str(trained_cross_encoder))
+        systems[TRAINED_SYSTEM] = SystemSpec("cross-encoder", str(trained_cross_encoder))
     if cfg.zero_shot:
-        systems["zero-shot-bi-encoder"] = SystemSpec("bi-encoder", zero_shot_model)
+        systems[ZERO_SHOT_SYSTEM] = SystemSpec("bi-encoder", zero_shot_model)
     for spec in cfg.extra_systems:
         name, _, rest = spec.partition("=")
         kind, _, model = rest.partition(":")

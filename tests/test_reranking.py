@@ -120,8 +120,8 @@ def test_systems_from_config() -> None:
     cfg = RerankConfig(extra_systems=["mine=cross-encoder:/models/ce"])
     systems = systems_from_config(cfg, Path("/run/train/cross-encoder"))
     assert systems == {
-        "inpars-cross-encoder": SystemSpec("cross-encoder", "/run/train/cross-encoder"),
-        "zero-shot-bi-encoder": SystemSpec("bi-encoder", "all-MiniLM-L6-v2"),
+        "bm25+ce-synthetic": SystemSpec("cross-encoder", "/run/train/cross-encoder"),
+        "bm25+minilm-zero-shot": SystemSpec("bi-encoder", "all-MiniLM-L6-v2"),
         "mine": SystemSpec("cross-encoder", "/models/ce"),
     }
     assert systems_from_config(RerankConfig(zero_shot=False)) == {}

@@ -163,15 +163,18 @@ def evaluate_runs(
     ranx_runs: dict[str, Any] = {}
     missing: dict[str, int] = {}
     unjudged: dict[str, int] = {}
+    as_dicts: dict[str, dict[str, dict[str, float]]] = {}
     for name, pairs in runs.items():
-        docs = run_dict(pairs, judged)
-        missing[name] = sum(1 for q in query_ids if q not in docs)
+        as_dicts[name] = run_dict(pairs, judged)
+        missing[name] = sum(1 for q in query_ids if q not in as_dicts[name])
         unjudged[name] = sum(1 for q, p in pairs.items() if q not in judged and q not in excluded and p)
+    interpolated = _add_interpolations(as_dicts, cfg, notes)
+    for name, docs in as_dicts.items():
         ranx_runs[name] = _ranx_run(docs, name, ranx_qrels)
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_UINT_CAST)
-        fused = _add_fusions(ranx_runs, cfg, notes)
+        fused = interpolated | _add_fusions(ranx_runs, cfg, notes)
     if cfg.baseline not in ranx_runs:
         raise ConfigError(
             f"[evaluate] baseline = {cfg.baseline!r} is not among the systems ({', '.join(ranx_runs)}). "
@@ -203,6 +206,57 @@ def evaluate_runs(
     )
     _fill_comparisons(evaluation, report.comparisons)
     return evaluation
+
+
+def interpolate(
+    base: Mapping[str, Mapping[str, float]], other: Mapping[str, Mapping[str, float]], weight: float
+) -> dict[str, dict[str, float]]:
+    """``weight * base + (1 - weight) * other`` per query, each run's scores min-max normalized
+    within the query first (a document one run lacks gets 0 from it; a query whose scores are
+    all equal normalizes to 1). The usual way to combine a reranker with its first stage."""
+
+    def normalized(scores: Mapping[str, float]) -> dict[str, float]:
+        if not scores:
+            return {}
+        low, high = min(scores.values()), max(scores.values())
+        span = high - low
+        return {d: (s - low) / span if span > 0 else 1.0 for d, s in scores.items()}
+
+    out: dict[str, dict[str, float]] = {}
+    for query_id in set(base) | set(other):
+        a, b = normalized(base.get(query_id, {})), normalized(other.get(query_id, {}))
+        out[query_id] = {d: weight * a.get(d, 0.0) + (1 - weight) * b.get(d, 0.0) for d in set(a) | set(b)}
+    return out
+
+
+def interpolated_name(system: str) -> str:
+    """The system name :func:`evaluate_runs` gives ``system`` interpolated with the baseline."""
+    return f"{system}+interp"
+
+
+def _add_interpolations(
+    runs: dict[str, dict[str, dict[str, float]]], cfg: EvaluateConfig, notes: list[str]
+) -> dict[str, list[str]]:
+    """Add ``<system>+interp`` for each ``cfg.interpolate`` entry (system -> baseline weight)."""
+    made: dict[str, list[str]] = {}
+    for system, weight in cfg.interpolate.items():
+        name = interpolated_name(system)
+        if system not in runs or cfg.baseline not in runs:
+            note = f"interpolation {name} skipped: no run for {system if system not in runs else cfg.baseline}"
+            log.warning(note)
+            notes.append(note)
+            continue
+        if name in runs:
+            raise ConfigError(
+                f"[evaluate] interpolate {system!r} would be named {name!r}, which is already a system. "
+                "Fix: rename that system or drop the interpolate entry"
+            )
+        runs[name] = interpolate(runs[cfg.baseline], runs[system], weight)
+        notes.append(
+            f"{name}: {weight:g} × {cfg.baseline} + {1 - weight:g} × {system}, scores min-max normalized per query"
+        )
+        made[name] = [cfg.baseline, system]
+    return made
 
 
 def _add_fusions(ranx_runs: dict[str, Any], cfg: EvaluateConfig, notes: list[str]) -> dict[str, list[str]]:

@@ -143,7 +143,8 @@ def exclusion_lines(ev: Evaluation) -> list[str]:
         if count:
             lines.append(f"{system}: results for {count} queries without qrels were ignored.")
     for name, parts in ev.fused.items():
-        lines.append(f"{name}: fusion of {', '.join(parts)}.")
+        if not any(note.startswith(f"{name}:") for note in ev.notes):  # interpolations say more in a note
+            lines.append(f"{name}: fusion of {', '.join(parts)}.")
     lines.extend(ev.notes)
     return lines
 

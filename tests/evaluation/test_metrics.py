@@ -137,3 +137,33 @@ def test_config_rejects_bad_settings() -> None:
         EvaluateConfig(fusion=[["bm25"]])
     with pytest.raises(ValueError, match="max_p"):
         EvaluateConfig(max_p=1.5)
+
+
+def test_interpolate_hand_values() -> None:
+    from inpars.evaluation.metrics import interpolate
+
+    base = {"q": {"a": 10.0, "b": 5.0, "c": 0.0}, "r": {"a": 3.0, "b": 3.0}}
+    other = {"q": {"a": 0.0, "b": 1.0, "d": 2.0}}
+    mixed = interpolate(base, other, 0.25)
+    # q: base -> a 1, b .5, c 0; other -> a 0, b .5, d 1 (a doc one run lacks gets 0 from it)
+    assert mixed["q"] == pytest.approx({"a": 0.25, "b": 0.5, "c": 0.0, "d": 0.75})
+    assert mixed["r"] == pytest.approx({"a": 0.25, "b": 0.25})  # all-equal scores normalize to 1
+    assert interpolate(base, other, 1.0)["q"] == pytest.approx({"a": 1.0, "b": 0.5, "c": 0.0, "d": 0.0})
+
+
+def test_interpolated_system_is_added_and_explained() -> None:
+    cfg = EvaluateConfig(fusion=[], interpolate={"dense": 0.5})
+    ev = evaluate_runs(QRELS, RUNS, cfg)
+    assert ev.systems == ["bm25", "dense", "dense+interp"]
+    assert ev.fused == {"dense+interp": ["bm25", "dense"]}
+    assert any(n.startswith("dense+interp: 0.5 × bm25 + 0.5 × dense") for n in ev.notes)
+    # q2: only dense has results, so the interpolated run ranks them as dense does
+    assert ev.per_query["dense+interp"]["ndcg@10"]["q2"] == pytest.approx(1.0)
+    # weight 1 is the baseline's ranking (ties aside)
+    only_bm25 = evaluate_runs(QRELS, RUNS, EvaluateConfig(fusion=[], interpolate={"dense": 1.0}))
+    assert only_bm25.per_query["dense+interp"]["ndcg@10"]["q1"] == pytest.approx(BM25["ndcg@10"]["q1"])
+
+
+def test_interpolate_weight_is_checked() -> None:
+    with pytest.raises(ValueError, match=r"interpolate.dense = 1.5"):
+        EvaluateConfig(interpolate={"dense": 1.5})
