@@ -198,8 +198,10 @@ class Experiment:
 
         def body(ctx: StageContext) -> None:
             trained = self.stage_dir("train") / CROSS_ENCODER_DIR
+            tuned = self.stage_dir("train") / DENSE_DIR
             systems = systems_from_config(cfg, trained if trained.is_dir() else None,
-                                          zero_shot_model=self.config.index.dense_model)
+                                          zero_shot_model=self.config.index.dense_model,
+                                          trained_bi_encoder=tuned if tuned.is_dir() else None)
             first_stage = self.stage_dir("index") / "runs" / "bm25.trec"
             with self.bm25() as bm25:
                 rerank_stage(ctx, cfg, first_stage, self.test_queries(), bm25, systems)
@@ -240,12 +242,13 @@ class Experiment:
                 ctx, cfg, self.collection.qrels(self.config.data.test_split), runs,
                 excluded_query_ids=excluded, command=self.command,
                 synthetic=self._kept_queries() if "filter" in inputs else None,
-                extra_sections={"Pipeline": self.stage_table()},
+                extra_sections=self.report_sections(),
                 title=f"{self.name}: {self.config.data.test_split} split",
                 query_texts={q.query_id: q.text for q in self.test_queries()},
             )
 
-        result = self._run("evaluate", cfg, inputs, body)
+        section = {"evaluate": cfg, "description": self.config.experiment.description}
+        result = self._run("evaluate", section, inputs, body)
         publish_results(self.stage_dir("evaluate"), self.results_dir)
         return result
 
@@ -256,6 +259,12 @@ class Experiment:
         from inpars.records import SyntheticQuery
 
         return list(read_records(self.stage_dir("filter") / KEPT, SyntheticQuery))
+
+    def report_sections(self) -> dict[str, str]:
+        """Extra report sections: the experiment's description, then the stage table."""
+        sections = {"About this experiment": self.config.experiment.description.strip()}
+        sections["Pipeline"] = "Seconds per stage (wall time on this machine):\n\n" + self.stage_table()
+        return {title: text for title, text in sections.items() if text}
 
     def stage_table(self) -> str:
         """A markdown table of the stages: time, counts, drops (from their manifests)."""

@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 RUNS_DIR = "runs"
 TRAINED_SYSTEM = "bm25+ce-synthetic"  # BM25 reranked by the cross-encoder trained on synthetic data
-ZERO_SHOT_SYSTEM = "bm25+minilm-zero-shot"  # BM25 reranked by the untuned encoder's cosine
+ZERO_SHOT_SYSTEM = "bm25+bi-zero-shot"  # BM25 reranked by the untuned sentence encoder's cosine
+TRAINED_BI_SYSTEM = "bm25+bi-synthetic"  # ... by the sentence encoder fine-tuned on synthetic data
 CHUNK_PAIRS = 512  # pairs handed to a scorer at once (it batches and buckets them itself)
 
 
@@ -152,7 +153,7 @@ def _score_all(todo: list[tuple[str, str]], texts: dict[str, str], lookup: Calla
 
     scores: dict[tuple[str, str], float] = {}
     cache: dict[str, str] = {}
-    with tqdm(total=len(todo), desc=desc, unit="pair", disable=None, dynamic_ncols=True) as bar:
+    with tqdm(total=len(todo), desc=desc, unit="pair", dynamic_ncols=True) as bar:
         for start in range(0, len(todo), CHUNK_PAIRS):
             chunk = todo[start : start + CHUNK_PAIRS]
             pairs = []
@@ -173,13 +174,21 @@ def _score_all(todo: list[tuple[str, str]], texts: dict[str, str], lookup: Calla
     return scores
 
 
-def systems_from_config(cfg: RerankConfig, trained_cross_encoder: Path | None = None,
-                        zero_shot_model: str = "all-MiniLM-L6-v2") -> dict[str, SystemSpec]:
-    """The systems a ``[rerank]`` section asks for: the trained cross-encoder (when given),
-    the zero-shot bi-encoder baseline (``cfg.zero_shot``) and ``cfg.extra_systems``."""
+def systems_from_config(
+    cfg: RerankConfig,
+    trained_cross_encoder: Path | None = None,
+    zero_shot_model: str = "all-MiniLM-L6-v2",
+    trained_bi_encoder: Path | None = None,
+) -> dict[str, SystemSpec]:
+    """The systems a ``[rerank]`` section asks for: the trained cross-encoder and the
+    fine-tuned sentence encoder (when given), the untuned sentence encoder
+    (``cfg.zero_shot``, the baseline that shows what the synthetic data added) and
+    ``cfg.extra_systems``."""
     systems: dict[str, SystemSpec] = {}
     if trained_cross_encoder is not None:
         systems[TRAINED_SYSTEM] = SystemSpec("cross-encoder", str(trained_cross_encoder))
+    if trained_bi_encoder is not None:
+        systems[TRAINED_BI_SYSTEM] = SystemSpec("bi-encoder", str(trained_bi_encoder))
     if cfg.zero_shot:
         systems[ZERO_SHOT_SYSTEM] = SystemSpec("bi-encoder", zero_shot_model)
     for spec in cfg.extra_systems:

@@ -65,8 +65,14 @@ def _toml(data: dict[str, dict[str, object]]) -> str:
     lines = []
     for section, values in data.items():
         lines.append(f"[{section}]")
-        lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
     return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
 
 
 def run_cli(config: Path, cwd: Path) -> dict[str, object]:
@@ -112,7 +118,9 @@ def test_smoke_run_end_to_end_then_skips_then_reruns_from_filter(tmp_path: Path,
     metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
     assert {"bm25", "bm25+ce-synthetic"} <= set(metrics["systems"])
     assert 0 < metrics["systems"]["bm25"]["ndcg@10"] <= 1
-    assert (tmp_path / "results" / "report.md").read_text().startswith("#")
+    assert "bm25+ce-synthetic+interp" in metrics["systems"]
+    report = (tmp_path / "results" / "report.md").read_text()
+    assert report.startswith("#") and "## About this experiment" in report and "Smoke run:" in report
     assert (tmp_path / "results" / "manifest.json").is_file()
     assert summary["metrics"] == metrics["systems"]
 

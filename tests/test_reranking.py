@@ -121,7 +121,9 @@ def test_systems_from_config() -> None:
     systems = systems_from_config(cfg, Path("/run/train/cross-encoder"))
     assert systems == {
         "bm25+ce-synthetic": SystemSpec("cross-encoder", "/run/train/cross-encoder"),
-        "bm25+minilm-zero-shot": SystemSpec("bi-encoder", "all-MiniLM-L6-v2"),
+        "bm25+bi-zero-shot": SystemSpec("bi-encoder", "all-MiniLM-L6-v2"),
         "mine": SystemSpec("cross-encoder", "/models/ce"),
     }
     assert systems_from_config(RerankConfig(zero_shot=False)) == {}
+    tuned = systems_from_config(RerankConfig(zero_shot=False), trained_bi_encoder=Path("/run/train/dense"))
+    assert tuned == {"bm25+bi-synthetic": SystemSpec("bi-encoder", "/run/train/dense")}

@@ -1,12 +1,13 @@
-"""Choose the BM25 interpolation weight of the trained reranker on *train* queries.
+"""Choose the BM25 interpolation weight of the trained rerankers on *train* queries.
 
     python eval/tuning/interpolation.py configs/scifact.toml --queries 100
 
 Needs a finished ``inpars run`` of the config up to ``train``. It draws a seeded sample of
 the collection's train-split queries (never the test split, and never a query used as a
 few-shot example in generation), retrieves BM25 top-``[rerank] depth`` for them, reranks
-with the trained cross-encoder, and scores ``w * bm25 + (1 - w) * cross-encoder`` (per-query
-min-max normalized, :func:`inpars.evaluation.interpolate`) for w = 0, 0.1, ..., 1 with ranx.
+them with each model the train stage made (the cross-encoder, and the fine-tuned sentence
+encoder when there is one), and scores ``w * bm25 + (1 - w) * reranker`` (per-query min-max
+normalized, :func:`inpars.evaluation.interpolate`) for w = 0, 0.1, ..., 1 with ranx.
 Writes ``eval/tuning/<experiment>-interpolation.{json,md}``; the chosen weight goes into the
 config's ``[evaluate] interpolate`` by hand, with this file as its evidence.
 """
@@ -23,14 +24,17 @@ from inpars.config import EvaluateConfig, load_config
 from inpars.evaluation.metrics import evaluate_runs, interpolate
 from inpars.io import write_json
 from inpars.pipeline import Experiment
-from inpars.reranking import SystemSpec, load_system, rerank
-from inpars.training.stage import CROSS_ENCODER_DIR
+from inpars.records import ScoredPair
+from inpars.reranking import TRAINED_BI_SYSTEM, TRAINED_SYSTEM, SystemSpec, load_system, rerank
+from inpars.training.stage import CROSS_ENCODER_DIR, DENSE_DIR
 
 WEIGHTS = [round(0.1 * i, 1) for i in range(11)]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("config", type=Path)
     parser.add_argument("--queries", type=int, default=100, help="train queries sampled (seeded)")
     parser.add_argument("--out", type=Path, default=Path("eval/tuning"))
@@ -40,29 +44,41 @@ def main(argv: list[str] | None = None) -> int:
     experiment = Experiment(config)
     seed = config.experiment.seed
     excluded = experiment.excluded_query_ids()
-    train = [q for q in experiment.collection.split_queries(config.data.train_split) if q.query_id not in excluded]
+    train = [
+        q for q in experiment.collection.split_queries(config.data.train_split) if q.query_id not in excluded
+    ]
     queries = random.Random(seed).sample(train, min(args.queries, len(train)))
     qrels = [r for r in experiment.collection.qrels(config.data.train_split)
              if r.query_id in {q.query_id for q in queries}]
 
+    train_dir = experiment.stage_dir("train")
+    models = {
+        TRAINED_SYSTEM: SystemSpec("cross-encoder", str(train_dir / CROSS_ENCODER_DIR)),
+        TRAINED_BI_SYSTEM: SystemSpec("bi-encoder", str(train_dir / DENSE_DIR)),
+    }
+    models = {name: spec for name, spec in models.items() if Path(spec.model).is_dir()}
     started = time.perf_counter()
+    reranked: dict[str, dict[str, dict[str, float]]] = {}
     with experiment.bm25() as bm25:
         first = bm25.search(queries, config.rerank.depth)
-        model = experiment.stage_dir("train") / CROSS_ENCODER_DIR
-        scorer = load_system(SystemSpec("cross-encoder", str(model)), config.rerank)
-        reranked = rerank(first, queries, bm25, scorer, config.rerank.depth)
+        for name, spec in models.items():
+            run = rerank(first, queries, bm25, load_system(spec, config.rerank), config.rerank.depth)
+            reranked[name] = {q: {p.doc_id: p.score for p in pairs} for q, pairs in run.items()}
     seconds = time.perf_counter() - started
 
-    as_dict = {q: {p.doc_id: p.score for p in pairs} for q, pairs in first.items()}
-    ce = {q: {p.doc_id: p.score for p in pairs} for q, pairs in reranked.items()}
-    from inpars.records import ScoredPair
-
+    base = {q: {p.doc_id: p.score for p in pairs} for q, pairs in first.items()}
     runs = {"bm25": first}
-    for weight in WEIGHTS[:-1]:
-        mixed = interpolate(as_dict, ce, weight)
-        runs[f"w={weight}"] = {q: [ScoredPair(q, d, s) for d, s in docs.items()] for q, docs in mixed.items()}
+    for name, scores in reranked.items():
+        for weight in WEIGHTS[:-1]:
+            mixed = interpolate(base, scores, weight)
+            runs[f"{name} w={weight}"] = {
+                q: [ScoredPair(q, d, s) for d, s in docs.items()] for q, docs in mixed.items()
+            }
     ev = evaluate_runs(qrels, runs, EvaluateConfig(metrics=["ndcg@10", "recall@100"], fusion=[]), seed=seed)
-    best = max(ev.others, key=lambda s: ev.means[s]["ndcg@10"])
+    best = {
+        name: max((s for s in ev.others if s.startswith(f"{name} w=")), key=lambda s: ev.means[s]["ndcg@10"])
+        for name in reranked
+    }
     result = {
         "command": " ".join(["python", *sys.argv]) if argv is None else "interpolation.main",
         "experiment": config.experiment.name,
@@ -70,12 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         "queries": len(ev.query_ids),
         "excluded_example_queries": len(excluded),
         "seed": seed,
-        "model": str(model),
+        "models": {name: spec.model for name, spec in models.items()},
         "seconds": round(seconds, 1),
         "ndcg@10": {s: ev.means[s]["ndcg@10"] for s in ev.systems},
         "p_vs_bm25": {s: ev.p_values[s]["ndcg@10"] for s in ev.others},
-        "best": best,
-        "note": "w is the weight of BM25; w=0.0 is the cross-encoder alone, bm25 is w=1.0",
+        "best": {name: float(system.rsplit("w=", 1)[1]) for name, system in best.items()},
+        "note": "w is the weight of BM25; w=0.0 is the reranker alone, bm25 is w=1.0",
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"{config.experiment.name}-interpolation"
@@ -86,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         f"`{result['command']}`",
         "",
         f"{len(ev.query_ids)} {config.data.train_split}-split queries (seed {seed}; few-shot example queries "
-        f"excluded), BM25 top-{config.rerank.depth} reranked by `{model}` in {seconds:.0f} s.",
-        "w is BM25's weight in `w * bm25 + (1 - w) * cross-encoder` (per-query min-max normalized).",
+        f"excluded), BM25 top-{config.rerank.depth} reranked by the trained models in {seconds:.0f} s.",
+        "w is BM25's weight in `w * bm25 + (1 - w) * reranker` (per-query min-max normalized).",
         "",
         "| system | nDCG@10 | p vs bm25 |",
         "|---|---:|---:|",
@@ -95,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     for system in ev.systems:
         p = ev.p_values.get(system, {}).get("ndcg@10")
         lines.append(f"| {system} | {ev.means[system]['ndcg@10']:.4f} | {'' if p is None else f'{p:.4f}'} |")
-    lines += ["", f"Best: {best}."]
+    lines += [""] + [f"Best for {name}: w = {w}." for name, w in result["best"].items()]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     return 0

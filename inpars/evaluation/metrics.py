@@ -242,7 +242,8 @@ def _add_interpolations(
     for system, weight in cfg.interpolate.items():
         name = interpolated_name(system)
         if system not in runs or cfg.baseline not in runs:
-            note = f"interpolation {name} skipped: no run for {system if system not in runs else cfg.baseline}"
+            absent = system if system not in runs else cfg.baseline
+            note = f"interpolation {name} skipped: no run for {absent}"
             log.warning(note)
             notes.append(note)
             continue
@@ -253,7 +254,8 @@ def _add_interpolations(
             )
         runs[name] = interpolate(runs[cfg.baseline], runs[system], weight)
         notes.append(
-            f"{name}: {weight:g} × {cfg.baseline} + {1 - weight:g} × {system}, scores min-max normalized per query"
+            f"{name}: {weight:g} × {cfg.baseline} + {1 - weight:g} × {system}, "
+            "scores min-max normalized per query"
         )
         made[name] = [cfg.baseline, system]
     return made

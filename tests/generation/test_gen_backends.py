@@ -150,3 +150,21 @@ def test_thread_tuner_keeps_the_faster_count_and_probes_less_often() -> None:
         tuner.record("step", n, cost[n] * 12, 12)
     assert tuner.best("step") == 2
     assert ThreadTuner([3]).pick("prompt") == 3
+
+
+def test_thread_tuner_compares_calls_of_the_same_size() -> None:
+    from inpars.generation.backends.threads import ThreadTuner, work_kind
+
+    assert [work_kind("step", n) for n in (1, 2, 3, 12, 16, 17)] == [
+        "step/1", "step/2", "step/4", "step/16", "step/16", "step/32"]
+    # per token, a 2-token call costs more than a 12-token one whatever the thread count;
+    # two threads are faster at both sizes and must win at both, not lose to the other size
+    per_token = {(1, 2): 0.05, (2, 2): 0.04, (1, 12): 0.01, (2, 12): 0.006}
+    tuner = ThreadTuner([1, 2])
+    for i in range(600):
+        size = 2 if i % 3 else 12
+        kind = work_kind("step", size)
+        n = tuner.pick(kind)
+        tuner.record(kind, n, per_token[(n, size)] * size, size)
+    assert tuner.best(work_kind("step", 2)) == 2 and tuner.best(work_kind("step", 12)) == 2
+    assert tuner.kinds() == ["step/16", "step/2"]

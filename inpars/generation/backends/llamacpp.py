@@ -34,7 +34,7 @@ from inpars.generation.backends.base import (
     decode_bytes,
 )
 from inpars.generation.backends.llama_model import LlamaVocab, import_llama_cpp, load_model
-from inpars.generation.backends.threads import ThreadTuner
+from inpars.generation.backends.threads import ThreadTuner, work_kind
 from inpars.generation.sampling import SamplingSettings, TokenSampler, log_normalizers
 
 log = logging.getLogger(__name__)
@@ -288,13 +288,14 @@ class LlamaCppBackend(Backend):
                 batch.n_seq_id[j] = 1
                 batch.seq_id[j][0] = seq
                 batch.logits[j] = wants
-            threads = self._tuner.pick(kind)
+            work = work_kind(kind, len(chunk))
+            threads = self._tuner.pick(work)
             if threads != self.threads:
                 lc.llama_set_n_threads(self._ctx, threads, threads)
                 self.threads = threads
             start_time = time.perf_counter()
             code = lc.llama_decode(self._ctx, batch)
-            self._tuner.record(kind, threads, time.perf_counter() - start_time, len(chunk))
+            self._tuner.record(work, threads, time.perf_counter() - start_time, len(chunk))
             if code != 0:
                 raise BackendError(
                     f"llama_decode failed (code {code}; 1 means the context is full). "
@@ -309,8 +310,8 @@ class LlamaCppBackend(Backend):
         return np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
 
     def thread_choice(self) -> dict[str, int]:
-        """The thread count in use for each kind of work (measured fastest so far)."""
-        return {kind: self._tuner.best(kind) for kind in ("prompt", "step")}
+        """The thread count in use for each kind and size of work (measured fastest so far)."""
+        return {kind: self._tuner.best(kind) for kind in self._tuner.kinds()}
 
     def close(self) -> None:
         lc = getattr(self, "_lc", None)

@@ -22,6 +22,16 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def work_kind(kind: str, tokens: int) -> str:
+    """``kind`` with the size class of the work (tokens rounded up to a power of two).
+
+    Seconds per token depend on how many tokens one call evaluates (a fixed cost per call
+    is shared among them), so counts are only compared on calls of about the same size: a
+    probe that happened to get a 3-token decoding step must not lose against an estimate
+    made on 12-token steps."""
+    return f"{kind}/{1 << max(0, tokens - 1).bit_length()}"
+
+
 class ThreadTuner:
     """Per kind of work: a seconds-per-token estimate for each candidate thread count."""
 
@@ -36,6 +46,10 @@ class ThreadTuner:
     def automatic(cls) -> ThreadTuner:
         """Candidates 1 and every usable core (one candidate on a single core)."""
         return cls([1, usable_cores()])
+
+    def kinds(self) -> list[str]:
+        """The kinds of work measured so far."""
+        return sorted(self._cost)
 
     def best(self, kind: str) -> int:
         costs = self._cost.get(kind, {})
