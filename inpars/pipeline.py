@@ -263,12 +263,16 @@ class Experiment:
     def report_sections(self) -> dict[str, str]:
         """Extra report sections: the experiment's description, then the stage table."""
         sections = {"About this experiment": self.config.experiment.description.strip()}
-        sections["Pipeline"] = "Seconds per stage (wall time on this machine):\n\n" + self.stage_table()
+        sections["Pipeline"] = (
+            "Seconds per stage, wall time on this machine (a resumed stage counts its last session "
+            "only):\n\n" + self.stage_table()
+        )
         return {title: text for title, text in sections.items() if text}
 
     def stage_table(self) -> str:
         """A markdown table of the stages: time, counts, drops (from their manifests)."""
         lines = ["| stage | seconds | counts | drops |", "|---|---:|---|---|"]
+        total = 0.0
         for stage in STAGES:
             path = self.stage_dir(stage) / MANIFEST
             if not path.is_file():
@@ -278,6 +282,8 @@ class Experiment:
             drops = ", ".join(f"{k} {v}" for k, v in data.get("drops", {}).items())
             seconds = data.get("timings", {}).get("total", 0.0)
             lines.append(f"| {stage} | {seconds:.0f} | {counts} | {drops} |")
+            total += seconds
+        lines.append(f"| total | {total:.0f} | | |")
         return "\n".join(lines)
 
     def run(self, stages: tuple[str, ...] = STAGES) -> dict[str, Any]:
