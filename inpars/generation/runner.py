@@ -46,6 +46,7 @@ class GenerationResult:
     session_queries: int = 0
     session_samples: int = 0
     seconds: float = 0.0
+    batch_seconds: float = 0.0  # generation time of every finished batch, over all sessions
     backend_stats: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -70,6 +71,7 @@ class GenerationResult:
             "session_docs": self.session_docs,
             "session_queries": self.session_queries,
             "seconds": round(self.seconds, 2),
+            "batch_seconds_all_sessions": round(self.batch_seconds, 2),
             "docs_per_s": round(self.docs_per_s, 3),
             "queries_per_s": round(self.queries_per_s, 3),
             "generated_tokens_per_s": round(self.tokens_per_s, 1),
@@ -210,6 +212,7 @@ def generate_queries(
         result.queries += marker["kept"]
         result.rejected += marker["rejected"]
         result.rejects.update(marker["reasons"])
+        result.batch_seconds += float(marker.get("seconds", 0.0))
     log.info(
         "generated %d queries for %d documents (%d samples rejected%s); this session: %.2f docs/s, "
         "%.2f queries/s, %.1f generated tokens/s",
@@ -234,6 +237,7 @@ def _run_batch(
     examples: set[str],
     result: GenerationResult,
 ) -> BatchDone:
+    started = time.perf_counter()
     live = [doc for doc in batch if join_title(doc.title, doc.text)]
     requests = [
         GenerationRequest(
@@ -257,6 +261,7 @@ def _run_batch(
         len(rejects),
         len(batch) - len(live),
         dict(Counter(r.reason for r in rejects)),
+        round(time.perf_counter() - started, 3),
     )
     files.write_batch(queries, rejects, done)
     result.session_queries += len(queries)

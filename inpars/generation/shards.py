@@ -37,6 +37,7 @@ class BatchDone:
     rejected: int
     empty_docs: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0  # wall time spent generating the batch (sums to the time of all sessions)
 
 
 class ShardFiles:
@@ -93,6 +94,7 @@ class ShardFiles:
             "kept": sum(b.kept for b in batches),
             "rejected": sum(b.rejected for b in batches),
             "reasons": dict(sorted(reasons.items())),
+            "seconds": round(sum(b.seconds for b in batches), 3),
         }
         write_json(self.done, summary)
         return summary

@@ -81,6 +81,7 @@ def generate_stage(
                 run=run,
                 total=len(doc_ids),
             )
+        ctx.timings["batches_all_sessions"] = result.batch_seconds  # a resumed run's earlier sessions too
         prefix_tokens = backend.count_tokens(builder.prefix)
     finally:
         backend.close()
@@ -111,6 +112,7 @@ def generate_stage(
                 "generated_tokens_per_s": round(result.tokens_per_s, 1),
                 "session_docs": result.session_docs,
                 "seconds": round(result.seconds, 1),
+                "batch_seconds_all_sessions": round(result.batch_seconds, 1),
             },
             "backend_stats": result.backend_stats,
         }
