@@ -31,6 +31,7 @@ from inpars.manifest import (
 
 log = logging.getLogger(__name__)
 
+RUN_MANIFEST = "run-manifest.json"  # in the results folder: the run manifest of the run that wrote it
 STAGES = ("index", "generate", "filter", "negatives", "train", "rerank", "evaluate")
 
 
@@ -316,6 +317,8 @@ class Experiment:
         if metrics.is_file():
             summary["metrics"] = read_json(metrics).get("systems", {})
         write_json(self.run_dir / MANIFEST, summary)
+        if "evaluate" in stages:  # the whole run's manifest goes next to the report it produced
+            write_json(self.results_dir / RUN_MANIFEST, summary)
         return summary
 
 

@@ -122,6 +122,8 @@ def test_smoke_run_end_to_end_then_skips_then_reruns_from_filter(tmp_path: Path,
     report = (tmp_path / "results" / "report.md").read_text()
     assert report.startswith("#") and "## About this experiment" in report and "Smoke run:" in report
     assert (tmp_path / "results" / "manifest.json").is_file()
+    published = json.loads((tmp_path / "results" / "run-manifest.json").read_text())
+    assert published["stages"].keys() == set(STAGES) and published["metrics"] == metrics["systems"]
     assert summary["metrics"] == metrics["systems"]
 
     again = run_cli(config, tmp_path)
