@@ -265,8 +265,9 @@ class Experiment:
         """Extra report sections: the experiment's description, then the stage table."""
         sections = {"About this experiment": self.config.experiment.description.strip()}
         sections["Pipeline"] = (
-            "Seconds per stage, wall time on this machine (a resumed stage counts its last session "
-            "only):\n\n" + self.stage_table()
+            "Seconds per stage, wall time on this machine. A resumed stage counts its last session "
+            "only; generation also gives its time over all sessions where that is more.\n\n"
+            + self.stage_table()
         )
         return {title: text for title, text in sections.items() if text}
 
