@@ -19,12 +19,6 @@ from typing import Any, Literal
 from inpars.errors import ConfigError
 from inpars.schema import section_from_dict
 
-__all__ = [
-    "Config", "DataConfig", "EvaluateConfig", "ExperimentConfig", "FilterConfig", "GenerateConfig",
-    "IndexConfig", "NegativesConfig", "RerankConfig", "TrainConfig", "load_config", "parse_config",
-    "section_from_dict",
-]
-
 
 # --------------------------------------------------------------------------- sections
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ from typing import Literal
 
 import pytest
 
-from inpars.config import Config, DataConfig, IndexConfig, load_config, parse_config, section_from_dict
+from inpars.config import Config, DataConfig, IndexConfig, load_config, parse_config
 from inpars.errors import ConfigError
 from inpars.manifest import config_dict
+from inpars.schema import section_from_dict
 
 
 @dataclass(frozen=True)
