@@ -10,32 +10,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from inpars.generation.backends.base import Backend, Completion, GenerationRequest
+from inpars.generation.backends.base import Completion, GenerationRequest
 from inpars.generation.backends.hf_common import (
+    HFBackend,
     HFTokenizer,
     RowDecoder,
     end_token_ids,
-    import_torch_transformers,
     load_pretrained,
-    resolve_device,
 )
 from inpars.generation.sampling import SamplingSettings
 
 log = logging.getLogger(__name__)
 
 
-class HFCausalBackend(Backend):
+class HFCausalBackend(HFBackend):
     """A decoder-only model (GPT-2, Llama, Gemma, Qwen...) loaded with ``AutoModelForCausalLM``."""
 
     kind = "hf-causal"
 
     def __init__(self, model: str, *, device: str = "auto", threads: int = 0, model_id: str = "") -> None:
         super().__init__(model_id or model)
-        torch, transformers = import_torch_transformers()
-        self._torch = torch
-        if threads:
-            torch.set_num_threads(threads)
-        self.device = resolve_device(torch, device)
+        transformers = self._start_torch(device, threads)
         tok = load_pretrained(transformers.AutoTokenizer, model, "tokenizer")
         tok.padding_side = "left"
         if tok.pad_token_id is None:
@@ -45,12 +40,6 @@ class HFCausalBackend(Backend):
         self.model = load_pretrained(transformers.AutoModelForCausalLM, model, "model").to(self.device).eval()
         self._end_ids = end_token_ids(tok, self.model.config)
         log.info("transformers causal LM %s on %s", model, self.device)
-
-    def count_tokens(self, text: str) -> int:
-        return self._tokens.count_tokens(text)
-
-    def truncate(self, text: str, max_tokens: int) -> str:
-        return self._tokens.truncate(text, max_tokens)
 
     def generate(
         self, requests: Sequence[GenerationRequest], settings: SamplingSettings

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from inpars.errors import DependencyError, ModelError
-from inpars.generation.backends.base import Completion, GenerationRequest, cut_at_stop, decode_bytes
+from inpars.generation.backends.base import Backend, Completion, GenerationRequest, cut_at_stop, decode_bytes
 from inpars.generation.sampling import SamplingSettings, TokenSampler, log_normalizers
 
 log = logging.getLogger(__name__)
@@ -164,3 +164,24 @@ def end_token_ids(tokenizer: Any, config: Any) -> set[int]:
         elif isinstance(value, list | tuple):
             ids.update(int(v) for v in value)
     return ids
+
+
+class HFBackend(Backend):
+    """What the transformers backends share: torch and the device, and token budgets."""
+
+    _tokens: HFTokenizer
+
+    def _start_torch(self, device: str, threads: int) -> Any:
+        """Import torch and transformers, set the thread count and the device; returns transformers."""
+        torch, transformers = import_torch_transformers()
+        self._torch = torch
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = resolve_device(torch, device)
+        return transformers
+
+    def count_tokens(self, text: str) -> int:
+        return self._tokens.count_tokens(text)
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        return self._tokens.truncate(text, max_tokens)

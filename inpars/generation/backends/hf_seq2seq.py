@@ -10,32 +10,27 @@ import logging
 from collections.abc import Sequence
 
 from inpars.errors import ModelError
-from inpars.generation.backends.base import Backend, Completion, GenerationRequest
+from inpars.generation.backends.base import Completion, GenerationRequest
 from inpars.generation.backends.hf_common import (
+    HFBackend,
     HFTokenizer,
     RowDecoder,
     end_token_ids,
-    import_torch_transformers,
     load_pretrained,
-    resolve_device,
 )
 from inpars.generation.sampling import SamplingSettings
 
 log = logging.getLogger(__name__)
 
 
-class HFSeq2SeqBackend(Backend):
+class HFSeq2SeqBackend(HFBackend):
     """A model loaded with ``AutoModelForSeq2SeqLM``; the prompt is the encoder input."""
 
     kind = "hf-seq2seq"
 
     def __init__(self, model: str, *, device: str = "auto", threads: int = 0, model_id: str = "") -> None:
         super().__init__(model_id or model)
-        torch, transformers = import_torch_transformers()
-        self._torch = torch
-        if threads:
-            torch.set_num_threads(threads)
-        self.device = resolve_device(torch, device)
+        transformers = self._start_torch(device, threads)
         self.tokenizer = load_pretrained(transformers.AutoTokenizer, model, "tokenizer")
         self._tokens = HFTokenizer(self.tokenizer)
         self.model = (
@@ -49,12 +44,6 @@ class HFSeq2SeqBackend(Backend):
         self._start = int(start)
         self._end_ids = end_token_ids(self.tokenizer, self.model.config)
         log.info("transformers seq2seq LM %s on %s", model, self.device)
-
-    def count_tokens(self, text: str) -> int:
-        return self._tokens.count_tokens(text)
-
-    def truncate(self, text: str, max_tokens: int) -> str:
-        return self._tokens.truncate(text, max_tokens)
 
     def generate(
         self, requests: Sequence[GenerationRequest], settings: SamplingSettings
