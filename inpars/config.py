@@ -19,8 +19,11 @@ from typing import Any, Literal
 from inpars.errors import ConfigError
 from inpars.schema import section_from_dict
 
-
 # --------------------------------------------------------------------------- sections
+# An experiment name: letters, digits, '-', '_', '.'; not starting with '.' (so never '', '.', '..').
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """``[experiment]``: name, seed and where the run folder goes."""
@@ -30,6 +33,15 @@ class ExperimentConfig:
     run_dir: str = ""  # default: runs/<name>
     results_dir: str = ""  # default: eval/results/<name>
     description: str = ""  # markdown shown at the top of the report (what was tuned, on what)
+
+    def __post_init__(self) -> None:
+        # The name becomes a folder (runs/<name>/, eval/results/<name>/) and a report title:
+        # it must stay one plain path segment.
+        if not _SAFE_NAME.fullmatch(self.name):
+            raise ValueError(
+                f"name = {self.name!r}: use one folder name made of letters, digits, '-', '_' and '.', "
+                "not starting with '.', e.g. 'scifact-v2_1.0'"
+            )
 
 
 @dataclass(frozen=True)
@@ -249,6 +261,7 @@ class GenerateConfig:
     stop: list[str] = field(default_factory=lambda: ["\n"])
     min_query_words: int = 2
     max_query_words: int = 40
+    max_copied_ngram: int = 12  # reject a query sharing this many consecutive words with its doc (0: off)
     batch_docs: int = 4  # documents decoded together (more: bigger shared KV cache to attend over)
     shard_docs: int = 1000  # documents per output shard (the unit of the completion markers)
     threads: int = 0  # 0: pick from the free cores
@@ -266,7 +279,8 @@ class GenerateConfig:
                      "max_query_words", "batch_docs", "shard_docs", "context_tokens", "concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
-        for name in ("num_docs", "num_examples", "top_k", "min_query_words", "threads", "retries"):
+        for name in ("num_docs", "num_examples", "top_k", "min_query_words", "max_copied_ngram", "threads",
+                     "retries"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} = {getattr(self, name)}: must be 0 or more")
         if self.temperature < 0:

@@ -15,9 +15,10 @@ import logging
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any, TypeVar, get_args, get_origin, get_type_hints
 
@@ -268,6 +269,20 @@ def read_records(
             handle_bad_line(error, report)
 
 
+def chunked(items: Iterable[R], size: int) -> Iterator[list[R]]:
+    """Consecutive lists of ``size`` items (the last may be shorter), read lazily.
+
+    It lives here, beside the readers, because what the stages cut into batches are record
+    streams (generation's documents, mining's synthetic queries, training's examples), and
+    every stage already goes through this module.
+    """
+    if size < 1:
+        raise ValueError(f"batch size {size}: must be at least 1")
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
 def write_records(path: Path | str, records: Iterable[Any]) -> int:
     """Write records to a JSONL file atomically; returns how many were written."""
     count = 0
@@ -322,20 +337,33 @@ def _truncate_torn_tail(path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- TREC runs
-def write_trec_run(path: Path | str, run: dict[str, list[ScoredPair]], tag: str) -> int:
-    """Write a run (query id -> pairs, any order) as a TREC run file, ranked by score."""
+def trec_score(score: float) -> str:
+    """A score as run files store it: the shortest text that reads back as the same float
+    (``repr``), so scores that differ in memory never tie on disk (a fixed ``%.6f`` made
+    saturated sigmoid scores such as 0.99999991 and 0.99999998 equal)."""
+    return repr(float(score))
+
+
+def write_trec_run(path: Path | str, run: Mapping[str, Sequence[ScoredPair]], tag: str) -> int:
+    """Write a run (query id -> pairs, any order) as a TREC run file, ranked by score.
+
+    Scores are written at full precision (:func:`trec_score`). Pairs with equal scores keep
+    the order they are given in (a stable sort), so ranks are deterministic and
+    :func:`read_trec_run` reads each query's pairs back in exactly the written order.
+    """
     count = 0
     with atomic_open(path) as handle:
         for query_id in run:
-            ranked = sorted(run[query_id], key=lambda p: (-p.score, p.doc_id))
+            ranked = sorted(run[query_id], key=lambda p: -p.score)  # stable: ties in given order
             for rank, pair in enumerate(ranked, start=1):
-                handle.write(f"{query_id} Q0 {pair.doc_id} {rank} {pair.score:.6f} {tag}\n")
+                handle.write(f"{query_id} Q0 {pair.doc_id} {rank} {trec_score(pair.score)} {tag}\n")
                 count += 1
     return count
 
 
 def read_trec_run(path: Path | str) -> dict[str, list[ScoredPair]]:
-    """Read a TREC run file (``qid Q0 docid rank score tag``) into query id -> pairs."""
+    """Read a TREC run file (``qid Q0 docid rank score tag``) into query id -> pairs, each
+    query's pairs in file order (the written rank order for files of :func:`write_trec_run`)."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: run file not found. Fix: check the path or run the stage that writes it")

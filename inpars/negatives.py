@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from inpars.config import NegativesConfig
+from inpars.data.lookup import DocumentLookup
 from inpars.errors import BadLineError, ConfigError, DataError
-from inpars.io import RecordAppender, atomic_open, read_records, write_records
+from inpars.io import RecordAppender, atomic_open, chunked, read_records, write_records
 from inpars.manifest import StageContext
 from inpars.records import Document, Qrel, Query, ScoredPair, SyntheticQuery, TrainingExample
 
@@ -98,37 +98,6 @@ def pick_negatives(
     return [d for i, d in enumerate(pool) if i in chosen]
 
 
-class DocumentCache:
-    """Stored documents fetched from the index, the most recent ``size`` kept in memory."""
-
-    def __init__(self, index: LexicalIndex, size: int = 100_000) -> None:
-        self.index = index
-        self.size = size
-        self._docs: OrderedDict[str, Document] = OrderedDict()
-
-    def get(self, doc_id: str) -> Document:
-        doc = self._docs.get(doc_id)
-        if doc is None:
-            doc = self.index.document(doc_id)
-            self._docs[doc_id] = doc
-            if len(self._docs) > self.size:
-                self._docs.popitem(last=False)
-        else:
-            self._docs.move_to_end(doc_id)
-        return doc
-
-
-def _batches(items: Iterable[SyntheticQuery], size: int) -> Iterator[list[SyntheticQuery]]:
-    batch: list[SyntheticQuery] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def mine_negatives(
     queries: Iterable[SyntheticQuery],
     bm25: LexicalIndex,
@@ -145,8 +114,8 @@ def mine_negatives(
             "Fix: build one ([index] dense = true) or set dense_count = 0"
         )
     relevant = judged_relevant(qrels or ())
-    docs = DocumentCache(bm25)
-    for batch in _batches(queries, cfg.batch_size):
+    docs = DocumentLookup(bm25, fix="mine with the BM25 index of the collection the queries come from")
+    for batch in chunked(queries, cfg.batch_size):
         search_queries = [Query(q.query_id, q.text) for q in batch]
         lexical = bm25.search(search_queries, cfg.depth, threads=cfg.threads)
         semantic = dense.search(search_queries, cfg.depth) if dense is not None and cfg.dense_count else {}
@@ -175,7 +144,7 @@ def _choose(
     count: int,
     cfg: NegativesConfig,
     positive: Document,
-    docs: DocumentCache,
+    docs: DocumentLookup,
     rng: random.Random,
 ) -> list[str]:
     """Negatives from one ranking. A pick with the positive's exact text (the same document

@@ -123,3 +123,33 @@ def test_file_errors(tmp_path: Path) -> None:
 def test_sections_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         Config().data.source = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", ["../escape", "<script>", "", "a/b", ".", "..", ".hidden", "a b", "a\\b"])
+def test_experiment_name_must_be_one_safe_path_segment(name: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"experiment": {"name": name}}, "exp.toml")
+    message = str(caught.value)
+    assert message.startswith(f"exp.toml [experiment]: name = {name!r}: ")
+    assert "letters, digits, '-', '_' and '.'" in message and "e.g. 'scifact-v2_1.0'" in message
+
+
+def test_unsafe_experiment_name_in_a_file_names_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[experiment]\nname = '../escape'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path} [experiment]: name = '../escape': use one folder name")
+
+
+def test_safe_experiment_names_are_accepted() -> None:
+    for name in ("scifact-v2_1.0", "smoke", "A1", "_tmp", "v1..2"):
+        assert parse_config({"experiment": {"name": name}}).experiment.name == name
+    for config in sorted(Path(__file__).resolve().parents[1].glob("configs/*.toml")):
+        assert load_config(config).experiment.name  # the shipped configs keep passing
+
+
+def test_generation_copy_threshold_is_a_validated_setting() -> None:
+    assert parse_config({}).generate.max_copied_ngram == 12
+    assert parse_config({"generate": {"max_copied_ngram": 0}}).generate.max_copied_ngram == 0  # off
+    with pytest.raises(ConfigError, match=r"max_copied_ngram = -1: must be 0 or more"):
+        parse_config({"generate": {"max_copied_ngram": -1}})

@@ -1,16 +1,27 @@
-"""The data layer on real collections, plain files, ir_datasets and open_collection."""
+"""The data layer on real collections, plain files, ir_datasets, open_collection and
+DocumentLookup."""
 
 from __future__ import annotations
 
+import ast
 import logging
 import socket
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from inpars.config import DataConfig
-from inpars.data import Collection, FileCollection, IrDatasetsCollection, open_collection, open_from_config
+from inpars.data import (
+    DocumentLookup,
+    FileCollection,
+    IrDatasetsCollection,
+    open_collection,
+    open_from_config,
+)
+from inpars.data.collection import __file__ as COLLECTION_MODULE
 from inpars.errors import DataError
 from inpars.records import Document, Qrel, Query
 from tests.conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, write_lines
@@ -78,7 +89,7 @@ def test_tiny_beir_folder(
 ) -> None:
     root = write_beir()
     before = snapshot_files(root)
-    tiny = Collection.from_beir(root)
+    tiny = FileCollection.from_beir(root)
     assert tiny.name == "tiny"
     docs = list(tiny.docs())
     assert docs[0] == Document("d1", TINY_DOCS[0]["text"], "Cats")
@@ -104,14 +115,14 @@ def test_corpus_only_folder_and_file(write_beir: Callable[..., Path]) -> None:
 
 
 def test_unknown_split_names_the_available_ones(write_beir: Callable[..., Path]) -> None:
-    tiny = Collection.from_beir(write_beir())
+    tiny = FileCollection.from_beir(write_beir())
     with pytest.raises(DataError, match=r"split 'dev'.*\['test', 'train'\]"):
         tiny.split_queries("dev")
 
 
 def test_missing_folder_and_missing_corpus(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"nowhere: folder not found\. Fix: .*BEIR folder"):
-        Collection.from_beir(tmp_path / "nowhere")
+        FileCollection.from_beir(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"no corpus\.jsonl in this folder\. Fix: a BEIR folder holds"):
         open_collection(tmp_path / "empty")
@@ -119,14 +130,14 @@ def test_missing_folder_and_missing_corpus(tmp_path: Path) -> None:
 
 def test_qrels_without_queries_file(write_beir: Callable[..., Path]) -> None:
     with pytest.raises(DataError, match=r"queries\.jsonl is missing"):
-        Collection.from_beir(write_beir(queries=[]))
+        FileCollection.from_beir(write_beir(queries=[]))
 
 
 # --------------------------------------------------------------------------- plain files
 
 
 def test_plain_jsonl_and_tsv_files_read_like_beir(tmp_path: Path, write_beir: Callable[..., Path]) -> None:
-    reference = Collection.from_beir(write_beir())
+    reference = FileCollection.from_beir(write_beir())
     docs_jsonl = write_lines(tmp_path / "docs.jsonl", [
         {"doc_id": d["_id"], "title": d["title"], "text": d["text"]} for d in TINY_DOCS
     ])
@@ -137,7 +148,7 @@ def test_plain_jsonl_and_tsv_files_read_like_beir(tmp_path: Path, write_beir: Ca
     trec = write_lines(tmp_path / "test.qrels", [f"{q} 0 {d} {r}" for q, d, r in TINY_QRELS["test"]])
     beir_train = reference.source_files()[-1]
     for corpus in (docs_jsonl, docs_tsv):
-        plain = Collection.from_files(corpus, queries_tsv, {"test": trec, "train": beir_train})
+        plain = FileCollection(corpus, queries_tsv, {"test": trec, "train": beir_train})
         assert plain.name == "docs"
         assert list(plain.docs()) == list(reference.docs())
         assert list(plain.queries()) == list(reference.queries())
@@ -148,7 +159,7 @@ def test_plain_jsonl_and_tsv_files_read_like_beir(tmp_path: Path, write_beir: Ca
 def test_two_column_tsv_corpus_and_crlf(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus.tsv"
     corpus.write_bytes(b"7\tfirst text\r\n8\tsecond text\r\n")
-    plain = Collection.from_files(corpus)
+    plain = FileCollection(corpus)
     assert list(plain.docs()) == [Document("7", "first text"), Document("8", "second text")]
 
 
@@ -156,13 +167,13 @@ def test_integer_ids_and_utf8_bom_are_accepted(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus.jsonl"
     bom = b"\xef\xbb\xbf"
     corpus.write_bytes(bom + b'{"id": 12, "text": "caf\xc3\xa9"}\n{"id": 13, "text": "tea", "title": null}\n')
-    assert list(Collection.from_files(corpus).docs()) == [Document("12", "café"), Document("13", "tea")]
+    assert list(FileCollection(corpus).docs()) == [Document("12", "café"), Document("13", "tea")]
 
 
 def test_unknown_file_format(tmp_path: Path) -> None:
     corpus = write_lines(tmp_path / "corpus.csv", ["1,text"])
     with pytest.raises(DataError, match=r"corpus\.csv: cannot tell the format.*Fix: name it \.jsonl"):
-        Collection.from_files(corpus)
+        FileCollection(corpus)
 
 
 # --------------------------------------------------------------------------- ir_datasets
@@ -180,7 +191,7 @@ def test_ir_datasets_local_dataset(tmp_path: Path) -> None:
 
     docs, queries, qrels = _local_irds_files(tmp_path)
     dataset = ir_datasets.create_dataset(docs_tsv=str(docs), queries_tsv=str(queries), qrels_trec=str(qrels))
-    local = Collection.from_ir_datasets(dataset, name="local")
+    local = IrDatasetsCollection(dataset, name="local")
     assert isinstance(local, IrDatasetsCollection)
     assert local.name == "local"
     assert local.splits() == ["test"]
@@ -191,7 +202,7 @@ def test_ir_datasets_local_dataset(tmp_path: Path) -> None:
     assert local.qrels("test") == [Qrel("q1", "d1", 1), Qrel("q2", "d2", 2)]
     assert [q.query_id for q in local.split_queries("test")] == ["q1", "q2"]
     # the same files read directly give the same collection
-    plain = Collection.from_files(docs, queries, {"test": qrels})
+    plain = FileCollection(docs, queries, {"test": qrels})
     assert list(plain.docs()) == list(local.docs())
     assert plain.qrels("test") == local.qrels("test")
 
@@ -204,7 +215,7 @@ def test_ir_datasets_checks_like_files(tmp_path: Path) -> None:
     dataset = ir_datasets.create_dataset(docs_tsv=str(docs), queries_tsv=str(queries), qrels_trec=str(qrels))
     expected = r"irds:local/queries, line 2, field 'text': query 'q2' has an empty text"
     with pytest.raises(DataError, match=expected):
-        list(Collection.from_ir_datasets(dataset, name="local").queries())
+        list(IrDatasetsCollection(dataset, name="local").queries())
 
 
 def test_ir_datasets_id_and_sibling_splits() -> None:
@@ -213,7 +224,7 @@ def test_ir_datasets_id_and_sibling_splits() -> None:
     assert scifact.name == "beir/scifact/test"
     assert scifact.splits() == ["test", "train"]
     with pytest.raises(DataError, match="'beir/nothing-here' is not an ir_datasets id"):
-        Collection.from_ir_datasets("beir/nothing-here")
+        IrDatasetsCollection("beir/nothing-here")
 
 
 def _online(host: str) -> bool:
@@ -227,7 +238,7 @@ def _online(host: str) -> bool:
 def test_ir_datasets_offline_download_is_a_clear_error() -> None:
     if _online("public.ukp.informatik.tu-darmstadt.de"):
         pytest.skip("online: ir_datasets would download SciFact instead of failing")
-    scifact = Collection.from_ir_datasets("beir/scifact/test")
+    scifact = IrDatasetsCollection("beir/scifact/test")
     with pytest.raises(DataError, match=r"ir_datasets could not read the queries .*Fix: .*local BEIR folder"):
         list(scifact.queries())
 
@@ -273,3 +284,82 @@ def test_open_from_config(write_beir: Callable[..., Path]) -> None:
     strict = open_from_config(DataConfig(source=str(root)))
     with pytest.raises(DataError, match=r"corpus\.jsonl, line 5: malformed JSON"):
         strict.count_docs()
+
+
+def test_the_base_class_imports_no_reader_and_the_package_imports_alone() -> None:
+    tree = ast.parse(Path(COLLECTION_MODULE).read_text(encoding="utf-8"))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m and m.startswith("inpars.data")}
+    done = subprocess.run([sys.executable, "-c", "import inpars.data"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+# --------------------------------------------------------------------------- DocumentLookup
+class FakeStore:
+    """An index that returns documents by id and counts the calls."""
+
+    def __init__(self, docs: dict[str, Document]) -> None:
+        self.table, self.calls = docs, 0
+
+    def document(self, doc_id: str) -> Document:
+        self.calls += 1
+        if doc_id not in self.table:
+            raise DataError(f"no document with id {doc_id!r} in this index. Fix: check the id")
+        return self.table[doc_id]
+
+
+class FakeStream:
+    """A collection that streams its documents and counts the passes."""
+
+    def __init__(self, docs: list[Document]) -> None:
+        self.items, self.passes = docs, 0
+
+    def docs(self) -> Iterator[Document]:
+        self.passes += 1
+        yield from self.items
+
+
+DOCS = [Document("d1", "Cats purr.", "Cats"), Document("d2", "Dogs bark."), Document("d3", "Paris.")]
+
+
+def test_lookup_over_a_mapping_a_function_and_a_store() -> None:
+    by_id = DocumentLookup({d.doc_id: d for d in DOCS}, fix="use the same collection")
+    assert by_id.get("d1") == DOCS[0]
+    with pytest.raises(DataError, match=r"document 'zz' is not in the collection\. Fix: use the same"):
+        by_id.get("zz")
+    assert DocumentLookup({"d1": "Cats purr."}).get("d1") == Document("d1", "Cats purr.")
+    assert DocumentLookup(str.upper).get("ab") == Document("ab", "AB")
+    store = FakeStore({d.doc_id: d for d in DOCS})
+    cached = DocumentLookup(store, cache_size=1)
+    assert [cached.get(d).doc_id for d in ("d1", "d1", "d2", "d1")] == ["d1", "d1", "d2", "d1"]
+    assert store.calls == 3  # d1 was asked again once d2 pushed it out of the cache of one
+    with pytest.raises(DataError, match=r"'zz' in this index"):  # the store's own error
+        cached.get("zz")
+    with pytest.raises(DataError, match=r"cannot look documents up in a int"):
+        DocumentLookup(42)  # type: ignore[arg-type]
+
+
+def test_lookup_reads_a_stream_once_for_the_needed_ids() -> None:
+    stream = FakeStream(DOCS)
+    lookup = DocumentLookup(stream, needed={"d1", "d2"}, fix="filter with the right collection")
+    assert stream.passes == 0  # read on the first lookup, not before
+    assert (lookup.get("d1"), lookup.get("d2")) == (DOCS[0], DOCS[1])
+    assert stream.passes == 1
+    assert lookup.get("d3") == DOCS[2]  # not announced: one more pass
+    with pytest.raises(DataError, match=r"document 'zz' is not in the collection\. Fix: filter with"):
+        lookup.get("zz")
+    with pytest.raises(DataError, match="'zz'"):
+        lookup.get("zz")
+    assert stream.passes == 3  # a missing id is looked for once
+    fresh = FakeStream(DOCS)
+    assert DocumentLookup(fresh).fetch(["d3", "d1"]) == {"d3": DOCS[2], "d1": DOCS[0]}
+    assert fresh.passes == 1
+    with pytest.raises(DataError, match=r"2 documents are not in the collection \(e\.g\. \['x', 'y'\]\)"):
+        DocumentLookup(fresh).fetch(["d1", "y", "x"])
+
+
+def test_lookup_over_a_real_collection(write_beir: Callable[..., Path]) -> None:
+    found = DocumentLookup(open_collection(write_beir())).fetch(["d3", "d1"])
+    assert found["d1"] == Document("d1", "Cats are small domesticated felines that purr.", "Cats")
+    assert list(found) == ["d3", "d1"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from inpars.data import Collection
+from inpars.data import FileCollection
 from inpars.errors import BadLineError
 from inpars.io import LineReport
 from tests.conftest import TINY_DOCS, TINY_QUERIES, write_lines
@@ -87,7 +87,7 @@ CASES = [
 def test_bad_line_raises_with_location_and_fix(case: Case, write_beir: Callable[..., Path]) -> None:
     root = write_beir(**case.folder)
     with pytest.raises(BadLineError) as caught:
-        Collection.from_beir(root).summary()
+        FileCollection.from_beir(root).summary()
     error = caught.value
     where = f"{root / case.file}, line {case.line}" + (f", field '{case.field}'" if case.field else "")
     assert str(error).startswith(where + ": ")
@@ -104,7 +104,7 @@ def test_skip_mode_counts_bad_lines(
     root = write_beir(**case.folder)
     before = snapshot_files(root)
     report = LineReport()
-    tiny = Collection.from_beir(root, report=report)
+    tiny = FileCollection.from_beir(root, report=report)
     counts = tiny.summary()
     for key, expected in case.counts.items():
         assert counts[key] == expected, key
@@ -117,7 +117,7 @@ def test_skip_mode_counts_bad_lines(
 
 def test_empty_documents_are_kept(write_beir: Callable[..., Path]) -> None:
     empty = {"_id": "d5", "title": "", "text": ""}
-    tiny = Collection.from_beir(write_beir(docs=[*TINY_DOCS, empty]))
+    tiny = FileCollection.from_beir(write_beir(docs=[*TINY_DOCS, empty]))
     assert tiny.count_docs() == 5
     assert tiny.empty_doc_ids() == ("d5",)
     assert tiny.summary()["empty_docs"] == 1
@@ -128,9 +128,9 @@ def test_tsv_bad_lines(tmp_path: Path) -> None:
     corpus.write_bytes(b"d1\tCats\tCats purr.\nd2\ttoo\tmany\tcolumns\nd3\tTea\tcaf\xe9\n")
     expected = r"corpus\.tsv, line 2: 4 tab-separated column\(s\)\. Fix: write id, text"
     with pytest.raises(BadLineError, match=expected):
-        list(Collection.from_files(corpus).docs())
+        list(FileCollection(corpus).docs())
     report = LineReport()
-    assert [d.doc_id for d in Collection.from_files(corpus, report=report).docs()] == ["d1"]
+    assert [d.doc_id for d in FileCollection(corpus, report=report).docs()] == ["d1"]
     assert report.skipped == {"wrong number of columns": 1, "not UTF-8": 1}
     assert "line 3, field 'column 3'" in report.examples[1]
 
@@ -138,12 +138,12 @@ def test_tsv_bad_lines(tmp_path: Path) -> None:
 def test_trec_qrels_bad_lines(tmp_path: Path, write_beir: Callable[..., Path]) -> None:
     root = write_beir()
     qrels = write_lines(tmp_path / "test.qrels", ["q1 0 d1 1", "q2 0 d2", "q2 0 d2 x"])
-    corpus, queries = Collection.from_beir(root).source_files()[:2]
-    files = Collection.from_files(corpus, queries, {"test": qrels})
+    corpus, queries = FileCollection.from_beir(root).source_files()[:2]
+    files = FileCollection(corpus, queries, {"test": qrels})
     with pytest.raises(BadLineError, match=r"test\.qrels, line 2: 3 columns instead of 4"):
         files.qrels("test")
     report = LineReport()
-    files = Collection.from_files(corpus, queries, {"test": qrels}, report=report)
+    files = FileCollection(corpus, queries, {"test": qrels}, report=report)
     assert len(files.qrels("test")) == 1
     assert report.skipped == {"wrong number of columns": 1, "bad relevance score": 1}
     assert "field 'column 4 (relevance)'" in report.examples[1]

@@ -13,6 +13,7 @@ from inpars.io import (
     LineReport,
     RecordAppender,
     atomic_open,
+    chunked,
     from_dict,
     iter_json_lines,
     read_json,
@@ -178,11 +179,27 @@ def test_trec_run_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "run.trec"
     assert write_trec_run(path, run, tag="bm25") == 4
     lines = path.read_text().splitlines()
-    assert lines[0] == "q1 Q0 d1 1 3.250000 bm25"
-    assert lines[1].startswith("q1 Q0 d2 2 ")  # ties ranked by doc id
-    assert lines[3] == "q2 Q0 d9 1 -0.500000 bm25"
+    assert lines[0] == "q1 Q0 d1 1 3.25 bm25"
+    assert lines[1].startswith("q1 Q0 d2 2 ")  # ties keep the given order
+    assert lines[3] == "q2 Q0 d9 1 -0.5 bm25"
     back = read_trec_run(path)
-    assert back == {q: sorted(pairs, key=lambda p: (-p.score, p.doc_id)) for q, pairs in run.items()}
+    assert back == {q: sorted(pairs, key=lambda p: -p.score) for q, pairs in run.items()}
+
+
+def test_trec_run_keeps_full_precision_and_the_given_order_of_ties(tmp_path: Path) -> None:
+    # saturated sigmoid scores: equal at 6 decimals, different in memory
+    close = [ScoredPair("q", "low", 0.99999991), ScoredPair("q", "high", 0.99999998)]
+    ties = [ScoredPair("q", d, 0.25) for d in ("z", "b", "m")]  # not in doc id order
+    tiny = [ScoredPair("q", "tiny", 1.2345678901234567e-9), ScoredPair("q", "neg", -1e-12)]
+    path = tmp_path / "run.trec"
+    write_trec_run(path, {"q": [*close, *ties, *tiny]}, tag="ce")
+    back = read_trec_run(path)["q"]
+    assert [p.doc_id for p in back] == ["high", "low", "z", "b", "m", "tiny", "neg"]
+    assert {p.doc_id: p.score for p in back} == {p.doc_id: p.score for p in [*close, *ties, *tiny]}
+    ranks = [int(line.split()[3]) for line in path.read_text().splitlines()]
+    assert ranks == list(range(1, 8))
+    write_trec_run(path, {"q": back}, tag="ce")  # reading and writing again changes nothing
+    assert read_trec_run(path)["q"] == back
 
 
 def test_trec_run_errors(tmp_path: Path) -> None:
@@ -198,3 +215,13 @@ def test_trec_run_errors(tmp_path: Path) -> None:
     path.write_bytes(b"q1 Q0 d1 1 2.0 tag\nq\xe9 Q0 d1 1 2.0 tag\n")
     with pytest.raises(BadLineError, match=r"line 2: bytes that are not UTF-8"):
         read_trec_run(path)
+
+
+def test_chunked_cuts_any_stream_into_batches_lazily() -> None:
+    assert list(chunked(range(7), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert list(chunked([], 3)) == []
+    assert list(chunked("ab", 5)) == [["a", "b"]]
+    endless = chunked(iter(int, 1), 2)  # an endless stream: only what is asked for is read
+    assert next(endless) == [0, 0]
+    with pytest.raises(ValueError, match="at least 1"):
+        list(chunked([1, 2], 0))

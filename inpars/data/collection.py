@@ -2,7 +2,9 @@
 
 :class:`Collection` holds the checks every source shares (unique ids, ids that fit a TREC
 run file, non-empty queries, judgements that point at known queries and documents). The
-readers in :mod:`inpars.data.files` and :mod:`inpars.data.irds` only parse their format.
+readers in :mod:`inpars.data.files` and :mod:`inpars.data.irds` subclass it and only parse
+their format; this module imports neither (:func:`inpars.data.sources.open_collection`
+picks the reader for a source).
 
 A bad record raises :class:`~inpars.errors.BadLineError` naming the file, line, field and
 the fix; with a :class:`~inpars.io.LineReport` (``--skip-bad-lines``) it is counted by
@@ -13,17 +15,13 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import NamedTuple
 
 from inpars.errors import BadLineError, DataError
 from inpars.io import LineReport, handle_bad_line
 from inpars.records import Document, Qrel, Query
-
-if TYPE_CHECKING:
-    from inpars.data.files import FileCollection
-    from inpars.data.irds import IrDatasetsCollection
 
 log = logging.getLogger(__name__)
 
@@ -54,47 +52,6 @@ class Collection(ABC):
         self._empty_doc_ids: tuple[str, ...] = ()
         self._queries: dict[str, dict[str, Query]] = {}
         self._qrels: dict[str, list[Qrel]] = {}
-
-    # ------------------------------------------------------------------ constructors
-    @classmethod
-    def from_beir(
-        cls, folder: Path | str, *, name: str = "", report: LineReport | None = None
-    ) -> FileCollection:
-        """A BEIR folder: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``."""
-        from inpars.data.files import FileCollection
-
-        return FileCollection.from_beir(folder, name=name, report=report)
-
-    @classmethod
-    def from_files(
-        cls,
-        corpus: Path | str,
-        queries: Path | str | None = None,
-        qrels: Mapping[str, Path | str] | None = None,
-        *,
-        name: str = "",
-        report: LineReport | None = None,
-    ) -> FileCollection:
-        """Plain files: a corpus (``.jsonl`` or ``.tsv``), queries (``.jsonl`` or ``.tsv``)
-        and qrels by split (BEIR ``.tsv`` with header, or TREC ``qid 0 docid rel``)."""
-        from inpars.data.files import FileCollection
-
-        return FileCollection(corpus, queries, qrels or {}, name=name, report=report)
-
-    @classmethod
-    def from_ir_datasets(
-        cls,
-        dataset: Any,
-        *,
-        name: str = "",
-        split: str = "",
-        report: LineReport | None = None,
-    ) -> IrDatasetsCollection:
-        """An ir_datasets id (``beir/scifact/test``, ``irds:`` prefix allowed) or a dataset
-        object such as one made by ``ir_datasets.create_dataset``."""
-        from inpars.data.irds import IrDatasetsCollection
-
-        return IrDatasetsCollection(dataset, name=name, split=split, report=report)
 
     # ------------------------------------------------------------------ what readers provide
     @abstractmethod

@@ -158,7 +158,7 @@ class FileCollection(Collection):
         if not corpus.is_file():
             raise DataError(
                 f"{root}: no corpus.jsonl in this folder. Fix: a BEIR folder holds {BEIR_LAYOUT}; "
-                "for other files use Collection.from_files(corpus=..., queries=..., qrels=...)"
+                "for other files use FileCollection(corpus, queries, {split: qrels})"
             )
         queries: Path | None = root / "queries.jsonl"
         qrels = {p.stem: p for p in sorted((root / "qrels").glob("*.tsv"))}

@@ -1,4 +1,9 @@
-"""Open a collection from whatever ``[data].source`` names: a folder, a file or an id."""
+"""Open a collection from whatever ``[data].source`` names: a folder, a file or an id.
+
+The one way in: :func:`open_collection` picks the reader (:class:`FileCollection` for a
+BEIR folder or a corpus file, :class:`IrDatasetsCollection` for an ir_datasets id) and
+:func:`open_from_config` calls it with the settings of a ``[data]`` section.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from pathlib import Path
 
 from inpars.config import DataConfig
 from inpars.data.collection import Collection
+from inpars.data.files import FileCollection
+from inpars.data.irds import PREFIX, IrDatasetsCollection, is_registered
 from inpars.errors import DataError
 from inpars.io import LineReport
 
@@ -24,22 +31,20 @@ def open_collection(
     fallback is opened instead, with a warning that says so. ``report`` turns on the
     skip-bad-lines mode: bad lines are counted there instead of raising.
     """
-    from inpars.data.irds import PREFIX, is_registered
-
     text = str(source).strip()
     if text.startswith(PREFIX):
         log.info("data: opening the ir_datasets collection %s", text[len(PREFIX):])
-        return Collection.from_ir_datasets(text, report=report)
+        return IrDatasetsCollection(text, report=report)
     path = Path(text).expanduser()
     if text and path.is_dir():
         log.info("data: reading the BEIR folder %s", path)
-        return Collection.from_beir(path, report=report)
+        return FileCollection.from_beir(path, report=report)
     if text and path.is_file():
         log.info("data: reading the corpus file %s (documents only)", path)
-        return Collection.from_files(path, report=report)
+        return FileCollection(path, report=report)
     if text and is_registered(text):
         log.info("data: opening the ir_datasets collection %s", text)
-        return Collection.from_ir_datasets(text, report=report)
+        return IrDatasetsCollection(text, report=report)
     if fallback:
         log.warning("data: %s not found; using the fallback %s instead",
                     text or "no [data].source given", fallback)

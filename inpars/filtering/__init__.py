@@ -47,7 +47,6 @@ from inpars.filtering.stage import (
     DocumentSource,
     build_filters,
     filter_stage,
-    load_documents,
     read_queries,
     resolve_steps,
 )
@@ -76,7 +75,6 @@ __all__ = [
     "drop",
     "filter_stage",
     "keep_count",
-    "load_documents",
     "read_queries",
     "resolve_steps",
     "top_verdicts",

@@ -4,7 +4,8 @@ Drop reasons, checked in this order: ``empty``; ``template_leak`` (a prompt mark
 as "Document:" in the query); ``not_text`` (too few letters: numbers, symbols, markup);
 ``too_short`` / ``too_long`` (word count); ``repetitive`` (a word repeated over and over);
 ``copied_from_document`` (the document's title, or a run of ``max_copied_ngram``
-consecutive words of the document).
+consecutive words of the document; :func:`~inpars.filtering.text.copied_from_document`,
+the check generation rejects with too, 0: off).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from inpars.filtering.chain import KEEP, Verdict, drop
-from inpars.filtering.text import first_shared_ngram, letter_ratio, normalize, word_ngrams
+from inpars.filtering.text import copied_from_document, document_ngrams, letter_ratio, normalize
 from inpars.records import Document, SyntheticQuery
 
 REPEAT_MIN_WORDS = 6  # queries shorter than this are never called repetitive
@@ -61,23 +62,19 @@ class RulesFilter:
             if times > REPEAT_MAX_SHARE * len(tokens):
                 return drop("repetitive", f"{word!r} is {times} of {len(tokens)} words")
         document = self.documents.get(doc_id)
-        title = normalize(document.title) if document else ""
-        if title and normalize(text) == title:
-            return drop("copied_from_document", "the query is the document's title")
-        n = self.max_copied_ngram
-        if n and len(tokens) >= n and document is not None:
-            shared = first_shared_ngram(tokens, self._document_ngrams(doc_id), n)
-            if shared:
-                return drop("copied_from_document", f"{n} words copied: {shared!r}")
+        if document is not None and self.max_copied_ngram > 0:
+            copied = copied_from_document(text, document, self.max_copied_ngram,
+                                          ngrams=self._document_ngrams(doc_id, document))
+            if copied:
+                return drop("copied_from_document", copied)
         return KEEP
 
-    def _document_ngrams(self, doc_id: str) -> set[tuple[str, ...]]:
+    def _document_ngrams(self, doc_id: str, document: Document) -> set[tuple[str, ...]]:
         grams = self._ngrams.get(doc_id)
         if grams is None:
             if len(self._ngrams) > 10_000:  # queries come grouped by document: a small cache is enough
                 self._ngrams.clear()
-            document = self.documents[doc_id]
-            grams = word_ngrams(normalize(f"{document.title} {document.text}").split(), self.max_copied_ngram)
+            grams = document_ngrams(document, self.max_copied_ngram)
             self._ngrams[doc_id] = grams
         return grams
 

@@ -13,11 +13,11 @@ Outputs in the stage folder:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 from inpars.config import FilterConfig
+from inpars.data.lookup import DocumentLookup, DocumentSource
 from inpars.errors import ConfigError, DataError
 from inpars.filtering.chain import QueryFilter, apply_filters
 from inpars.filtering.contamination import ContaminationFilter
@@ -37,13 +37,6 @@ KEPT = "kept.jsonl"
 DROPPED = "dropped.jsonl"
 
 
-class DocumentSource(Protocol):
-    """Where documents come from (a :class:`inpars.data.Collection` fits)."""
-
-    def docs(self) -> Iterator[Document]:
-        ...
-
-
 def read_queries(path: Path) -> list[SyntheticQuery]:
     """Synthetic queries of a generate stage folder (its shards, in order) or one JSONL file."""
     if path.is_file():
@@ -51,22 +44,6 @@ def read_queries(path: Path) -> list[SyntheticQuery]:
     from inpars.generation.shards import read_synthetic_queries
 
     return list(read_synthetic_queries(path))
-
-
-def load_documents(source: DocumentSource, doc_ids: Iterable[str]) -> dict[str, Document]:
-    """The documents with these ids, streamed from ``source``; every id must be found."""
-    wanted = set(doc_ids)
-    found: dict[str, Document] = {}
-    for doc in source.docs():
-        if doc.doc_id in wanted:
-            found[doc.doc_id] = doc
-    missing = sorted(wanted - set(found))
-    if missing:
-        raise DataError(
-            f"{len(missing)} synthetic queries' documents are not in the collection (e.g. {missing[:3]}). "
-            "Fix: filter with the collection the queries were generated from"
-        )
-    return found
 
 
 def resolve_steps(steps: Sequence[str], eval_queries: Sequence[Query]) -> list[str]:
@@ -151,7 +128,8 @@ def filter_stage(
     split (their near-copies are always dropped)."""
     with ctx.timed("read"):
         queries = read_queries(Path(queries_dir))
-        documents = load_documents(collection, (q.doc_id for q in queries))
+        lookup = DocumentLookup(collection, fix="filter with the collection the queries were generated from")
+        documents = lookup.fetch(q.doc_id for q in queries)
     ids = [q.query_id for q in queries]
     if len(set(ids)) != len(ids):
         raise DataError(

@@ -1,4 +1,6 @@
-"""Text measures the filters share: normalization, word n-grams, character shingles.
+"""Text measures the filters share: normalization, word n-grams, character shingles, and
+the one copy check (:func:`copied_from_document`) of the generation rejects and the rules
+filter.
 
 Pure functions on strings; no models.
 """
@@ -8,6 +10,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
+
+from inpars.records import Document
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -62,6 +66,40 @@ def first_shared_ngram(query: Sequence[str], document_ngrams: set[tuple[str, ...
         gram = tuple(query[i : i + n])
         if gram in document_ngrams:
             return " ".join(gram)
+    return ""
+
+
+def document_ngrams(document: Document, n: int) -> set[tuple[str, ...]]:
+    """The :func:`word_ngrams` of a document's normalized title and text."""
+    return word_ngrams(words(f"{document.title} {document.text}"), n)
+
+
+def copied_from_document(
+    query: str,
+    document: Document,
+    max_copied_ngram: int,
+    *,
+    ngrams: set[tuple[str, ...]] | None = None,
+) -> str:
+    """Why ``query`` counts as copied from ``document`` (the detail of a
+    ``copied_from_document`` reject), or ``""`` when it does not.
+
+    Copied: the query is the document's title, or it shares a run of ``max_copied_ngram``
+    consecutive words with the title and text (after :func:`normalize`). ``0`` turns the
+    check off. ``ngrams``: the document's :func:`document_ngrams` for that ``n``, when a
+    caller keeps them for the many queries of one document.
+    """
+    n = max_copied_ngram
+    if n <= 0:
+        return ""
+    tokens = words(query)
+    title = normalize(document.title)
+    if title and " ".join(tokens) == title:
+        return "the query is the document's title"
+    if len(tokens) >= n:
+        shared = first_shared_ngram(tokens, ngrams if ngrams is not None else document_ngrams(document, n), n)
+        if shared:
+            return f"{n} words copied: {shared!r}"
     return ""
 
 

@@ -13,7 +13,9 @@ what is not a usable query. Reasons (the keys of the rejects counts):
 ``copied_example``    the query is one of the prompt's few-shot queries
 ``off_topic``         no content word of the query is in the document, but some are in the
                       few-shot part of the prompt (the model wrote about an example)
-``copied_document``   12 or more consecutive words copied from the document
+``copied_from_document``  the document's title, or ``max_copied_ngram`` (12) consecutive words
+                      of it (:func:`inpars.filtering.text.copied_from_document`, the
+                      check of the rules filter too)
 ``duplicate``         the same query (case and punctuation aside) as an earlier sample of the document
 """
 
@@ -24,6 +26,9 @@ from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from inpars.filtering.text import copied_from_document
+from inpars.records import Document
+
 REJECT_REASONS = (
     "empty",
     "unfinished",
@@ -33,7 +38,7 @@ REJECT_REASONS = (
     "repetitive",
     "copied_example",
     "off_topic",
-    "copied_document",
+    "copied_from_document",
     "duplicate",
 )
 
@@ -153,7 +158,7 @@ class QueryCheck:
 
     min_words: int = 2
     max_words: int = 40
-    copy_words: int = 12
+    max_copied_ngram: int = 12  # 0: no copy check
 
 
 def check_query(
@@ -161,13 +166,14 @@ def check_query(
     *,
     finished: bool = True,
     limits: QueryCheck = QueryCheck(),
-    document: str = "",
+    document: Document | str = "",
     example_queries: Collection[str] = (),
     prompt_words: Collection[str] = (),
     earlier: Collection[str] = (),
 ) -> str:
     """The reject reason for a cleaned query, or ``""`` when it is kept.
 
+    ``document``: the query's document (a plain string is its text, without title);
     ``example_queries`` and ``earlier`` hold normalized texts (see :func:`normalized`);
     ``prompt_words`` the :func:`content_stems` of the prompt's few-shot part.
     """
@@ -191,15 +197,13 @@ def check_query(
     norm = _normalize(text)
     if norm in example_queries:
         return "copied_example"
-    if document and prompt_words:
+    doc = document if isinstance(document, Document) else Document("", document)
+    if (doc.title or doc.text) and prompt_words:
         stems = content_stems(text)
-        if stems and not stems & content_stems(document) and stems & set(prompt_words):
+        if stems and not stems & content_stems(f"{doc.title} {doc.text}") and stems & set(prompt_words):
             return "off_topic"
-    if document and len(lowered) >= limits.copy_words:
-        doc = f" {_normalize(document)} "
-        for i in range(len(lowered) - limits.copy_words + 1):
-            if f" {' '.join(lowered[i : i + limits.copy_words])} " in doc:
-                return "copied_document"
+    if copied_from_document(text, doc, limits.max_copied_ngram):
+        return "copied_from_document"
     if norm in earlier:
         return "duplicate"
     return ""

@@ -9,28 +9,20 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from inpars.generation.backends.base import Backend, Completion, GenerationRequest
 from inpars.generation.parsing import QueryCheck, check_query, clean_query, content_stems, normalized
 from inpars.generation.prompts import PromptBuilder, join_title
 from inpars.generation.sampling import SamplingSettings, derive_seed
 from inpars.generation.shards import BatchDone, ShardFiles, check_run_file, read_done_markers
+from inpars.io import chunked
 from inpars.records import Document, Dropped, SyntheticQuery
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Consecutive lists of ``size`` items (the last may be shorter)."""
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 @dataclass
@@ -103,6 +95,9 @@ class RunSettings:
             "shard_docs": self.shard_docs,
             "min_words": self.limits.min_words,
             "max_words": self.limits.max_words,
+            # only when changed, so that runs from before this setting existed still resume
+            **({"max_copied_ngram": self.limits.max_copied_ngram}
+               if self.limits.max_copied_ngram != QueryCheck.max_copied_ngram else {}),
         }
 
 
@@ -123,7 +118,6 @@ def judge(
     kept: list[SyntheticQuery] = []
     rejects: list[Dropped] = []
     earlier: set[str] = set()
-    document = join_title(doc.title, doc.text)
     for sample, completion in enumerate(completions):
         text = clean_query(completion.text)
         query_id = SyntheticQuery.make_id(doc.doc_id, sample)
@@ -131,7 +125,7 @@ def judge(
             text,
             finished=completion.finished,
             limits=run.limits,
-            document=document,
+            document=doc,
             example_queries=examples,
             prompt_words=prompt_words,
             earlier=earlier,

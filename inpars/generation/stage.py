@@ -68,7 +68,7 @@ def generate_stage(
             queries_per_doc=cfg.queries_per_doc,
             seed=ctx.seed,
             sampling=sampling_settings(cfg),
-            limits=QueryCheck(cfg.min_query_words, cfg.max_query_words),
+            limits=QueryCheck(cfg.min_query_words, cfg.max_query_words, cfg.max_copied_ngram),
             batch_docs=cfg.batch_docs,
             shard_docs=cfg.shard_docs,
         )

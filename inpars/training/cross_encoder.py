@@ -28,13 +28,14 @@ from typing import Any
 
 from inpars.config import TrainConfig
 from inpars.errors import ModelError
-from inpars.io import read_json, write_json
+from inpars.io import chunked, read_json, write_json
 from inpars.manifest import config_dict
 from inpars.models import resolve_model
 from inpars.records import TrainingExample
-from inpars.training.examples import chunks, load_examples, with_negatives
+from inpars.training.examples import load_examples, with_negatives
 from inpars.training.loop import (
     LossCurve,
+    accumulation_weights,
     atomic_dir,
     autocast,
     make_optimizer,
@@ -143,13 +144,14 @@ def train_cross_encoder(
             break
         order = list(units)
         rng.shuffle(order)
-        batches = chunks(order, per_batch)
+        batches = list(chunked(order, per_batch))
+        weights = accumulation_weights([len(b) for b in batches], cfg.grad_accumulation)
         window_loss, window_pairs, window_batches = 0.0, 0, 0
         for index, batch in enumerate(batches):
             with mixed:
                 loss, pairs = _batch_loss(model, tokenizer, batch, cfg, device)
-            (loss / cfg.grad_accumulation).backward()
-            window_loss += float(loss.detach())
+            (loss * weights[index]).backward()  # the window's gradient: that of its mean loss
+            window_loss += float(loss.detach()) * weights[index]
             window_pairs += pairs
             window_batches += 1
             if window_batches == cfg.grad_accumulation or index == len(batches) - 1:
@@ -157,11 +159,10 @@ def train_cross_encoder(
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                curve.step(window_loss / window_batches, window_pairs)
+                curve.step(window_loss, window_pairs)
                 step += 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{window_loss / window_batches:.4f}",
-                                pairs_s=f"{curve.rate:.1f}")
+                bar.set_postfix(loss=f"{window_loss:.4f}", pairs_s=f"{curve.rate:.1f}")
                 window_loss, window_pairs, window_batches = 0.0, 0, 0
                 if step >= total_steps:
                     break

@@ -27,6 +27,7 @@ from inpars.training.cross_encoder import SUMMARY
 from inpars.training.examples import distinct_batches, load_examples, with_negatives
 from inpars.training.loop import (
     LossCurve,
+    accumulation_weights,
     atomic_dir,
     autocast,
     make_optimizer,
@@ -111,6 +112,7 @@ def train_dense(
         order = list(items)
         rng.shuffle(order)
         batches = distinct_batches(order, cfg.dense_batch_size, key=lambda item: item[0])
+        weights = accumulation_weights([len(b) for b in batches], cfg.grad_accumulation)
         window_loss, window_texts, window_batches = 0.0, 0, 0
         for index, batch in enumerate(batches):
             columns = [[g[0] for _, g in batch], [g[1] for _, g in batch]]
@@ -118,8 +120,8 @@ def train_dense(
             features = [_features(model, column, device) for column in columns]
             with mixed:
                 loss = loss_fn(features, None)
-            (loss / cfg.grad_accumulation).backward()
-            window_loss += float(loss.detach())
+            (loss * weights[index]).backward()  # the window's gradient: that of its mean loss
+            window_loss += float(loss.detach()) * weights[index]
             window_texts += len(batch) * (len(columns) - 1)
             window_batches += 1
             if window_batches == cfg.grad_accumulation or index == len(batches) - 1:
@@ -127,10 +129,10 @@ def train_dense(
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                curve.step(window_loss / window_batches, window_texts)
+                curve.step(window_loss, window_texts)
                 step += 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{window_loss / window_batches:.4f}", pairs_s=f"{curve.rate:.1f}")
+                bar.set_postfix(loss=f"{window_loss:.4f}", pairs_s=f"{curve.rate:.1f}")
                 window_loss, window_texts, window_batches = 0.0, 0, 0
                 if step >= total_steps:
                     break

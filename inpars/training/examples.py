@@ -112,8 +112,10 @@ def with_negatives(
         while len(negatives) < count:
             doc_id, text = pool[rng.randrange(len(pool))]
             tries += 1
-            if doc_id in avoid and tries < 50:
-                continue
+            if doc_id in avoid or text == example.positive:
+                if tries < 50:
+                    continue
+                doc_id, text = _fallback_negative(pool, example, avoid, rng)
             negatives.append(text)
             avoid.add(doc_id)
             added += 1
@@ -121,9 +123,24 @@ def with_negatives(
     return out, added
 
 
-def chunks(items: Sequence[T], size: int) -> list[list[T]]:
-    """Consecutive slices of ``size`` items (the last may be shorter)."""
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+def _fallback_negative(
+    pool: Sequence[tuple[str, str]], example: TrainingExample, avoid: set[str], rng: random.Random
+) -> tuple[str, str]:
+    """A random negative when rejection sampling keeps hitting used documents (a tiny
+    pool): a document not used yet if one is left, else a repeat of one (a mined negative
+    or a random one already drawn), never the positive nor a document with its text."""
+    usable = {d: t for d, t in pool if d != example.doc_id and t != example.positive}
+    usable.update((d, t) for d, t in zip(example.negative_ids, example.negatives, strict=True)
+                  if d != example.doc_id and t != example.positive)
+    fresh = sorted(d for d in usable if d not in avoid)
+    choices = fresh or sorted(usable)
+    if not choices:
+        raise DataError(
+            f"query {example.query_id!r}: no document other than its positive to draw a random negative "
+            "from. Fix: run the 'negatives' stage or add examples with other positive documents"
+        )
+    doc_id = choices[rng.randrange(len(choices))]
+    return doc_id, usable[doc_id]
 
 
 def distinct_batches(items: Sequence[T], size: int, key: Callable[[T], Hashable]) -> list[list[T]]:

@@ -10,7 +10,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +20,8 @@ from inpars.scoring.runtime import resolve_device as pick_device
 from inpars.scoring.runtime import resolve_dtype, set_threads, usable_cores
 
 __all__ = [
-    "LossCurve", "atomic_dir", "autocast", "make_optimizer", "pick_device", "planned_steps", "progress_bar",
-    "seed_everything", "set_threads", "usable_cores",
+    "LossCurve", "accumulation_weights", "atomic_dir", "autocast", "make_optimizer", "pick_device",
+    "planned_steps", "progress_bar", "seed_everything", "set_threads", "usable_cores",
 ]
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,26 @@ def progress_bar(total: int, desc: str, unit: str = "step") -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, disable=None, dynamic_ncols=True)
+
+
+def accumulation_weights(sizes: Sequence[int], grad_accumulation: int) -> list[float]:
+    """What each micro-batch's mean loss is multiplied by before ``backward()``.
+
+    Optimizer steps take windows of ``grad_accumulation`` consecutive micro-batches (the
+    last window of an epoch may hold fewer). A micro-batch of ``n`` units (pairs, groups or
+    queries, what its loss averages over) in a window of ``N`` units gets ``n / N``, so the
+    accumulated gradient is that of the mean loss over the window's units: the same as one
+    batch holding them all, also for a short last window or a short last micro-batch
+    (dividing by ``grad_accumulation`` under-weighted those).
+    """
+    if grad_accumulation < 1:
+        raise ValueError(f"grad_accumulation = {grad_accumulation}: must be at least 1")
+    weights: list[float] = []
+    for start in range(0, len(sizes), grad_accumulation):
+        window = sizes[start : start + grad_accumulation]
+        total = sum(window)
+        weights.extend(n / total if total else 0.0 for n in window)
+    return weights
 
 
 def planned_steps(batches_per_epoch: int, epochs: int, grad_accumulation: int, max_steps: int) -> int:

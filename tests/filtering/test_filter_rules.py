@@ -28,4 +28,5 @@ def test_each_rule_drops_with_its_reason(docs: dict[str, Document]) -> None:
 def test_copy_check_can_be_turned_off_and_uses_the_right_document(docs: dict[str, Document]) -> None:
     copied = "why does warm water makes corals expel the algae"
     assert RulesFilter(docs, max_copied_ngram=0).check(copied, "d1").keep
+    assert RulesFilter(docs, max_copied_ngram=0).check("Coral Bleaching!", "d1").keep  # 0: the title too
     assert RulesFilter(docs, max_copied_ngram=6).check(copied, "d2").keep  # not copied from d2

@@ -46,7 +46,7 @@ def test_context_reasons_copied_example_document_and_duplicate() -> None:
         "copied_example"
     )
     copied = "fix carbon by chemosynthesis instead of photosynthesis and support tube worms clams and crabs"
-    assert check_query(copied, document=doc) == "copied_document"
+    assert check_query(copied, document=doc) == "copied_from_document"
     assert check_query("how do vent microbes fix carbon", document=doc) == ""
     assert check_query(
         "How do vent microbes fix carbon?", earlier={normalized("how do vent microbes fix carbon")}
@@ -57,6 +57,24 @@ def test_context_reasons_copied_example_document_and_duplicate() -> None:
     assert check_query("what happened in Europe", document=doc, prompt_words=prefix_words) == ""  # unrelated
     assert check_query("a b", limits=QueryCheck(min_words=1)) == "not_text"  # no word of two letters
     assert check_query("DNA", limits=QueryCheck(min_words=1)) == ""
+
+
+def test_copy_check_is_the_filter_rule_with_its_own_threshold() -> None:
+    doc = Document("d1", "Warm water makes corals expel the algae that live in them.", "Coral bleaching")
+    assert "copied_from_document" in REJECT_REASONS and "copied_document" not in REJECT_REASONS
+    assert check_query("Coral bleaching?", document=doc) == "copied_from_document"  # the title
+    copied = "why warm water makes corals expel the algae"
+    assert check_query(copied, document=doc) == ""  # 7 words: under the default 12
+    assert check_query(copied, document=doc, limits=QueryCheck(max_copied_ngram=6)) == "copied_from_document"
+    assert check_query("Coral bleaching?", document=doc, limits=QueryCheck(max_copied_ngram=0)) == ""  # off
+    assert QueryCheck(2, 40, 12) == QueryCheck()  # positional order: min_words, max_words, max_copied_ngram
+
+
+def test_run_layout_names_the_copy_threshold_only_when_changed() -> None:
+    default = RunSettings(template="inpars", model="m").layout()
+    assert "max_copied_ngram" not in default  # runs from before the setting still resume
+    changed = RunSettings(template="inpars", model="m", limits=QueryCheck(max_copied_ngram=8)).layout()
+    assert changed == {**default, "max_copied_ngram": 8}
 
 
 def test_prompt_queries_finds_the_few_shot_queries_of_a_prompt() -> None:

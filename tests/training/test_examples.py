@@ -55,6 +55,27 @@ def test_random_negatives_top_up_with_other_documents(tiny_examples: list[Traini
         with_negatives(single, 1, random.Random(0))
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_random_negatives_never_draw_the_positive_in_a_tiny_set(seed: int) -> None:
+    # two documents, no mined negatives, three wanted: the pool runs out after one draw
+    tiny = [TrainingExample("q1", "cats", "d1", "Cats purr."),
+            TrainingExample("q2", "dogs", "d2", "Dogs bark."),
+            TrainingExample("q3", "kittens", "d3", "Cats purr.")]  # d3: d1's text under another id
+    groups, added = with_negatives(tiny, 3, random.Random(seed))
+    assert added == 9
+    for example, (_, positive, negatives) in zip(tiny, groups, strict=True):
+        assert len(negatives) == 3 and positive not in negatives, (example.query_id, negatives)
+    assert groups[0][2] == ["Dogs bark."] * 3  # the only other text, repeated
+    # two ids, one text: only the mined negatives are left to repeat
+    mined = [TrainingExample("q1", "cats", "d1", "Cats purr.", ("d9",), ("Birds sing.",)),
+             TrainingExample("q2", "purring", "d2", "Cats purr.", ("d8",), ("Fish swim.",))]
+    groups, _ = with_negatives(mined, 3, random.Random(seed))
+    assert [g[2] for g in groups] == [["Birds sing."] * 3, ["Fish swim."] * 3]
+    with pytest.raises(DataError, match="no document other than its positive"):
+        with_negatives([TrainingExample("q2", "purring", "d2", "Cats purr."),
+                        TrainingExample("q3", "cats", "d3", "Cats purr.")], 1, random.Random(seed))
+
+
 def test_distinct_batches_never_repeat_a_key() -> None:
     items = [("d1", 0), ("d1", 1), ("d2", 2), ("d1", 3), ("d3", 4), ("d2", 5), ("d4", 6)]
     batches = distinct_batches(items, 3, key=lambda item: item[0])
