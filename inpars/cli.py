@@ -17,30 +17,19 @@ from inpars import __version__
 from inpars.errors import InparsError
 
 if TYPE_CHECKING:
-    from inpars.pipeline import Experiment
-
-STAGE_HELP = {
-    "index": "build the BM25 (and dense) index and the first-stage runs",
-    "generate": "write synthetic queries for documents with a language model",
-    "filter": "keep the best synthetic queries; count every drop with its reason",
-    "negatives": "mine hard negatives with BM25 and export training examples",
-    "train": "fine-tune a cross-encoder reranker (and a dense retriever)",
-    "rerank": "rerank the BM25 run with each model",
-    "evaluate": "score the runs with ranx, test significance, write the reports",
-}
+    from inpars.pipeline import Executor
 
 
-def _experiment(args: argparse.Namespace) -> Experiment:
+def _executor(args: argparse.Namespace) -> Executor:
     import dataclasses
 
     from inpars.config import load_config
-    from inpars.pipeline import Experiment
+    from inpars.pipeline import Executor, Workspace
 
     config = load_config(args.config)
     if args.skip_bad_lines:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, skip_bad_lines=True))
-    forced = set(args.force or ())
-    return Experiment(config, command=_command_line(), force=frozenset(forced))
+    return Executor(Workspace(config, command=_command_line()), force=args.force or ())
 
 
 def _command_line() -> str:
@@ -48,8 +37,7 @@ def _command_line() -> str:
 
 
 def _stage(args: argparse.Namespace) -> int:
-    experiment = _experiment(args)
-    result = getattr(experiment, args.command)()
+    result = _executor(args).run_single(args.command)
     state = "skipped (already complete)" if result.skipped else "done"
     print(f"{args.command}: {state} -> {result.out_dir}")
     _print_counts(result.manifest)
@@ -57,17 +45,15 @@ def _stage(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from inpars.pipeline import stages_until
-
-    experiment = _experiment(args)
-    summary = experiment.run(stages_until(args.until))
+    executor = _executor(args)
+    summary = executor.run(executor.graph.until(args.until))
     for name, info in summary["stages"].items():
         state = "skipped" if info["skipped"] else f"{info['seconds'] or 0:.0f} s"
         print(f"{name:10s} {state}")
     for system, metrics in summary.get("metrics", {}).items():
         values = "  ".join(f"{m} {v:.4f}" for m, v in metrics.items())
         print(f"{system:28s} {values}")
-    print(f"run folder: {experiment.run_dir}")
+    print(f"run folder: {executor.ws.run_dir}")
     return 0
 
 
@@ -90,6 +76,8 @@ def _doctor(_: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from inpars.pipeline.stages import builtin_graph
+
     parser = argparse.ArgumentParser(
         prog="inpars",
         description="Synthetic training data for search systems: "
@@ -107,13 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run every stage (finished ones are skipped)")
     with_config(run)
     run.add_argument("--until", metavar="STAGE", help="stop after this stage")
-    run.add_argument("--force", metavar="STAGE", action="append", choices=list(STAGE_HELP),
+    stages = builtin_graph()
+    run.add_argument("--force", metavar="STAGE", action="append", choices=list(stages.names),
                      help="rerun this stage even if it is complete (repeatable)")
     run.set_defaults(func=_run)
-    for stage, text in STAGE_HELP.items():
-        p = sub.add_parser(stage, help=text)
+    for stage in stages:
+        p = sub.add_parser(stage.name, help=stage.help)
         with_config(p)
-        p.add_argument("--force", action="store_const", const=[stage], help="rerun even if complete")
+        p.add_argument("--force", action="store_const", const=[stage.name], help="rerun even if complete")
         p.set_defaults(func=_stage)
     doctor = sub.add_parser("doctor", help="show versions and check Java 21")
     doctor.set_defaults(func=_doctor)

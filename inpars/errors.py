@@ -79,6 +79,10 @@ class StageError(InparsError):
     """A pipeline stage cannot run: missing inputs from an earlier stage, or a failed step."""
 
 
+class LockError(StageError):
+    """Another inpars run holds the experiment's lock (``<run_dir>/.lock``); the message names it."""
+
+
 __all__ = [
     "BackendError",
     "BadLineError",
@@ -87,6 +91,7 @@ __all__ = [
     "DependencyError",
     "IndexStoreError",
     "InparsError",
+    "LockError",
     "ModelError",
     "StageError",
 ]

@@ -24,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from inpars import fingerprint
 from inpars.errors import StageError
 from inpars.io import read_json, write_json
 
@@ -40,32 +41,36 @@ TRACKED_PACKAGES = (
 )
 
 
-def file_sha256(path: Path | str) -> str:
-    """sha256 of a file's bytes, streamed."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def input_hash(path: Path | str) -> str:
-    """A content hash of an input: a file's sha256, or for a stage folder the fingerprint
-    and output hashes of its manifest, or for another folder the hash of all its files."""
+    """A content hash of an input: a file's sha256, or for a stage folder its fingerprint and
+    the hashes of its outputs (checked against the disk first), or for another folder the
+    hash of all its files."""
     p = Path(path)
-    if p.is_file():
-        return file_sha256(p)
-    if not p.is_dir():
-        return f"missing:{p}"
     manifest = p / MANIFEST
-    if manifest.is_file():
+    if p.is_dir() and manifest.is_file():
         data = read_json(manifest)
-        return _digest({"fingerprint": data.get("fingerprint"), "outputs": data.get("outputs", {})})
-    digest = hashlib.sha256()
-    for child in sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".")):
-        digest.update(str(child.relative_to(p)).encode())
-        digest.update(file_sha256(child).encode())
-    return digest.hexdigest()
+        damaged = output_changes(data, p)
+        if damaged:
+            stage = data.get("stage", p.name)
+            raise StageError(
+                f"{p}: the outputs of the '{stage}' stage changed after it finished: "
+                + "; ".join(damaged)
+                + f". Fix: rerun it with `inpars {stage} CONFIG --force` (or `inpars run CONFIG`, "
+                "which rebuilds damaged stages)"
+            )
+        return _digest({"fingerprint": data.get("fingerprint"),
+                        "outputs": {k: v.get("sha256") for k, v in data.get("outputs", {}).items()}})
+    return fingerprint.path_sha256(p)
+
+
+def output_changes(manifest: Mapping[str, Any], out_dir: Path) -> list[str]:
+    """What changed in a finished stage's outputs since its manifest was written (empty: none)."""
+    found = []
+    for entry in manifest.get("outputs", {}).values():
+        change = fingerprint.changes(entry, out_dir / entry["path"])
+        if change is not None:
+            found.append(change)
+    return found
 
 
 def package_versions() -> dict[str, str]:
@@ -157,6 +162,16 @@ def require_manifest(out_dir: Path | str, stage: str) -> dict[str, Any]:
     return data
 
 
+def stage_fingerprint(name: str, config: Any, inputs: Mapping[str, Path | str], seed: int
+                      ) -> tuple[str, dict[str, dict[str, str]]]:
+    """The fingerprint of a stage run (resolved config, input hashes, seed) and the input hashes."""
+    hashes = {key: {"path": str(p), "sha256": input_hash(p)} for key, p in inputs.items()}
+    resolved = config_dict(config)
+    digest = _digest({"stage": name, "config": resolved,
+                      "inputs": {k: v["sha256"] for k, v in hashes.items()}, "seed": seed})
+    return digest, hashes
+
+
 def run_stage(
     name: str,
     out_dir: Path | str,
@@ -169,26 +184,28 @@ def run_stage(
 ) -> StageResult:
     """Run ``body`` as stage ``name`` writing into ``out_dir``, unless already done.
 
-    The manifest records the resolved config, input hashes, package versions, seed,
-    counts, drops by reason, timings and output hashes; it is written last, atomically.
+    A finished stage is skipped only when its fingerprint (config, input hashes, seed) is
+    the same *and* its outputs are still what it wrote (sizes and hashes checked against
+    the manifest); otherwise it runs again, and an output that was edited by hand is first
+    moved aside (``<stage>.edited-<time>/``) so that nothing is lost. The manifest records
+    the resolved config, input hashes, package versions, seed, counts, drops by reason,
+    timings and output hashes; it is written last, atomically.
     """
     out = Path(out_dir)
-    resolved = config_dict(config)
-    hashes = {key: {"path": str(p), "sha256": input_hash(p)} for key, p in inputs.items()}
-    input_hashes = {k: v["sha256"] for k, v in hashes.items()}
-    fingerprint = _digest({"stage": name, "config": resolved, "inputs": input_hashes, "seed": seed})
-
+    fp, hashes = stage_fingerprint(name, config, inputs, seed)
+    reason = "forced (--force)" if force else "config or inputs changed"
     previous = read_manifest(out)
-    if previous is not None and previous.get("fingerprint") == fingerprint and not force:
-        outputs = previous.get("outputs", {}).values()
-        missing = [v["path"] for v in outputs if not (out / v["path"]).exists()]
-        if not missing:
-            log.info("%s: already complete in %s (same config and inputs), skipping", name, out)
+    if previous is not None and previous.get("fingerprint") == fp and not force:
+        damaged = output_changes(previous, out)
+        if not damaged:
+            log.info("%s: already complete in %s (same config, inputs and outputs), skipping", name, out)
+            fingerprint.save_cache()
             return StageResult(previous, skipped=True)
-        log.warning("%s: outputs %s of the finished run in %s are gone; running it again",
-                    name, missing, out)
-    _prepare(out, fingerprint, name, force=force)
-    write_json(out / IN_PROGRESS, {"stage": name, "fingerprint": fingerprint})
+        reason = "its outputs changed after it finished: " + "; ".join(damaged)
+        log.warning("%s: %s; running it again", name, reason)
+        _keep_edited(out, previous)
+    _prepare(out, fp, name, reason=reason, force=force)
+    write_json(out / IN_PROGRESS, {"stage": name, "fingerprint": fp})
 
     ctx = StageContext(name=name, out_dir=out, seed=seed, config=config)
     started = datetime.now(UTC)
@@ -199,30 +216,48 @@ def run_stage(
     manifest = {
         "stage": name,
         "status": "complete",
-        "fingerprint": fingerprint,
+        "fingerprint": fp,
         "out_dir": str(out),
-        "config": resolved,
+        "config": config_dict(config),
         "inputs": hashes,
         "seed": seed,
         "versions": package_versions(),
         "counts": ctx.counts,
         "drops": dict(sorted(ctx.drops.items())),
         "timings": {k: round(v, 3) for k, v in ctx.timings.items()},
-        "outputs": {k: {"path": v, "sha256": input_hash(out / v)} for k, v in ctx.outputs.items()},
+        "outputs": {k: {"path": v, **fingerprint.record(out / v)} for k, v in ctx.outputs.items()},
         "extra": config_dict(ctx.extra),
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     write_json(out / MANIFEST, manifest)
     (out / IN_PROGRESS).unlink(missing_ok=True)
+    fingerprint.save_cache()
     log.info("%s: done in %.1f s -> %s", name, elapsed, out)
     return StageResult(manifest, skipped=False)
 
 
-def _prepare(out: Path, fingerprint: str, name: str, *, force: bool) -> None:
+def _keep_edited(out: Path, manifest: Mapping[str, Any]) -> None:
+    """Move outputs that were modified (not deleted) after the stage finished to a folder
+    beside the stage folder, so that a rerun never destroys a user's edit."""
+    edited = [entry["path"] for entry in manifest.get("outputs", {}).values()
+              if (out / entry["path"]).exists() and fingerprint.changes(entry, out / entry["path"])]
+    if not edited:
+        return
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    keep = out.with_name(f"{out.name}.edited-{stamp}")
+    for rel in edited:
+        target = keep / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(out / rel), target)
+    log.warning("%s: the edited outputs %s were moved to %s before the stage runs again",
+                out.name, ", ".join(edited), keep)
+
+
+def _prepare(out: Path, fp: str, name: str, *, reason: str, force: bool) -> None:
     """Keep a resumable partial run with the same fingerprint; clear stale outputs."""
     marker = out / IN_PROGRESS
-    if marker.is_file() and not force and read_json(marker).get("fingerprint") == fingerprint:
+    if marker.is_file() and not force and read_json(marker).get("fingerprint") == fp:
         log.info("%s: resuming the interrupted run in %s", name, out)
         return
     ours = marker.is_file() or (out / MANIFEST).is_file()
@@ -232,6 +267,6 @@ def _prepare(out: Path, fingerprint: str, name: str, *, force: bool) -> None:
                 f"{out}: folder is not empty and was not written by inpars. "
                 "Fix: choose an empty or new output folder; inpars never deletes files it did not write"
             )
-        log.info("%s: config or inputs changed, clearing the previous outputs in %s", name, out)
+        log.info("%s: %s; clearing the previous outputs in %s", name, reason, out)
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,10 @@ them by the new score. Documents below ``depth`` are either
 
 Every query of the run is kept, also one with no documents. The document text a scorer
 sees is :func:`inpars.scoring.document_text` (title and text), as the index stored it.
+Run files hold the scorer's scores at full precision; the systems loaded from a
+:class:`SystemSpec` score with a cross-encoder's raw logit (no sigmoid, which saturates and
+ties) or a bi-encoder's cosine. A per-query interpolation with the first stage
+(``[evaluate] interpolate``) normalizes over the ``depth`` rescored documents only.
 
 :func:`rerank_stage` writes ``runs/<system>.trec`` for each system under the stage folder.
 """
@@ -20,42 +24,26 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 from inpars.config import RerankConfig
+from inpars.data.lookup import DocumentLookup, DocumentSource
 from inpars.errors import BackendError, ConfigError, DataError
 from inpars.io import read_trec_run, write_trec_run
 from inpars.manifest import StageContext
-from inpars.records import Document, Query, ScoredPair
+from inpars.records import Query, ScoredPair
 from inpars.scoring import Scorer, document_text, load_scorer
 
 log = logging.getLogger(__name__)
 
 RUNS_DIR = "runs"
-TRAINED_SYSTEM = "bm25+ce-synthetic"  # BM25 reranked by the cross-encoder trained on synthetic data
-ZERO_SHOT_SYSTEM = "bm25+bi-zero-shot"  # BM25 reranked by the untuned sentence encoder's cosine
-TRAINED_BI_SYSTEM = "bm25+bi-synthetic"  # ... by the sentence encoder fine-tuned on synthetic data
 CHUNK_PAIRS = 512  # pairs handed to a scorer at once (it batches and buckets them itself)
+MISSING_DOC_FIX = "rerank a run made from the same collection"
 
 
-@runtime_checkable
-class DocumentStore(Protocol):
-    """Anything that returns a document by id (``inpars.indexing.Bm25Searcher`` does)."""
-
-    def document(self, doc_id: str) -> Document: ...
-
-
-@runtime_checkable
-class DocumentStream(Protocol):
-    """A collection that streams its documents (``inpars.data.Collection`` does)."""
-
-    def docs(self) -> Iterable[Document]: ...
-
-
-Documents = Callable[[str], str] | Mapping[str, str] | Mapping[str, Document] | DocumentStore | DocumentStream
 Queries = Mapping[str, str] | Iterable[Query]
 
 
@@ -75,40 +63,10 @@ def query_texts(queries: Queries) -> dict[str, str]:
     return {q.query_id: q.text for q in queries}
 
 
-def document_lookup(documents: Documents, needed: Iterable[str] = ()) -> Callable[[str], str]:
-    """A function doc id -> text (title and text) over any of the accepted document sources.
-
-    A streaming collection is read once, keeping only the ``needed`` ids.
-    """
-    if isinstance(documents, DocumentStore):
-        store = documents
-        return lambda doc_id: document_text(store.document(doc_id))
-    if isinstance(documents, Mapping):
-        table = documents
-
-        def from_mapping(doc_id: str) -> str:
-            try:
-                value = table[doc_id]
-            except KeyError:
-                raise DataError(f"document {doc_id!r} of the run is not in the collection. "
-                                "Fix: rerank a run made from the same collection") from None
-            return document_text(value) if isinstance(value, Document) else str(value)
-
-        return from_mapping
-    if isinstance(documents, DocumentStream):
-        wanted = set(needed)
-        texts = {d.doc_id: document_text(d) for d in documents.docs() if d.doc_id in wanted}
-        return document_lookup(texts)
-    if callable(documents):
-        return documents
-    raise DataError(f"cannot look documents up in a {type(documents).__name__}. "
-                    "Fix: pass a mapping, a function, a Bm25Searcher or a Collection")
-
-
 def rerank(
     run: Mapping[str, Sequence[ScoredPair]],
     queries: Queries,
-    doc_text: Documents,
+    doc_text: DocumentSource | DocumentLookup,
     scorer: Scorer,
     depth: int = 100,
     *,
@@ -132,7 +90,10 @@ def rerank(
                         "Fix: pass the queries the run was made from")
     ranked = {qid: sorted(pairs, key=lambda p: (-p.score, p.doc_id)) for qid, pairs in run.items()}
     todo = [(qid, p.doc_id) for qid, pairs in ranked.items() for p in pairs[:depth]]
-    lookup = document_lookup(doc_text, needed={doc_id for _, doc_id in todo})
+    if isinstance(doc_text, DocumentLookup):
+        lookup = doc_text
+    else:
+        lookup = DocumentLookup(doc_text, needed={doc_id for _, doc_id in todo}, fix=MISSING_DOC_FIX)
     scores = _score_all(todo, texts, lookup, scorer, desc)
 
     out: dict[str, list[ScoredPair]] = {}
@@ -147,7 +108,7 @@ def rerank(
     return out
 
 
-def _score_all(todo: list[tuple[str, str]], texts: dict[str, str], lookup: Callable[[str], str],
+def _score_all(todo: list[tuple[str, str]], texts: dict[str, str], lookup: DocumentLookup,
                scorer: Scorer, desc: str) -> dict[tuple[str, str], float]:
     from tqdm.auto import tqdm
 
@@ -159,7 +120,7 @@ def _score_all(todo: list[tuple[str, str]], texts: dict[str, str], lookup: Calla
             pairs = []
             for qid, doc_id in chunk:
                 if doc_id not in cache:
-                    cache[doc_id] = lookup(doc_id)
+                    cache[doc_id] = document_text(lookup.get(doc_id))
                 pairs.append((texts[qid], cache[doc_id]))
             values = scorer.score(pairs)
             if len(values) != len(pairs):
@@ -174,34 +135,14 @@ def _score_all(todo: list[tuple[str, str]], texts: dict[str, str], lookup: Calla
     return scores
 
 
-def systems_from_config(
-    cfg: RerankConfig,
-    trained_cross_encoder: Path | None = None,
-    zero_shot_model: str = "all-MiniLM-L6-v2",
-    trained_bi_encoder: Path | None = None,
-) -> dict[str, SystemSpec]:
-    """The systems a ``[rerank]`` section asks for: the trained cross-encoder and the
-    fine-tuned sentence encoder (when given), the untuned sentence encoder
-    (``cfg.zero_shot``, the baseline that shows what the synthetic data added) and
-    ``cfg.extra_systems``."""
-    systems: dict[str, SystemSpec] = {}
-    if trained_cross_encoder is not None:
-        systems[TRAINED_SYSTEM] = SystemSpec("cross-encoder", str(trained_cross_encoder))
-    if trained_bi_encoder is not None:
-        systems[TRAINED_BI_SYSTEM] = SystemSpec("bi-encoder", str(trained_bi_encoder))
-    if cfg.zero_shot:
-        systems[ZERO_SHOT_SYSTEM] = SystemSpec("bi-encoder", zero_shot_model)
-    for spec in cfg.extra_systems:
-        name, _, rest = spec.partition("=")
-        kind, _, model = rest.partition(":")
-        systems[name] = SystemSpec(kind, model)
-    return systems
-
-
 def load_system(spec: SystemSpec, cfg: RerankConfig) -> Scorer:
-    """Load the scorer of a :class:`SystemSpec` with the section's batch settings."""
+    """Load the scorer of a :class:`SystemSpec` with the section's batch settings.
+
+    A cross-encoder gives its raw logit, not the sigmoid of it (same ranking): sigmoid
+    scores of confident models saturate at 1.0 and would tie in the run file.
+    """
     return load_scorer(spec.kind, spec.model, batch_size=cfg.batch_size, max_length=cfg.max_length,
-                       device=cfg.device, dtype=cfg.dtype, threads=cfg.threads)
+                       device=cfg.device, dtype=cfg.dtype, threads=cfg.threads, raw=True)
 
 
 def rerank_stage(
@@ -209,7 +150,7 @@ def rerank_stage(
     cfg: RerankConfig,
     first_stage_run: Path,
     queries: Queries,
-    documents: Documents,
+    documents: DocumentSource,
     systems: Mapping[str, Scorer | SystemSpec],
 ) -> None:
     """Rerank ``first_stage_run`` with every system into ``runs/<system>.trec``.
@@ -228,18 +169,20 @@ def rerank_stage(
     ctx.counts["queries"] = len(run)
     ctx.counts["queries_not_in_run"] = len(set(texts) - set(run))  # no first-stage hits: stay absent
     ctx.counts["pairs_per_system"] = sum(min(len(p), cfg.depth) for p in run.values())
-    lookup: Callable[[str], str] | None = None
+    lookup: DocumentLookup | None = None
     speeds: dict[str, Any] = {}
     for name, system in systems.items():
         path = ctx.out_dir / RUNS_DIR / f"{name}.trec"
         if path.is_file():
             log.info("rerank: %s already done (%s), keeping it", name, path)
             ctx.output(f"run:{name}", path)
+            speeds[name] = {"resumed": True, "spec": vars(system) if isinstance(system, SystemSpec)
+                            else type(system).__name__}
             continue
         if lookup is None:  # read the documents once, for the first system that needs them
             needed = {p.doc_id for pairs in run.values() for p in sorted(
                 pairs, key=lambda p: (-p.score, p.doc_id))[: cfg.depth]}
-            lookup = document_lookup(documents, needed=needed)
+            lookup = DocumentLookup(documents, needed=needed, fix=MISSING_DOC_FIX)
         scorer = load_system(system, cfg) if isinstance(system, SystemSpec) else system
         start = time.perf_counter()
         with ctx.timed(name):

@@ -124,3 +124,9 @@ def snapshot_files() -> Callable[[Path], dict[str, bytes]]:
         return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
     return snapshot
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_hash_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the file-hash cache of the tests out of the user's ~/.cache/inpars."""
+    os.environ["INPARS_CACHE_DIR"] = str(tmp_path_factory.mktemp("inpars-cache"))

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from inpars.errors import StageError
+from inpars.fingerprint import file_sha256
 from inpars.io import RecordAppender, read_json, read_records
 from inpars.manifest import (
     IN_PROGRESS,
     MANIFEST,
     StageContext,
     config_dict,
-    file_sha256,
     input_hash,
     read_manifest,
     require_manifest,
@@ -81,6 +81,7 @@ def test_manifest_records_what_ran(tmp_path: Path) -> None:
     assert manifest["inputs"]["source"]["sha256"] == file_sha256(source)
     assert manifest["outputs"]["queries"] == {
         "path": "queries.jsonl", "sha256": file_sha256(out / "queries.jsonl"),
+        "bytes": (out / "queries.jsonl").stat().st_size, "files": 1,
     }
     assert manifest["counts"] == {"queries": 3}
     assert list(manifest["drops"].items()) == [("duplicate", 1), ("too short", 2)]
@@ -181,3 +182,23 @@ def test_config_dict_makes_plain_json() -> None:
     assert config_dict({"c": ToyConfig(), "p": Path("/x"), "t": (1, 2)}) == {
         "c": {"size": 3, "label": "a"}, "p": "/x", "t": [1, 2],
     }
+
+
+def test_a_rewritten_file_of_the_same_size_is_hashed_again(tmp_path: Path) -> None:
+    path = tmp_path / "same-size.txt"
+    path.write_text("one")
+    first = file_sha256(path)
+    path.write_text("two")  # same size, possibly the same mtime tick
+    assert file_sha256(path) != first
+
+
+def test_a_damaged_output_is_rebuilt_and_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    body = Toy()
+    out = tmp_path / "toy"
+    _run(out, body)
+    (out / "queries.jsonl").write_text('{"query_id": "q0", "text": "a 0"}\n')  # cut short by hand
+    with pytest.raises(StageError, match=r"queries.jsonl was modified after it was written \(\d+ -> \d+"):
+        input_hash(out)  # a later stage reading it is stopped
+    assert _run(out, body) is False and body.calls == 2
+    assert "queries.jsonl was modified after it was written" in caplog.text
+    assert len(list(read_records(out / "queries.jsonl", Query))) == 3

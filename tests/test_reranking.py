@@ -12,7 +12,7 @@ from inpars.errors import BackendError, ConfigError, DataError
 from inpars.io import read_trec_run, write_trec_run
 from inpars.manifest import run_stage
 from inpars.records import Document, Query, ScoredPair
-from inpars.reranking import SystemSpec, rerank, rerank_stage, systems_from_config
+from inpars.reranking import SystemSpec, rerank, rerank_stage
 from inpars.scoring import Scorer, load_scorer
 
 DOCS = {
@@ -116,14 +116,15 @@ def test_rerank_stage_writes_one_trec_run_per_system(tmp_path: Path, scorer: Sco
     assert manifest["extra"]["systems"]["minilm"]["pairs_per_second"] > 0
 
 
-def test_systems_from_config() -> None:
-    cfg = RerankConfig(extra_systems=["mine=cross-encoder:/models/ce"])
-    systems = systems_from_config(cfg, Path("/run/train/cross-encoder"))
-    assert systems == {
-        "bm25+ce-synthetic": SystemSpec("cross-encoder", "/run/train/cross-encoder"),
-        "bm25+bi-zero-shot": SystemSpec("bi-encoder", "all-MiniLM-L6-v2"),
-        "mine": SystemSpec("cross-encoder", "/models/ce"),
-    }
-    assert systems_from_config(RerankConfig(zero_shot=False)) == {}
-    tuned = systems_from_config(RerankConfig(zero_shot=False), trained_bi_encoder=Path("/run/train/dense"))
-    assert tuned == {"bm25+bi-synthetic": SystemSpec("bi-encoder", "/run/train/dense")}
+def test_reranking_systems_score_with_raw_logits(monkeypatch: pytest.MonkeyPatch) -> None:
+    from inpars import reranking
+
+    seen: dict[str, object] = {}
+
+    def fake_load_scorer(kind: str, model: str, **kwargs: object) -> object:
+        seen.update(kwargs, kind=kind, model=model)
+        return object()
+
+    monkeypatch.setattr(reranking, "load_scorer", fake_load_scorer)
+    reranking.load_system(SystemSpec("cross-encoder", "my-ce"), RerankConfig())
+    assert seen["kind"] == "cross-encoder" and seen["raw"] is True  # no saturating sigmoid

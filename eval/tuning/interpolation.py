@@ -23,10 +23,10 @@ from pathlib import Path
 from inpars.config import EvaluateConfig, load_config
 from inpars.evaluation.metrics import evaluate_runs, interpolate
 from inpars.io import write_json
-from inpars.pipeline import Experiment
+from inpars.pipeline import Workspace
+from inpars.pipeline.stages import TRAINED_BI, TRAINED_CE, RerankStage
 from inpars.records import ScoredPair
-from inpars.reranking import TRAINED_BI_SYSTEM, TRAINED_SYSTEM, SystemSpec, load_system, rerank
-from inpars.training.stage import CROSS_ENCODER_DIR, DENSE_DIR
+from inpars.reranking import load_system, rerank
 
 WEIGHTS = [round(0.1 * i, 1) for i in range(11)]
 
@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     config = load_config(args.config)
-    experiment = Experiment(config)
+    experiment = Workspace(config)
     seed = config.experiment.seed
-    excluded = experiment.excluded_query_ids()
+    excluded = experiment.example_query_ids()
     train = [
         q for q in experiment.collection.split_queries(config.data.train_split) if q.query_id not in excluded
     ]
@@ -51,12 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     qrels = [r for r in experiment.collection.qrels(config.data.train_split)
              if r.query_id in {q.query_id for q in queries}]
 
-    train_dir = experiment.stage_dir("train")
-    models = {
-        TRAINED_SYSTEM: SystemSpec("cross-encoder", str(train_dir / CROSS_ENCODER_DIR)),
-        TRAINED_BI_SYSTEM: SystemSpec("bi-encoder", str(train_dir / DENSE_DIR)),
-    }
-    models = {name: spec for name, spec in models.items() if Path(spec.model).is_dir()}
+    models = {name: spec for name, spec in RerankStage().specs(experiment).items()
+              if name in (TRAINED_CE, TRAINED_BI) and Path(spec.model).is_dir()}
     started = time.perf_counter()
     reranked: dict[str, dict[str, dict[str, float]]] = {}
     with experiment.bm25() as bm25:

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from inpars.errors import ModelError
+from inpars.fingerprint import path_sha256
 from inpars.indexing.store import slug
-from inpars.manifest import input_hash
 from inpars.models import PACKAGED, resolve_model
 
 
@@ -33,7 +33,7 @@ def model_identity(model: str) -> dict[str, Any]:
     """The model as given, what it resolves to, and for local weights a content hash."""
     resolved = resolve_model(model)
     local = Path(resolved).exists()
-    return {"name": model, "resolved": resolved, "sha256": input_hash(resolved) if local else None}
+    return {"name": model, "resolved": resolved, "sha256": path_sha256(resolved) if local else None}
 
 
 _ENCODERS: dict[tuple[str, int, str, int], Any] = {}

@@ -85,6 +85,6 @@ def _write_run(ctx: StageContext, name: str, run: dict[str, list[ScoredPair]]) -
     hits = write_trec_run(path, run, tag=name)
     ctx.counts[f"{name}_hits"] = hits
     ctx.counts[f"{name}_queries_without_hits"] = sum(1 for pairs in run.values() if not pairs)
-    ctx.output(f"{name}_run", path)
+    ctx.output(f"run:{name}", path)
     log.info("index: %s run of %d queries -> %s", name, len(run), path)
     return path

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from inpars.errors import DataError, IndexStoreError
+from inpars.fingerprint import file_sha256
 from inpars.io import read_json, write_json
-from inpars.manifest import file_sha256, package_versions
+from inpars.manifest import package_versions
 from inpars.records import Document
 
 log = logging.getLogger(__name__)

@@ -43,7 +43,7 @@ def test_stage_writes_runs_and_reuses_indexes(write_beir: Callable[..., Path], t
     assert manifest["counts"]["dense_hits"] == 6 and manifest["counts"]["bm25_hits"] == sum(
         map(len, bm25.values())
     )
-    assert set(manifest["outputs"]) == {"bm25_run", "dense_run"}
+    assert set(manifest["outputs"]) == {"run:bm25", "run:dense"}
     extra = manifest["extra"]
     assert extra["bm25"]["built"] and extra["dense"]["built"] and extra["split"] == "test"
     assert Path(extra["bm25"]["index"]) == tmp_path / "index" / "tiny" / "bm25"
@@ -67,7 +67,7 @@ def test_stage_without_dense_and_with_self_hit_removal(
     result = run_stage(
         "index", tmp_path / "s", cfg, {}, lambda ctx: index_stage(ctx, cfg, collection, "test")
     )
-    assert set(result.manifest["outputs"]) == {"bm25_run"}
+    assert set(result.manifest["outputs"]) == {"run:bm25"}
     assert "d1" not in {p.doc_id for p in read_trec_run(tmp_path / "s" / "runs" / "bm25.trec").get("d1", [])}
     with pytest.raises(DataError, match="no judgements"):
         run_stage("index", tmp_path / "s2", cfg, {}, lambda ctx: index_stage(ctx, cfg, collection, "train"))

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from inpars.config import load_config
-from inpars.errors import ConfigError
-from inpars.pipeline import STAGES, stages_until
+from inpars.pipeline import STAGES
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def cut_scifact(shared: Path, out: Path, *, test_queries: int = 30, train_queries: int = 20,
@@ -86,13 +85,6 @@ def test_every_shipped_config_validates() -> None:
     for path in sorted((REPO / "configs").glob("*.toml")):
         config = load_config(path)
         assert config.experiment.name == path.stem
-
-
-def test_stages_until() -> None:
-    assert stages_until("filter") == ("index", "generate", "filter")
-    assert stages_until(None) == STAGES
-    with pytest.raises(ConfigError, match="unknown stage"):
-        stages_until("fine-tune")
 
 
 @pytest.mark.slow

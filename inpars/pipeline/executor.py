@@ -1,0 +1,132 @@
+"""Walk a :class:`~inpars.pipeline.graph.StageGraph`: ``inpars run``, ``--until``, ``--force``,
+one stage alone, skip and resume.
+
+Before any stage runs, every stage's :meth:`~inpars.pipeline.graph.Stage.check` sees the
+config (and the system names the graph will produce), so a typo fails before anything
+is cleared. Each stage then goes through :func:`inpars.manifest.run_stage`: skipped when
+its fingerprint (config, hashes of its inputs, seed) is unchanged and its outputs are
+still what it wrote, resumed when interrupted, run again otherwise. The whole run holds
+the experiment's lock and ends with a run manifest in the run folder (and next to the
+report when it evaluated).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+from inpars.errors import StageError
+from inpars.io import read_json, write_json
+from inpars.manifest import MANIFEST, StageResult, config_dict, package_versions, run_stage
+from inpars.pipeline.graph import RUN_PREFIX, Stage
+from inpars.pipeline.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+RUN_MANIFEST = "run-manifest.json"  # in the results folder: the run manifest of the run that wrote it
+
+
+class Executor:
+    """Runs the stages of one experiment's graph."""
+
+    def __init__(self, ws: Workspace, *, force: Collection[str] = ()) -> None:
+        for name in force:
+            ws.graph[name]  # unknown stage names fail here, with the valid ones
+        self.ws = ws
+        self.force = frozenset(force)
+        self.results: dict[str, StageResult] = {}
+
+    @property
+    def graph(self) -> Any:
+        return self.ws.graph
+
+    def validate(self) -> None:
+        """Every stage's checks, before anything runs or is cleared."""
+        systems = self.graph.systems(self.ws)
+        for stage in self.graph:
+            stage.check(self.ws, systems)
+
+    def inputs(self, stage: Stage) -> dict[str, Path]:
+        """The stage folders and files ``stage`` reads (what its fingerprint hashes)."""
+        ws = self.ws
+        found = {name: ws.stage_dir(name) for name in stage.needs if ws.manifest(name)}
+        found |= {name: ws.stage_dir(name) for name in stage.uses if ws.finished(name)}
+        if stage.collects_runs:
+            names = self.graph.names
+            for name in names[: names.index(stage.name)]:
+                if ws.finished(name) and ws.runs(name):
+                    found[name] = ws.stage_dir(name)
+        return found | stage.inputs(ws)
+
+    def run_one(self, name: str) -> StageResult:
+        """Run (or skip, or resume) one stage; the stages it needs must have finished."""
+        stage, ws = self.graph[name], self.ws
+        result = run_stage(name, ws.stage_dir(name), stage.settings(ws), self.inputs(stage),
+                           lambda ctx: stage.run(ctx, ws), seed=ws.config.experiment.seed,
+                           force=name in self.force)
+        recorded = result.manifest.get("outputs", {})
+        missing = [o.name for o in stage.outputs(ws) if o.name not in recorded]
+        if missing:
+            raise StageError(f"stage '{name}' finished without its promised outputs {missing}. "
+                             f"Fix: rerun `inpars {name} --force`; if it persists, report it as a bug")
+        stage.finished(ws, result)
+        self.results[name] = result
+        return result
+
+    def run_single(self, name: str) -> StageResult:
+        """``inpars <stage> CONFIG``: one stage, under the lock, after every stage's checks."""
+        from inpars.lock import ExperimentLock
+
+        self.graph[name]
+        with ExperimentLock(self.ws.run_dir, command=self.ws.command or None):
+            self.validate()
+            return self.run_one(name)
+
+    def run(self, stages: Collection[str] | None = None) -> dict[str, Any]:
+        """Run ``stages`` (all by default) in graph order under the experiment's lock, then
+        write the run manifest; returns it."""
+        from inpars.lock import ExperimentLock
+
+        names = [n for n in self.graph.names if stages is None or n in stages]
+        started = time.perf_counter()
+        with ExperimentLock(self.ws.run_dir, command=self.ws.command or None):
+            self.validate()
+            for name in names:
+                self.run_one(name)
+            summary = self.summary(time.perf_counter() - started)
+            write_json(self.ws.run_dir / MANIFEST, summary)
+            if "evaluate" in names:  # the whole run's manifest goes next to the report it produced
+                write_json(self.ws.results_dir / RUN_MANIFEST, summary)
+        return summary
+
+    def summary(self, seconds: float) -> dict[str, Any]:
+        """The run manifest: config, inputs, versions, seed, what each stage did, the metrics."""
+        ws = self.ws
+        summary: dict[str, Any] = {
+            "experiment": ws.name,
+            "command": ws.command,
+            "config": config_dict(ws.config),
+            "inputs": {k: str(v) for k, v in ws.corpus_inputs().items()},
+            "collection": ws.collection.name,
+            "seed": ws.config.experiment.seed,
+            "versions": package_versions(),
+            "stages": {
+                name: {
+                    "skipped": result.skipped,
+                    "fingerprint": result.manifest.get("fingerprint"),
+                    "seconds": result.manifest.get("timings", {}).get("total"),
+                    "counts": result.manifest.get("counts", {}),
+                    "systems": sorted(k[len(RUN_PREFIX):] for k in result.manifest.get("outputs", {})
+                                      if k.startswith(RUN_PREFIX)),
+                }
+                for name, result in self.results.items()
+            },
+            "seconds": round(seconds, 1),
+        }
+        metrics = ws.stage_dir("evaluate") / "metrics.json"
+        if "evaluate" in self.results and metrics.is_file():
+            summary["metrics"] = read_json(metrics).get("systems", {})
+        return summary

@@ -1,0 +1,231 @@
+"""The built-in stages: index -> generate -> filter -> negatives -> train -> rerank -> evaluate.
+
+Each declaration only wires: it says what the stage reads and promises and hands its
+config section and inputs to the library function of the stage's module
+(``inpars.indexing.stage``, ``inpars.generation.stage``...), imported when it runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from inpars.errors import ConfigError
+from inpars.manifest import StageContext
+from inpars.pipeline.evaluate import EvaluateStage
+from inpars.pipeline.graph import Output, Stage, StageGraph
+from inpars.pipeline.workspace import Workspace
+
+if TYPE_CHECKING:
+    from inpars.reranking import SystemSpec
+
+TRAINED_CE = "bm25+ce-synthetic"  # BM25 reranked by the cross-encoder trained on synthetic data
+TRAINED_BI = "bm25+bi-synthetic"  # ... by the sentence encoder fine-tuned on synthetic data
+ZERO_SHOT_BI = "bm25+bi-zero-shot"  # ... by the untuned sentence encoder's cosine
+DENSE_TUNED = "dense-synthetic"  # dense retrieval with the fine-tuned encoder
+
+
+def model_inputs(role: str, *models: str) -> dict[str, Path]:
+    """Model weights as stage inputs (fingerprinted by content); hub ids are not files and are
+    identified by their name in the config alone."""
+    from inpars.models import is_local, resolve_model
+
+    return {f"model:{role}:{m}": Path(resolve_model(m)) for m in models if m and is_local(m)}
+
+
+class IndexStage(Stage):
+    name = "index"
+    help = "build the BM25 (and dense) index and the first-stage runs"
+
+    def settings(self, ws: Workspace) -> Any:
+        return {"index": ws.config.index, "split": ws.config.data.test_split}
+
+    def inputs(self, ws: Workspace) -> dict[str, Path]:
+        cfg = ws.config.index
+        return ws.corpus_inputs() | (model_inputs("dense", cfg.dense_model) if cfg.dense else {})
+
+    def outputs(self, ws: Workspace) -> tuple[Output, ...]:
+        return (Output.run("bm25"),) + ((Output.run("dense"),) if ws.config.index.dense else ())
+
+    def run(self, ctx: StageContext, ws: Workspace) -> None:
+        from inpars.indexing import index_stage
+
+        index_stage(ctx, ws.config.index, ws.collection, ws.config.data.test_split)
+
+
+class GenerateStage(Stage):
+    name = "generate"
+    help = "write synthetic queries for documents with a language model"
+
+    def settings(self, ws: Workspace) -> Any:
+        data = ws.config.data
+        return {"generate": ws.config.generate, "train_split": data.train_split,
+                "test_split": data.test_split}
+
+    def inputs(self, ws: Workspace) -> dict[str, Path]:
+        cfg = ws.config.generate
+        template = Path(cfg.template).expanduser()
+        files = {"template": template} if template.is_file() else {}
+        models = model_inputs("generator", cfg.model) if cfg.backend != "openai" else {}
+        return ws.corpus_inputs() | files | models
+
+    def outputs(self, ws: Workspace) -> tuple[Output, ...]:
+        return Output("shards", "records", "shards"), Output("prompt_prefix", "file", "prompt_prefix.txt")
+
+    def check(self, ws: Workspace, systems: Sequence[str]) -> None:
+        from inpars.generation.templates import load_template
+
+        load_template(ws.config.generate.template)
+
+    def run(self, ctx: StageContext, ws: Workspace) -> None:
+        from inpars.generation.stage import generate_stage
+
+        data = ws.config.data
+        generate_stage(ctx, ws.config.generate, ws.collection, train_split=data.train_split,
+                       test_split=data.test_split)
+
+
+class FilterStage(Stage):
+    name = "filter"
+    help = "keep the best synthetic queries; count every drop with its reason"
+    needs = ("generate", "index")
+
+    def inputs(self, ws: Workspace) -> dict[str, Path]:
+        cfg = ws.config.filter
+        return model_inputs("reranker", cfg.reranker_model) if "reranker" in cfg.steps else {}
+
+    def outputs(self, ws: Workspace) -> tuple[Output, ...]:
+        return Output("kept", "records", "kept.jsonl"), Output("dropped", "records", "dropped.jsonl")
+
+    def run(self, ctx: StageContext, ws: Workspace) -> None:
+        from inpars.filtering.stage import filter_stage
+
+        cfg = ws.config.filter
+        roundtrip = "roundtrip" in cfg.steps
+        bm25 = ws.bm25() if roundtrip and cfg.roundtrip_retriever == "bm25" else None
+        dense = ws.dense() if roundtrip and cfg.roundtrip_retriever == "dense" else None
+        try:
+            filter_stage(ctx, cfg, ws.stage_dir("generate"), ws.collection, eval_queries=ws.eval_queries(),
+                         bm25=bm25, dense=dense)
+        finally:
+            if bm25 is not None:
+                bm25.close()
+
+
+class NegativesStage(Stage):
+    name = "negatives"
+    help = "mine hard negatives with BM25 and export training examples"
+    needs = ("filter", "index")
+
+    def outputs(self, ws: Workspace) -> tuple[Output, ...]:
+        return (Output("examples", "records", "examples.jsonl"),)
+
+    def run(self, ctx: StageContext, ws: Workspace) -> None:
+        from inpars.negatives import negatives_stage
+
+        cfg = ws.config.negatives
+        dense = ws.dense() if cfg.dense_count else None
+        with ws.bm25() as bm25:
+            negatives_stage(ctx, cfg, ws.output("filter", "kept"), bm25, dense=dense)
+
+
+class TrainStage(Stage):
+    name = "train"
+    help = "fine-tune a cross-encoder reranker (and a dense retriever)"
+    needs = ("negatives",)
+
+    def settings(self, ws: Workspace) -> Any:
+        cfg = ws.config.train
+        return cfg if cfg.seed is not None else dataclasses.replace(cfg, seed=ws.config.experiment.seed)
+
+    def inputs(self, ws: Workspace) -> dict[str, Path]:
+        cfg = ws.config.train
+        return model_inputs("start", cfg.model, *((cfg.dense_model,) if cfg.dense else ()))
+
+    def outputs(self, ws: Workspace) -> tuple[Output, ...]:
+        from inpars.training.stage import CROSS_ENCODER_DIR, DENSE_DIR
+
+        dense = (Output(DENSE_DIR, "model", DENSE_DIR),) if ws.config.train.dense else ()
+        return (Output(CROSS_ENCODER_DIR, "model", CROSS_ENCODER_DIR), *dense)
+
+    def run(self, ctx: StageContext, ws: Workspace) -> None:
+        from inpars.training.stage import train_stage
+
+        train_stage(ctx, self.settings(ws), ws.output("negatives", "examples"))
+
+
+class RerankStage(Stage):
+    name = "rerank"
+    help = "rerank the BM25 run with each model"
+    needs = ("index", "train")
+
+    def inputs(self, ws: Workspace) -> dict[str, Path]:
+        cfg = ws.config.rerank
+        extra = [spec.partition("=")[2].partition(":")[2] for spec in cfg.extra_systems]
+        zero_shot = [ws.config.index.dense_model] if cfg.zero_shot else []
+        return model_inputs("rerank", *zero_shot, *extra)
+
+    def specs(self, ws: Workspace) -> dict[str, SystemSpec]:
+        """System name -> scorer to load: the models the train stage makes (in its folder),
+        the untuned encoder (``zero_shot``) and ``extra_systems``."""
+        from inpars.reranking import SystemSpec
+        from inpars.training.stage import CROSS_ENCODER_DIR, DENSE_DIR
+
+        cfg, train = ws.config.rerank, ws.stage_dir("train")
+        specs = {TRAINED_CE: SystemSpec("cross-encoder", str(train / CROSS_ENCODER_DIR))}
+        if ws.config.train.dense:
+            specs[TRAINED_BI] = SystemSpec("bi-encoder", str(train / DENSE_DIR))
+        if cfg.zero_shot:
+            specs[ZERO_SHOT_BI] = SystemSpec("bi-encoder", ws.config.index.dense_model)
+        for spec in cfg.extra_systems:
+            name, _, rest = spec.partition("=")
+            kind, _, model = rest.partition(":")
+            specs[name] = SystemSpec(kind, model)
+        return specs
+
+    def outputs(self, ws: Workspace) -> tuple[Output, ...]:
+        tuned = [DENSE_TUNED] if ws.config.train.dense and ws.config.index.dense else []
+        return tuple(Output.run(n) for n in [*self.specs(ws), *tuned])
+
+    def check(self, ws: Workspace, systems: Sequence[str]) -> None:
+        first, depth = ws.config.index.depth, ws.config.rerank.depth
+        if depth > first:
+            raise ConfigError(
+                f"{ws.config.source_path}: [rerank] depth = {depth} is deeper than the first-stage run "
+                f"([index] depth = {first}). Fix: set [rerank] depth to at most {first}, "
+                "or raise [index] depth"
+            )
+
+    def run(self, ctx: StageContext, ws: Workspace) -> None:
+        from inpars.reranking import rerank_stage
+
+        cfg, systems = ws.config.rerank, self.specs(ws)
+        with ws.bm25() as bm25:
+            rerank_stage(ctx, cfg, ws.runs("index")["bm25"], ws.test_queries(), bm25, systems)
+        if ws.config.train.dense and ws.config.index.dense:
+            self._dense_tuned(ctx, ws)
+
+    def _dense_tuned(self, ctx: StageContext, ws: Workspace) -> None:
+        """Re-encode the corpus with the fine-tuned encoder and retrieve with it."""
+        from inpars.io import write_trec_run
+
+        dense = ws.dense()
+        if dense is None:
+            raise ConfigError("[train] dense = true needs the dense index. Fix: set [index] dense = true")
+        with ctx.timed(DENSE_TUNED):
+            tuned = dense.reencode(str(ws.output("train", "dense")), ws.collection,
+                                   out_dir=ctx.out_dir / "dense-index")
+            run = tuned.search(ws.test_queries(), ws.config.index.depth,
+                               remove_self_hits=ws.config.index.remove_self_hits)
+        output = Output.run(DENSE_TUNED)
+        write_trec_run(ctx.out_dir / output.path, run, tag=DENSE_TUNED)
+        ctx.output(output.name, ctx.out_dir / output.path)
+
+
+def builtin_graph() -> StageGraph:
+    """The seven built-in stages in order."""
+    return StageGraph([IndexStage(), GenerateStage(), FilterStage(), NegativesStage(), TrainStage(),
+                       RerankStage(), EvaluateStage()])
+

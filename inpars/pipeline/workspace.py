@@ -1,0 +1,134 @@
+"""What the stages of one experiment share: its config, collection, folders and the
+finished stages' outputs (looked up through their manifests, checked against the disk)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from inpars.config import Config
+from inpars.errors import ConfigError, StageError
+from inpars.manifest import read_manifest, require_manifest
+
+if TYPE_CHECKING:
+    from inpars.data import Collection
+    from inpars.indexing import Bm25Searcher, DenseIndex
+    from inpars.records import Query, SyntheticQuery
+
+
+class Workspace:
+    """One experiment's config, collection and run folder (``runs/<name>/<stage>/``)."""
+
+    def __init__(self, config: Config, *, graph: Any = None, command: str = "") -> None:
+        data = config.data
+        if not data.source and not data.fallback:
+            raise ConfigError(
+                f"{config.source_path} [data]: no 'source'. Fix: set source to a BEIR folder or an "
+                "ir_datasets id such as 'beir/scifact/test'"
+            )
+        self.config = config
+        self.command = command
+        self._graph = graph
+
+    @property
+    def graph(self) -> Any:
+        """The :class:`~inpars.pipeline.graph.StageGraph` of this experiment (the built-in
+        stages unless another graph was given; typed loosely, the graph module imports this one)."""
+        if self._graph is None:
+            from inpars.pipeline.stages import builtin_graph
+
+            self._graph = builtin_graph()
+        return self._graph
+
+    @cached_property
+    def collection(self) -> Collection:
+        from inpars.data import open_from_config
+
+        return open_from_config(self.config.data)
+
+    # ------------------------------------------------------------------ folders
+    @property
+    def name(self) -> str:
+        return self.config.experiment.name
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.config.experiment.run_dir or f"runs/{self.name}")
+
+    @property
+    def results_dir(self) -> Path:
+        return Path(self.config.experiment.results_dir or f"eval/results/{self.name}")
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.run_dir / stage
+
+    def finished(self, stage: str) -> bool:
+        return read_manifest(self.stage_dir(stage)) is not None
+
+    def manifest(self, stage: str) -> dict[str, Any]:
+        """The manifest of a finished stage (a :class:`StageError` naming what to run if not)."""
+        return require_manifest(self.stage_dir(stage), stage)
+
+    def output(self, stage: str, name: str) -> Path:
+        """The path of output ``name`` of a finished stage."""
+        outputs = self.manifest(stage).get("outputs", {})
+        if name not in outputs:
+            raise StageError(
+                f"{self.stage_dir(stage)}: the '{stage}' stage recorded no output '{name}' "
+                f"(it has: {', '.join(outputs) or 'none'}). Fix: rerun `inpars {stage} --force`"
+            )
+        return self.stage_dir(stage) / outputs[name]["path"]
+
+    def runs(self, stage: str) -> dict[str, Path]:
+        """System name -> run file of every run a finished stage recorded."""
+        from inpars.pipeline.graph import RUN_PREFIX
+
+        outputs = self.manifest(stage).get("outputs", {})
+        return {key[len(RUN_PREFIX):]: self.stage_dir(stage) / entry["path"]
+                for key, entry in outputs.items() if key.startswith(RUN_PREFIX)}
+
+    def corpus_inputs(self) -> dict[str, Path]:
+        return {f"collection:{p.name}": p for p in self.collection.source_files()}
+
+    # ------------------------------------------------------------------ shared inputs
+    def bm25(self) -> Bm25Searcher:
+        """The BM25 searcher the index stage built (close it, or use it in a ``with``)."""
+        from inpars.indexing import Bm25Searcher
+
+        info = self.manifest("index").get("extra", {}).get("bm25")
+        if not info:
+            raise StageError(f"{self.stage_dir('index')}: no BM25 index recorded. Fix: rerun `inpars index`")
+        return Bm25Searcher(info["index"], k1=self.config.index.k1, b=self.config.index.b)
+
+    def dense(self) -> DenseIndex | None:
+        """The dense index the index stage built, or ``None`` when it built none."""
+        from inpars.indexing import DenseIndex
+
+        info = self.manifest("index").get("extra", {}).get("dense")
+        if not info:
+            return None
+        index = DenseIndex.load(info["index"])
+        index.collection = self.collection
+        return index
+
+    def test_queries(self) -> list[Query]:
+        return self.collection.split_queries(self.config.data.test_split)
+
+    def eval_queries(self) -> list[Query]:
+        """Every query of a judged split other than the training split (what the
+        contamination check compares synthetic queries against)."""
+        splits = [s for s in self.collection.splits() if s != self.config.data.train_split]
+        return [q for split in splits for q in self.collection.split_queries(split)]
+
+    def example_query_ids(self) -> set[str]:
+        """The train queries shown as few-shot examples (evaluation leaves them out)."""
+        if not self.finished("generate"):
+            return set()
+        return set(self.manifest("generate").get("extra", {}).get("example_query_ids", []))
+
+    def kept_queries(self) -> list[SyntheticQuery]:
+        from inpars.io import read_records
+        from inpars.records import SyntheticQuery
+
+        return list(read_records(self.output("filter", "kept"), SyntheticQuery))

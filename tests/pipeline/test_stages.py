@@ -1,0 +1,78 @@
+"""The built-in stage declarations: systems they promise, and config checks before anything runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from inpars.config import Config, DataConfig, EvaluateConfig, RerankConfig, TrainConfig
+from inpars.errors import ConfigError
+from inpars.pipeline import STAGES, Executor, Workspace, stages_until
+from inpars.pipeline.stages import RerankStage
+from inpars.reranking import SystemSpec
+from tests.conftest import BeirWriter
+
+
+def workspace(source: Path, tmp: Path, **sections: object) -> Workspace:
+    config = dataclasses.replace(Config(data=DataConfig(source=str(source))), **sections)
+    experiment = dataclasses.replace(config.experiment, run_dir=str(tmp / "r"))
+    config = dataclasses.replace(config, experiment=experiment)
+    return Workspace(config)
+
+
+def test_builtin_order_and_until() -> None:
+    assert STAGES == ("index", "generate", "filter", "negatives", "train", "rerank", "evaluate")
+    assert stages_until("filter") == ("index", "generate", "filter")
+    assert stages_until(None) == STAGES
+    with pytest.raises(ConfigError, match="unknown stage 'fine-tune'"):
+        stages_until("fine-tune")
+
+
+def test_systems_follow_the_config(write_beir: BeirWriter, tmp_path: Path) -> None:
+    source = write_beir()
+    ws = workspace(source, tmp_path)
+    assert ws.graph.systems(ws) == ("bm25", "dense", "bm25+ce-synthetic", "bm25+bi-zero-shot")
+    tuned = workspace(source, tmp_path, train=TrainConfig(dense=True),
+                      rerank=RerankConfig(zero_shot=False, extra_systems=["mine=cross-encoder:/m/ce"]))
+    assert tuned.graph.systems(tuned) == (
+        "bm25", "dense", "bm25+ce-synthetic", "bm25+bi-synthetic", "mine", "dense-synthetic")
+    specs = RerankStage().specs(tuned)
+    assert specs["mine"] == SystemSpec("cross-encoder", "/m/ce")
+    assert specs["bm25+bi-synthetic"] == SystemSpec("bi-encoder", str(tmp_path / "r" / "train" / "dense"))
+
+
+@pytest.mark.parametrize(("evaluate", "message"), [
+    (EvaluateConfig(interpolate={"bm25+ce-synthetc": 0.5}),
+     "interpolate names 'bm25\\+ce-synthetc', which this run will not produce. Fix: use one of bm25, dense"),
+    (EvaluateConfig(fusion=[["bm25", "dense-synthetic"]]), "fusion group .* names \\['dense-synthetic'\\]"),
+    (EvaluateConfig(baseline="BM25"), "baseline = 'BM25' is not a system of this run"),
+])
+def test_names_in_evaluate_are_checked_before_anything_runs(
+    write_beir: BeirWriter, tmp_path: Path, evaluate: EvaluateConfig, message: str
+) -> None:
+    ws = workspace(write_beir(), tmp_path, evaluate=evaluate)
+    with pytest.raises(ConfigError, match=message):
+        Executor(ws).run()
+    assert not ws.run_dir.exists() or not any(ws.run_dir.glob("*/manifest.json"))
+
+
+def test_an_interpolated_system_can_be_fused(write_beir: BeirWriter, tmp_path: Path) -> None:
+    ws = workspace(write_beir(), tmp_path, evaluate=EvaluateConfig(
+        interpolate={"bm25+ce-synthetic": 0.5}, fusion=[["bm25+ce-synthetic+interp", "dense"]]))
+    Executor(ws).validate()
+
+
+def test_rerank_deeper_than_the_first_stage_is_an_error(write_beir: BeirWriter, tmp_path: Path) -> None:
+    ws = workspace(write_beir(), tmp_path, rerank=RerankConfig(depth=200))
+    with pytest.raises(ConfigError, match=r"\[rerank\] depth = 200 is deeper than the first-stage run"):
+        Executor(ws).validate()
+
+
+def test_reranked_runs_carry_their_depth_to_the_interpolation() -> None:
+    from inpars.pipeline.evaluate import reranked_depths
+
+    rerank = {"extra": {"depth": 10, "systems": {"bm25+ce-synthetic": {}, "bm25+bi-zero-shot": {}}}}
+    assert reranked_depths(rerank) == {"bm25+ce-synthetic": 10, "bm25+bi-zero-shot": 10}
+    assert reranked_depths({"extra": {"bm25": {"index": "x"}}}) == {}  # the index stage reranks nothing
