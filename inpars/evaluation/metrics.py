@@ -10,6 +10,13 @@ How queries are counted (the rules of ranx, which follow trec_eval):
   :attr:`Evaluation.missing` counts them per system.
 * Excluded queries (few-shot examples, queries used in generation) are removed from the
   qrels before anything else; :attr:`Evaluation.excluded_query_ids` lists those that had qrels.
+
+Significance: ranx's ``compare`` tests every pair of systems on every metric. The p-values
+are corrected for multiple comparisons with Holm's step-down method, one family per metric
+holding every pairwise test of the report (so the baseline column and the ranx-style
+superscripts use the same adjusted p-values); a test counts as significant when its
+adjusted p-value is at most ``max_p``. :attr:`Evaluation.p_values` keeps the raw p-values
+against the baseline, :attr:`Evaluation.adjusted_p_values` the Holm-adjusted ones.
 """
 
 from __future__ import annotations
@@ -58,8 +65,8 @@ class Evaluation:
     query_ids: list[str]  # the evaluated queries, sorted
     means: dict[str, dict[str, float]]  # system -> metric -> mean over query_ids
     per_query: dict[str, dict[str, dict[str, float]]]  # system -> metric -> query id -> score
-    p_values: dict[str, dict[str, float | None]]  # other system -> metric -> p vs baseline
-    marks: dict[str, dict[str, Mark]]  # other system -> metric -> significant win / loss vs baseline
+    p_values: dict[str, dict[str, float | None]]  # other system -> metric -> raw p vs baseline
+    marks: dict[str, dict[str, Mark]]  # other system -> metric -> significant (adjusted p) win / loss
     better_than: dict[str, dict[str, list[str]]]  # system -> metric -> systems it beats significantly
     win_tie_loss: dict[str, dict[str, WinTieLoss]]  # other system -> metric -> vs baseline
     excluded_query_ids: list[str] = field(default_factory=list)  # excluded queries that had qrels
@@ -69,6 +76,12 @@ class Evaluation:
     unjudged: dict[str, int] = field(default_factory=dict)
     fused: dict[str, list[str]] = field(default_factory=dict)  # fused system -> its components
     notes: list[str] = field(default_factory=list)  # skipped fusions, undefined p-values, ...
+    # other system -> metric -> Holm-adjusted p vs baseline (family: a metric's pairwise tests)
+    adjusted_p_values: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    correction: str = "holm"  # how adjusted_p_values were corrected for multiple comparisons
+    tests_per_family: int = 0  # pairwise tests per metric, the size of each Holm family
+    # other system -> metric -> paired t-based 95% CI of the mean difference vs the baseline
+    ci95: dict[str, dict[str, tuple[float, float] | None]] = field(default_factory=dict)
 
     @property
     def others(self) -> list[str]:
@@ -77,8 +90,12 @@ class Evaluation:
 
     def deltas(self, system: str, metric: str) -> list[float]:
         """Per-query differences ``system - baseline`` on ``metric`` (query id order)."""
-        mine, base = self.per_query[system][metric], self.per_query[self.baseline][metric]
-        return [mine[q] - base[q] for q in self.query_ids]
+        return self.differences(system, self.baseline, metric)
+
+    def differences(self, system: str, other: str, metric: str) -> list[float]:
+        """Per-query differences ``system - other`` on ``metric`` (query id order)."""
+        mine, theirs = self.per_query[system][metric], self.per_query[other][metric]
+        return [mine[q] - theirs[q] for q in self.query_ids]
 
 
 # --------------------------------------------------------------------------- inputs
@@ -133,13 +150,17 @@ def evaluate_runs(
     *,
     excluded_query_ids: Collection[str] = (),
     seed: int = 42,
+    rescored_depth: Mapping[str, int] | None = None,
 ) -> Evaluation:
     """Evaluate ``runs`` (system name -> query id -> scored pairs) against ``qrels``.
 
     Adds a fused system ``"a+b"`` for each group of ``cfg.fusion`` whose systems are all
-    present (a group with a missing system is skipped and noted). Tests every system
-    against ``cfg.baseline`` with ranx's ``compare`` (``cfg.stat_test``; ``seed`` drives
-    Fisher's permutations).
+    present (a group with a missing system is skipped and noted), and an interpolated
+    ``"<system>+interp"`` for each ``cfg.interpolate`` entry; ``rescored_depth`` gives, for
+    a reranked system, how many first-stage documents per query it rescored (``[rerank]
+    depth``), which its interpolation normalizes over (see :func:`interpolate`). Tests every
+    pair of systems with ranx's ``compare`` (``cfg.stat_test``; ``seed`` drives Fisher's
+    permutations), Holm-corrected per metric (see the module doc).
     """
     from ranx import Qrels, compare
 
@@ -168,7 +189,7 @@ def evaluate_runs(
         as_dicts[name] = run_dict(pairs, judged)
         missing[name] = sum(1 for q in query_ids if q not in as_dicts[name])
         unjudged[name] = sum(1 for q, p in pairs.items() if q not in judged and q not in excluded and p)
-    interpolated = _add_interpolations(as_dicts, cfg, notes)
+    interpolated = _add_interpolations(as_dicts, cfg, notes, rescored_depth or {})
     for name, docs in as_dicts.items():
         ranx_runs[name] = _ranx_run(docs, name, ranx_qrels)
 
@@ -208,25 +229,58 @@ def evaluate_runs(
     return evaluation
 
 
+def _normalized(scores: Mapping[str, float]) -> dict[str, float]:
+    """Min-max normalization to [0, 1]; all-equal scores normalize to 1."""
+    if not scores:
+        return {}
+    low, high = min(scores.values()), max(scores.values())
+    span = high - low
+    return {d: (s - low) / span if span > 0 else 1.0 for d, s in scores.items()}
+
+
 def interpolate(
-    base: Mapping[str, Mapping[str, float]], other: Mapping[str, Mapping[str, float]], weight: float
+    base: Mapping[str, Mapping[str, float]],
+    other: Mapping[str, Mapping[str, float]],
+    weight: float,
+    depth: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """``weight * base + (1 - weight) * other`` per query, each run's scores min-max normalized
-    within the query first (a document one run lacks gets 0 from it; a query whose scores are
-    all equal normalizes to 1). The usual way to combine a reranker with its first stage."""
+    within the query first. The usual way to combine a reranker with its first stage.
 
-    def normalized(scores: Mapping[str, float]) -> dict[str, float]:
-        if not scores:
-            return {}
-        low, high = min(scores.values()), max(scores.values())
-        span = high - low
-        return {d: (s - low) / span if span > 0 else 1.0 for d, s in scores.items()}
+    ``depth=None``: over the union of both runs' documents, each run normalized over all its
+    documents (a document one run lacks gets 0 from it; a query whose scores are all equal
+    normalizes to 1).
 
+    ``depth=k`` (``other`` reranked the baseline's top ``k``, as InPars / monoT5 interpolate):
+    the candidates are ``other``'s top ``k`` documents, the ones it rescored, and both runs are
+    normalized over the candidates only, so the reranker's scores spread over [0, 1]
+    (normalizing over a whole list whose tail holds the placeholder scores ``min - 1, - 2,
+    ...`` of :func:`inpars.reranking.rerank` squashed them to about [0.99, 1]). The other
+    documents (``other``'s tail, and baseline documents it lacks) follow below the
+    candidates in the baseline's order (then ``other``'s), scored ``min(candidates) - 1,
+    - 2, ...`` like a reranked run's tail.
+    """
+    if depth is not None and depth < 1:
+        raise ConfigError(f"interpolation depth = {depth}: must be at least 1")
     out: dict[str, dict[str, float]] = {}
     for query_id in dict.fromkeys([*base, *other]):  # ordered, so ties rank the same on every run
-        a, b = normalized(base.get(query_id, {})), normalized(other.get(query_id, {}))
-        docs = dict.fromkeys([*a, *b])
-        out[query_id] = {d: weight * a.get(d, 0.0) + (1 - weight) * b.get(d, 0.0) for d in docs}
+        base_scores, other_scores = base.get(query_id, {}), other.get(query_id, {})
+        if depth is None:
+            a, b = _normalized(base_scores), _normalized(other_scores)
+            docs = dict.fromkeys([*a, *b])
+            out[query_id] = {d: weight * a.get(d, 0.0) + (1 - weight) * b.get(d, 0.0) for d in docs}
+            continue
+        ranked = sorted(other_scores, key=lambda d: -other_scores[d])  # stable: ties in run order
+        head = ranked[:depth]
+        a = _normalized({d: base_scores[d] for d in head if d in base_scores})
+        b = _normalized({d: other_scores[d] for d in head})
+        mixed = {d: weight * a.get(d, 0.0) + (1 - weight) * b[d] for d in head}
+        in_head = set(head)
+        by_base = sorted((d for d in base_scores if d not in in_head), key=lambda d: -base_scores[d])
+        tail = [*by_base, *(d for d in ranked[depth:] if d not in base_scores)]
+        floor = min(mixed.values(), default=0.0)
+        mixed.update((d, floor - i) for i, d in enumerate(tail, start=1))
+        out[query_id] = mixed
     return out
 
 
@@ -236,9 +290,11 @@ def interpolated_name(system: str) -> str:
 
 
 def _add_interpolations(
-    runs: dict[str, dict[str, dict[str, float]]], cfg: EvaluateConfig, notes: list[str]
+    runs: dict[str, dict[str, dict[str, float]]], cfg: EvaluateConfig, notes: list[str],
+    rescored_depth: Mapping[str, int],
 ) -> dict[str, list[str]]:
-    """Add ``<system>+interp`` for each ``cfg.interpolate`` entry (system -> baseline weight)."""
+    """Add ``<system>+interp`` for each ``cfg.interpolate`` entry (system -> baseline weight);
+    a system in ``rescored_depth`` is normalized over the documents it rescored only."""
     made: dict[str, list[str]] = {}
     for system, weight in cfg.interpolate.items():
         name = interpolated_name(system)
@@ -253,10 +309,15 @@ def _add_interpolations(
                 f"[evaluate] interpolate {system!r} would be named {name!r}, which is already a system. "
                 "Fix: rename that system or drop the interpolate entry"
             )
-        runs[name] = interpolate(runs[cfg.baseline], runs[system], weight)
+        depth = rescored_depth.get(system)
+        runs[name] = interpolate(runs[cfg.baseline], runs[system], weight, depth)
+        over = (
+            f" over the top {depth} documents {system} rescored (the rest follow in {cfg.baseline} order)"
+            if depth is not None else ""
+        )
         notes.append(
             f"{name}: {weight:g} × {cfg.baseline} + {1 - weight:g} × {system}, "
-            "scores min-max normalized per query"
+            f"scores min-max normalized per query{over}"
         )
         made[name] = [cfg.baseline, system]
     return made
@@ -290,19 +351,67 @@ def _add_fusions(ranx_runs: dict[str, Any], cfg: EvaluateConfig, notes: list[str
     return fused
 
 
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values (step-down), in input order.
+
+    The ``i``-th smallest of ``m`` p-values is multiplied by ``m - i + 1`` (``i`` from 1),
+    then made non-decreasing in that order and capped at 1; comparing the adjusted
+    p-values with ``alpha`` controls the family-wise error rate at ``alpha``. An undefined
+    p-value (``None``) stays ``None`` but counts in ``m``, as a test that rejects nothing.
+    """
+    values = [1.0 if p is None else float(p) for p in p_values]
+    m = len(values)
+    adjusted: list[float | None] = [None] * m
+    running = 0.0
+    for rank, index in enumerate(sorted(range(m), key=values.__getitem__)):
+        running = max(running, min(1.0, (m - rank) * values[index]))
+        adjusted[index] = None if p_values[index] is None else running
+    return adjusted
+
+
+def mean_difference_ci(deltas: Sequence[float], level: float = 0.95) -> tuple[float, float] | None:
+    """The paired t-based confidence interval of the mean of ``deltas`` (per-query
+    differences); ``None`` with fewer than two queries."""
+    n = len(deltas)
+    if n < 2:
+        return None
+    import importlib
+
+    t = importlib.import_module("scipy.stats").t  # scipy comes with ranx
+    mean = math.fsum(deltas) / n
+    sd = math.sqrt(math.fsum((d - mean) ** 2 for d in deltas) / (n - 1))
+    half = float(t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    return (mean - half, mean + half)
+
+
 def _fill_comparisons(ev: Evaluation, comparisons: Any) -> None:
-    """p-values, significance marks, ranx-style superscripts and wins/ties/losses."""
+    """p-values (raw and Holm-adjusted), significance marks, ranx-style superscripts,
+    confidence intervals and wins/ties/losses."""
+    pairs = [(a, b) for i, a in enumerate(ev.systems) for b in ev.systems[i + 1:]]
+    ev.tests_per_family = len(pairs)
+    adjusted: dict[tuple[str, str, str], float | None] = {}
+    for metric in ev.metrics:
+        raw = [
+            _p_value(comparisons[a, b][metric]["p_value"], ev.differences(b, a, metric)) for a, b in pairs
+        ]
+        for (a, b), p in zip(pairs, holm(raw), strict=True):
+            adjusted[a, b, metric] = adjusted[b, a, metric] = p
+
+    def significant(a: str, b: str, metric: str) -> bool:
+        p = adjusted[a, b, metric]
+        return p is not None and p <= ev.max_p
+
     for system in ev.systems:
         ev.better_than[system] = {}
         for metric in ev.metrics:
             ev.better_than[system][metric] = [
                 other for other in ev.systems
-                if other != system
-                and bool(comparisons[system, other][metric]["significant"])
+                if other != system and significant(system, other, metric)
                 and ev.means[system][metric] > ev.means[other][metric]
             ]
     for system in ev.others:
         ev.p_values[system], ev.marks[system], ev.win_tie_loss[system] = {}, {}, {}
+        ev.adjusted_p_values[system], ev.ci95[system] = {}, {}
         for metric in ev.metrics:
             deltas = ev.deltas(system, metric)
             p = _p_value(comparisons[ev.baseline, system][metric]["p_value"], deltas)
@@ -312,10 +421,11 @@ def _fill_comparisons(ev: Evaluation, comparisons: Any) -> None:
                     f"({len(deltas)} queries, constant per-query difference)"
                 )
             ev.p_values[system][metric] = p
-            significant = p is not None and p <= ev.max_p
+            ev.adjusted_p_values[system][metric] = adjusted[ev.baseline, system, metric]
             gain = ev.means[system][metric] - ev.means[ev.baseline][metric]
             mark: Mark = "win" if gain > 0 else "loss" if gain < 0 else ""
-            ev.marks[system][metric] = mark if significant else ""
+            ev.marks[system][metric] = mark if significant(ev.baseline, system, metric) else ""
+            ev.ci95[system][metric] = mean_difference_ci(deltas)
             ev.win_tie_loss[system][metric] = WinTieLoss(
                 wins=sum(d > 0 for d in deltas), ties=sum(d == 0 for d in deltas),
                 losses=sum(d < 0 for d in deltas),

@@ -38,8 +38,18 @@ def metrics_json(ev: Evaluation, *, command: str = "") -> dict[str, Any]:
         "max_p": ev.max_p,
         "metrics": ev.metrics,
         "systems": ev.means,
-        "p_values": ev.p_values,
+        "p_values": ev.p_values,  # raw, against the baseline
+        "p_values_adjusted": ev.adjusted_p_values,  # what the significance marks use
+        "correction": {
+            "method": ev.correction,
+            "family": "per metric: every pairwise test of the report",
+            "tests_per_family": ev.tests_per_family,
+        },
         "significance": ev.marks,
+        "ci95_difference": {  # paired t-based 95% CI of the mean difference with the baseline
+            s: {m: list(ci) if ci is not None else None for m, ci in by_metric.items()}
+            for s, by_metric in ev.ci95.items()
+        },
         "win_tie_loss": {
             s: {m: {"wins": w.wins, "ties": w.ties, "losses": w.losses} for m, w in by_metric.items()}
             for s, by_metric in ev.win_tie_loss.items()
@@ -112,8 +122,13 @@ def evaluate_stage(
     title: str = "Evaluation",
     query_texts: Mapping[str, str] | None = None,
     doc_texts: Mapping[str, str] | None = None,
+    rescored_depth: Mapping[str, int] | None = None,
 ) -> None:
     """Evaluate TREC run files (system name -> path) against ``qrels`` into ``ctx.out_dir``.
+
+    ``rescored_depth`` maps each reranked system to the number of first-stage documents per
+    query it rescored (``[rerank] depth``); its ``[evaluate] interpolate`` entry then
+    normalizes over those documents only (see :func:`inpars.evaluation.metrics.interpolate`).
 
     When ``results_dir`` is given the report files are copied there; manifest.json is not
     written yet at that point, so copy it after ``run_stage`` returns (``publish_results``).
@@ -121,7 +136,8 @@ def evaluate_stage(
     with ctx.timed("read_runs"):
         loaded: dict[str, dict[str, list[ScoredPair]]] = {n: read_trec_run(p) for n, p in runs.items()}
     with ctx.timed("evaluate"):
-        ev = evaluate_runs(qrels, loaded, cfg, excluded_query_ids=excluded_query_ids, seed=ctx.seed)
+        ev = evaluate_runs(qrels, loaded, cfg, excluded_query_ids=excluded_query_ids, seed=ctx.seed,
+                           rescored_depth=rescored_depth)
     with ctx.timed("reports"):
         written = write_reports(
             ev, ctx.out_dir, cfg, command=command, title=title, synthetic=synthetic,
@@ -135,7 +151,10 @@ def evaluate_stage(
         "excluded_queries": len(ev.excluded_query_ids),
         "queries_without_relevant": len(ev.no_relevant),
     })
-    ctx.extra.update({"baseline": ev.baseline, "means": ev.means, "p_values": ev.p_values})
+    ctx.extra.update({"baseline": ev.baseline, "means": ev.means, "p_values": ev.p_values,
+                      "p_values_adjusted": ev.adjusted_p_values})
+    if rescored_depth:
+        ctx.extra["rescored_depth"] = dict(rescored_depth)
     if results_dir is not None:
         publish_results(ctx.out_dir, results_dir)
 

@@ -77,9 +77,19 @@ def comparison_table(ev: Evaluation, digits: int) -> Table:
         rows.append(cells)
     note = (
         f"{len(ev.query_ids)} queries. A superscript letter marks a significant improvement over the "
-        f"system with that letter ({STAT_TESTS.get(ev.stat_test, ev.stat_test)}, p ≤ {ev.max_p})."
+        f"system with that letter ({STAT_TESTS.get(ev.stat_test, ev.stat_test)}, {correction_text(ev)})."
     )
     return Table(header, rows, note)
+
+
+def correction_text(ev: Evaluation) -> str:
+    """How significance was decided, in words: the test family and the corrected threshold."""
+    if ev.tests_per_family <= 1:
+        return f"p ≤ {ev.max_p}; one test per metric, so Holm's correction changes nothing"
+    return (
+        f"Holm-adjusted p ≤ {ev.max_p}; one family per metric of all {ev.tests_per_family} "
+        "pairwise tests in this report"
+    )
 
 
 def baseline_table(ev: Evaluation, digits: int) -> Table:
@@ -91,11 +101,13 @@ def baseline_table(ev: Evaluation, digits: int) -> Table:
         for metric in ev.metrics:
             delta = ev.means[system][metric] - ev.means[ev.baseline][metric]
             mark = {"win": f" {WIN}", "loss": f" {LOSS}", "": ""}[ev.marks[system][metric]]
-            cells.append(f"{delta:+.{digits}f}{mark} ({fmt_p(ev.p_values[system][metric])})")
+            cells.append(f"{delta:+.{digits}f}{mark} ({fmt_p(ev.adjusted_p_values[system][metric])})")
         rows.append(cells)
     note = (
         f"Against {ev.baseline}: {WIN} significantly better, {LOSS} significantly worse "
-        f"({STAT_TESTS.get(ev.stat_test, ev.stat_test)}, p ≤ {ev.max_p}); p-values in brackets."
+        f"({STAT_TESTS.get(ev.stat_test, ev.stat_test)}, {correction_text(ev)}); Holm-adjusted "
+        "p-values in brackets (raw p-values and 95% confidence intervals of each difference in "
+        "metrics.json)."
     )
     return Table(header, rows, note)
 

@@ -49,19 +49,22 @@ def load_scorer(
     threads: int = 0,
     seed: int = 0,
     show_progress: bool = False,
+    raw: bool = False,
 ) -> Scorer:
     """A scorer of ``kind`` (``bi-encoder`` or ``cross-encoder``) for ``model``.
 
     ``model`` is a packaged alias (``all-MiniLM-L6-v2``), a local folder or a hub id.
     ``dtype="auto"`` runs in bfloat16 where the hardware has it; ``threads=0`` uses every
-    core; ``seed`` draws a fresh head when a cross-encoder ``model`` has none.
+    core; ``seed`` draws a fresh head when a cross-encoder ``model`` has none. ``raw``
+    makes a cross-encoder return its logit rather than the activated score (same ranking,
+    no saturation; see :mod:`inpars.scoring.cross_encoder`); a bi-encoder's cosine is raw.
     """
     if kind == "cross-encoder":
         from inpars.scoring.cross_encoder import CrossEncoderScorer
 
         return CrossEncoderScorer(
             model, batch_size=batch_size, max_length=max_length, device=device, dtype=dtype,
-            threads=threads, seed=seed, show_progress=show_progress,
+            threads=threads, seed=seed, show_progress=show_progress, raw=raw,
         )
     if kind == "bi-encoder":
         from inpars.scoring.bi_encoder import BiEncoderScorer

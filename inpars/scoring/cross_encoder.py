@@ -9,6 +9,13 @@ Speed on CPU comes from tokenizing a chunk of pairs in one call, sorting them by
 length into buckets padded only to their longest pair, ``torch.inference_mode`` and, where
 the chip has it, bfloat16. Scores match ``sentence_transformers.CrossEncoder.predict``
 (same tokenization, same activation) in float32.
+
+With ``raw=True`` the scorer returns the logit before the activation instead (for a
+2-label model, ``logit[relevant] - logit[not relevant]``, the logit of its softmax): a
+strictly increasing function of the activated score, so the ranking is the same, but one
+that does not saturate. Sigmoid scores of confident models round to exactly 1.0 in float32
+(for logits above about 17), which makes their top documents tie; reranking therefore asks
+for raw scores.
 """
 
 from __future__ import annotations
@@ -74,6 +81,7 @@ class CrossEncoderScorer:
         threads: int = 0,
         seed: int = 0,
         show_progress: bool = False,
+        raw: bool = False,
     ) -> None:
         if batch_size < 1 or max_length < 8:
             raise ModelError(
@@ -86,6 +94,7 @@ class CrossEncoderScorer:
         self.batch_size = batch_size
         self.max_length = max_length
         self.show_progress = show_progress
+        self.raw = raw
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         if self.device == "cpu":
@@ -168,8 +177,12 @@ class CrossEncoderScorer:
         import torch
 
         if self.num_labels == 2:
+            if self.raw:
+                return logits[:, 1] - logits[:, 0]  # softmax(...)[:, 1] == sigmoid(this)
             return torch.softmax(logits, dim=-1)[:, 1]
         values = logits[:, 0]
+        if self.raw:
+            return values
         if self.activation == "sigmoid":
             return torch.sigmoid(values)
         if self.activation == "tanh":

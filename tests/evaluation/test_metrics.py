@@ -167,3 +167,100 @@ def test_interpolated_system_is_added_and_explained() -> None:
 def test_interpolate_weight_is_checked() -> None:
     with pytest.raises(ValueError, match=r"interpolate.dense = 1.5"):
         EvaluateConfig(interpolate={"dense": 1.5})
+
+
+def test_interpolation_normalizes_the_reranker_over_the_documents_it_rescored() -> None:
+    from inpars.evaluation.metrics import interpolate
+
+    # first stage: 10 documents; a reranker rescored the top 3 (rerank depth 3 < 10) and, as
+    # inpars.reranking.rerank keeps them, ranked the other 7 after them at min - 1, - 2, ...
+    base = {"q": {f"d{i}": 20.0 - i for i in range(10)}}
+    head = {"d2": 3.0, "d0": 2.0, "d1": 1.0}
+    tail = {f"d{i}": 1.0 - (i - 2) for i in range(3, 10)}
+    other = {"q": {**head, **tail}}
+    only_reranker = interpolate(base, other, 0.0, depth=3)["q"]
+    assert {d: only_reranker[d] for d in head} == pytest.approx({"d2": 1.0, "d0": 0.5, "d1": 0.0})
+    # over the whole list the placeholder tail squashes the head to the top of [0, 1]
+    squashed = interpolate(base, other, 0.0)["q"]
+    assert min(squashed[d] for d in head) > 0.7
+    # the documents below depth follow in the first stage's order, below the head
+    ranked = sorted(only_reranker, key=lambda d: -only_reranker[d])
+    assert ranked == ["d2", "d0", "d1", *(f"d{i}" for i in range(3, 10))]
+    assert max(only_reranker[f"d{i}"] for i in range(3, 10)) < 0.0
+    mixed = interpolate(base, other, 0.5, depth=3)["q"]
+    # baseline over the head: d0 1, d1 .5, d2 0; reranker: d2 1, d0 .5, d1 0
+    assert {d: mixed[d] for d in head} == pytest.approx({"d0": 0.75, "d2": 0.5, "d1": 0.25})
+    assert sorted(mixed, key=lambda d: -mixed[d])[3:] == [f"d{i}" for i in range(3, 10)]
+    # dropped tail (below_depth = "drop"): the same interpolation, the baseline's tail kept
+    assert interpolate(base, {"q": head}, 0.5, depth=3) == {"q": mixed}
+    with pytest.raises(ConfigError, match="depth = 0"):
+        interpolate(base, other, 0.5, depth=0)
+
+
+def test_evaluate_runs_interpolates_over_the_rescored_depth() -> None:
+    qrels = [Qrel(q, "d1", 1) for q in ("q", "r")]  # r only keeps the t-tests defined
+    base = [ScoredPair("q", f"d{i}", 20.0 - i) for i in range(10)]
+    # the reranker rescored bm25's top 3, put d1 first and d0 last; its tail is far below
+    reranked = [ScoredPair("q", "d1", 3.0), ScoredPair("q", "d2", 2.5), ScoredPair("q", "d0", 1.0)]
+    reranked += [ScoredPair("q", f"d{i}", 1.0 - (i - 2) * 100) for i in range(3, 10)]
+    cfg = EvaluateConfig(metrics=["mrr@10"], fusion=[], interpolate={"ce": 0.5})
+    r_reranked = [ScoredPair("r", "d0", 3.0), ScoredPair("r", "d2", 2.0), ScoredPair("r", "d1", 1.0)]
+    runs = {"bm25": {"q": base, "r": base}, "ce": {"q": reranked, "r": r_reranked}}
+    whole = evaluate_runs(qrels, runs, cfg)
+    rescored = evaluate_runs(qrels, runs, cfg, rescored_depth={"ce": 3})
+    assert whole.per_query["ce+interp"]["mrr@10"]["q"] == pytest.approx(0.5)  # bm25's d0 stays first
+    # over the 3 rescored: d1 .5 x .5 + .5 x 1 = .75 beats d0 .5 x 1 + .5 x 0 = .5
+    assert rescored.per_query["ce+interp"]["mrr@10"]["q"] == pytest.approx(1.0)
+    assert any("over the top 3 documents ce rescored" in n for n in rescored.notes)
+
+
+def test_holm_adjusts_step_down() -> None:
+    from inpars.evaluation.metrics import holm
+
+    # sorted: .005 x 4 = .02, .01 x 3 = .03, .03 x 2 = .06, .04 x 1 = .04 -> .06 (monotone)
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.2, 0.9]) == pytest.approx([0.4, 0.9])
+    assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])  # capped at 1
+    got = holm([0.01, None, 0.5])  # an undefined test counts in the family, stays undefined
+    assert got[1] is None and got[0] == pytest.approx(0.03) and got[2] == pytest.approx(1.0)
+    assert holm([]) == []
+
+
+def test_significance_marks_use_holm_adjusted_p_values() -> None:
+    from inpars.evaluation.metrics import _fill_comparisons
+
+    systems = ["base", "s1", "s2", "s3"]
+    queries = [f"q{i}" for i in range(5)]
+    gains = {"base": 0.0, "s1": 0.3, "s2": 0.2, "s3": 0.1}
+    per_query = {
+        s: {"ndcg@10": {q: 0.2 + gains[s] + 0.05 * i for i, q in enumerate(queries)}} for s in systems
+    }
+    per_query["s1"]["ndcg@10"]["q0"] += 0.1  # not a constant difference
+    raw = {("base", "s1"): 0.01, ("base", "s2"): 0.04, ("base", "s3"): 0.5,
+           ("s1", "s2"): 0.001, ("s1", "s3"): 0.2, ("s2", "s3"): 0.3}
+    comparisons = {pair: {"ndcg@10": {"p_value": p}} for pair, p in raw.items()}
+    ev = Evaluation(
+        metrics=["ndcg@10"], systems=systems, baseline="base", stat_test="student", max_p=0.05,
+        query_ids=queries, per_query=per_query, p_values={}, marks={}, better_than={}, win_tie_loss={},
+        means={s: {"ndcg@10": sum(per_query[s]["ndcg@10"].values()) / 5} for s in systems},
+    )
+    _fill_comparisons(ev, comparisons)
+    # one family of 6 pairwise tests: .001 x 6, .01 x 5 = .05, .04 x 4 = .16, then .6
+    assert ev.tests_per_family == 6
+    assert ev.p_values["s2"]["ndcg@10"] == 0.04  # raw: significant without a correction
+    assert ev.adjusted_p_values["s2"]["ndcg@10"] == pytest.approx(0.16)
+    assert ev.adjusted_p_values["s1"]["ndcg@10"] == pytest.approx(0.05)
+    assert ev.marks["s1"]["ndcg@10"] == "win" and ev.marks["s2"]["ndcg@10"] == ""
+    assert ev.better_than["s1"]["ndcg@10"] == ["base", "s2"]
+    assert ev.better_than["s2"]["ndcg@10"] == []
+    low, high = ev.ci95["s2"]["ndcg@10"] or (0.0, 0.0)
+    assert low == pytest.approx(0.2) and high == pytest.approx(0.2)  # constant difference: no spread
+
+
+def test_mean_difference_ci_is_paired_t_based() -> None:
+    from inpars.evaluation.metrics import mean_difference_ci
+
+    low, high = mean_difference_ci([1.0, 2.0, 3.0, 4.0, 5.0]) or (0.0, 0.0)
+    half = 2.7764451051977987 * math.sqrt(2.5) / math.sqrt(5)  # t(0.975, 4) x sd / sqrt(n)
+    assert low == pytest.approx(3.0 - half) and high == pytest.approx(3.0 + half)
+    assert mean_difference_ci([0.5]) is None

@@ -94,6 +94,19 @@ def test_write_reports_writes_parseable_metrics_json(crafted_evaluation: Evaluat
     assert set(data["p_values"]) == {"dense", "bm25+dense"}
     p_values = [p for by_metric in data["p_values"].values() for p in by_metric.values()]
     assert all(p is None or 0 <= p <= 1 for p in p_values)
+    # Holm across the 3 pairwise tests of each metric: adjusted >= raw, marks from adjusted
+    assert data["correction"] == {"method": "holm", "family": "per metric: every pairwise test of the report",
+                                  "tests_per_family": 3}
+    for system, by_metric in data["p_values"].items():
+        for metric, raw in by_metric.items():
+            adjusted = data["p_values_adjusted"][system][metric]
+            assert (raw is None) == (adjusted is None)
+            assert raw is None or raw <= adjusted <= min(1.0, 3 * raw)
+            assert data["significance"][system][metric] == "" or adjusted <= data["max_p"]
+            low, high = data["ci95_difference"][system][metric]
+            means = crafted_evaluation.means
+            assert low <= means[system][metric] - means["bm25"][metric] <= high
+    assert "Holm-adjusted p ≤ 0.05" in (tmp_path / "report.md").read_text()
     assert data["win_tie_loss"]["dense"]["ndcg@10"] == {"wins": 2, "ties": 1, "losses": 1}
     per_query = json.loads((tmp_path / "per_query.json").read_text())
     assert per_query["scores"]["dense"]["mrr@10"]["q3"] == 0.5

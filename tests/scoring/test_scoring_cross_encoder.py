@@ -82,3 +82,20 @@ def test_bad_model_and_kind_raise_clear_errors(tmp_path: Path) -> None:
         load_scorer("cross-encoder", str(tmp_path / "missing-model/"), max_length=64)
     with pytest.raises(ConfigError, match="bi-encoder, cross-encoder"):
         load_scorer("colbert", "all-MiniLM-L6-v2")
+
+
+def test_raw_scores_are_logits_that_do_not_saturate() -> None:
+    import torch
+
+    scorer = object.__new__(CrossEncoderScorer)  # _activate needs no model
+    scorer.num_labels, scorer.activation, scorer.raw = 1, "sigmoid", False
+    logits = torch.tensor([[20.0], [25.0], [-3.0]])
+    squashed = scorer._activate(logits).tolist()
+    assert squashed[0] == squashed[1] == 1.0  # float32 sigmoid saturates: the two tie
+    scorer.raw = True
+    assert scorer._activate(logits).tolist() == [20.0, 25.0, -3.0]
+    scorer.num_labels = 2
+    two = torch.tensor([[0.0, 20.0], [1.0, 26.0], [1.0, -2.0]])
+    assert scorer._activate(two).tolist() == [20.0, 25.0, -3.0]  # logit of softmax(...)[:, 1]
+    scorer.raw = False
+    assert scorer._activate(two).tolist()[:2] == [1.0, 1.0]
