@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 from inpars.errors import StageError
 from inpars.io import read_json, write_json
 from inpars.manifest import MANIFEST, StageResult, config_dict, package_versions, run_stage
-from inpars.pipeline.graph import RUN_PREFIX, Stage
-from inpars.pipeline.workspace import Workspace
+from inpars.pipeline.graph import Stage
+from inpars.pipeline.workspace import RUN_PREFIX, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -96,37 +96,37 @@ class Executor:
             self.validate()
             for name in names:
                 self.run_one(name)
-            summary = self.summary(time.perf_counter() - started)
+            summary = run_manifest(self.ws, self.results, time.perf_counter() - started)
             write_json(self.ws.run_dir / MANIFEST, summary)
             if "evaluate" in names:  # the whole run's manifest goes next to the report it produced
                 write_json(self.ws.results_dir / RUN_MANIFEST, summary)
         return summary
 
-    def summary(self, seconds: float) -> dict[str, Any]:
-        """The run manifest: config, inputs, versions, seed, what each stage did, the metrics."""
-        ws = self.ws
-        summary: dict[str, Any] = {
-            "experiment": ws.name,
-            "command": ws.command,
-            "config": config_dict(ws.config),
-            "inputs": {k: str(v) for k, v in ws.corpus_inputs().items()},
-            "collection": ws.collection.name,
-            "seed": ws.config.experiment.seed,
-            "versions": package_versions(),
-            "stages": {
-                name: {
-                    "skipped": result.skipped,
-                    "fingerprint": result.manifest.get("fingerprint"),
-                    "seconds": result.manifest.get("timings", {}).get("total"),
-                    "counts": result.manifest.get("counts", {}),
-                    "systems": sorted(k[len(RUN_PREFIX):] for k in result.manifest.get("outputs", {})
-                                      if k.startswith(RUN_PREFIX)),
-                }
-                for name, result in self.results.items()
-            },
-            "seconds": round(seconds, 1),
-        }
-        metrics = ws.stage_dir("evaluate") / "metrics.json"
-        if "evaluate" in self.results and metrics.is_file():
-            summary["metrics"] = read_json(metrics).get("systems", {})
-        return summary
+
+def run_manifest(ws: Workspace, results: Mapping[str, StageResult], seconds: float) -> dict[str, Any]:
+    """The run manifest: config, inputs, versions, seed, what each stage did, the metrics."""
+    summary: dict[str, Any] = {
+        "experiment": ws.name,
+        "command": ws.command,
+        "config": config_dict(ws.config),
+        "inputs": {k: str(v) for k, v in ws.corpus_inputs().items()},
+        "collection": ws.collection.name,
+        "seed": ws.config.experiment.seed,
+        "versions": package_versions(),
+        "stages": {
+            name: {
+                "skipped": result.skipped,
+                "fingerprint": result.manifest.get("fingerprint"),
+                "seconds": result.manifest.get("timings", {}).get("total"),
+                "counts": result.manifest.get("counts", {}),
+                "systems": sorted(k[len(RUN_PREFIX):] for k in result.manifest.get("outputs", {})
+                                  if k.startswith(RUN_PREFIX)),
+            }
+            for name, result in results.items()
+        },
+        "seconds": round(seconds, 1),
+    }
+    metrics = ws.stage_dir("evaluate") / "metrics.json"
+    if "evaluate" in results and metrics.is_file():
+        summary["metrics"] = read_json(metrics).get("systems", {})
+    return summary

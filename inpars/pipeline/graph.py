@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from inpars.errors import ConfigError
+from inpars.pipeline.workspace import RUN_PREFIX
 
 if TYPE_CHECKING:
     from inpars.manifest import StageContext, StageResult
     from inpars.pipeline.workspace import Workspace
 
 OutputKind = Literal["run", "model", "records", "report", "file"]
-RUN_PREFIX = "run:"
 
 
 @dataclass(frozen=True)

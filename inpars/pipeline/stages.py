@@ -205,23 +205,24 @@ class RerankStage(Stage):
         with ws.bm25() as bm25:
             rerank_stage(ctx, cfg, ws.runs("index")["bm25"], ws.test_queries(), bm25, systems)
         if ws.config.train.dense and ws.config.index.dense:
-            self._dense_tuned(ctx, ws)
+            dense_tuned(ctx, ws)
 
-    def _dense_tuned(self, ctx: StageContext, ws: Workspace) -> None:
-        """Re-encode the corpus with the fine-tuned encoder and retrieve with it."""
-        from inpars.io import write_trec_run
 
-        dense = ws.dense()
-        if dense is None:
-            raise ConfigError("[train] dense = true needs the dense index. Fix: set [index] dense = true")
-        with ctx.timed(DENSE_TUNED):
-            tuned = dense.reencode(str(ws.output("train", "dense")), ws.collection,
-                                   out_dir=ctx.out_dir / "dense-index")
-            run = tuned.search(ws.test_queries(), ws.config.index.depth,
-                               remove_self_hits=ws.config.index.remove_self_hits)
-        output = Output.run(DENSE_TUNED)
-        write_trec_run(ctx.out_dir / output.path, run, tag=DENSE_TUNED)
-        ctx.output(output.name, ctx.out_dir / output.path)
+def dense_tuned(ctx: StageContext, ws: Workspace) -> None:
+    """Re-encode the corpus with the fine-tuned encoder and retrieve with it."""
+    from inpars.io import write_trec_run
+
+    dense = ws.dense()
+    if dense is None:
+        raise ConfigError("[train] dense = true needs the dense index. Fix: set [index] dense = true")
+    with ctx.timed(DENSE_TUNED):
+        tuned = dense.reencode(str(ws.output("train", "dense")), ws.collection,
+                               out_dir=ctx.out_dir / "dense-index")
+        run = tuned.search(ws.test_queries(), ws.config.index.depth,
+                           remove_self_hits=ws.config.index.remove_self_hits)
+    output = Output.run(DENSE_TUNED)
+    write_trec_run(ctx.out_dir / output.path, run, tag=DENSE_TUNED)
+    ctx.output(output.name, ctx.out_dir / output.path)
 
 
 def builtin_graph() -> StageGraph:

@@ -16,49 +16,15 @@ if TYPE_CHECKING:
     from inpars.indexing import Bm25Searcher, DenseIndex
     from inpars.records import Query, SyntheticQuery
 
+RUN_PREFIX = "run:"  # manifest output names of runs: "run:<system>"
 
-class Workspace:
-    """One experiment's config, collection and run folder (``runs/<name>/<stage>/``)."""
 
-    def __init__(self, config: Config, *, graph: Any = None, command: str = "") -> None:
-        data = config.data
-        if not data.source and not data.fallback:
-            raise ConfigError(
-                f"{config.source_path} [data]: no 'source'. Fix: set source to a BEIR folder or an "
-                "ir_datasets id such as 'beir/scifact/test'"
-            )
-        self.config = config
-        self.command = command
-        self._graph = graph
+class RunFolder:
+    """A run folder (``runs/<experiment>/<stage>/``) and the outputs of its finished stages,
+    looked up by name through their manifests."""
 
-    @property
-    def graph(self) -> Any:
-        """The :class:`~inpars.pipeline.graph.StageGraph` of this experiment (the built-in
-        stages unless another graph was given; typed loosely, the graph module imports this one)."""
-        if self._graph is None:
-            from inpars.pipeline.stages import builtin_graph
-
-            self._graph = builtin_graph()
-        return self._graph
-
-    @cached_property
-    def collection(self) -> Collection:
-        from inpars.data import open_from_config
-
-        return open_from_config(self.config.data)
-
-    # ------------------------------------------------------------------ folders
-    @property
-    def name(self) -> str:
-        return self.config.experiment.name
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.config.experiment.run_dir or f"runs/{self.name}")
-
-    @property
-    def results_dir(self) -> Path:
-        return Path(self.config.experiment.results_dir or f"eval/results/{self.name}")
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
 
     def stage_dir(self, stage: str) -> Path:
         return self.run_dir / stage
@@ -82,11 +48,49 @@ class Workspace:
 
     def runs(self, stage: str) -> dict[str, Path]:
         """System name -> run file of every run a finished stage recorded."""
-        from inpars.pipeline.graph import RUN_PREFIX
-
         outputs = self.manifest(stage).get("outputs", {})
         return {key[len(RUN_PREFIX):]: self.stage_dir(stage) / entry["path"]
                 for key, entry in outputs.items() if key.startswith(RUN_PREFIX)}
+
+
+class Workspace(RunFolder):
+    """One experiment: its config, collection, run folder and the inputs its stages share."""
+
+    def __init__(self, config: Config, *, graph: Any = None, command: str = "") -> None:
+        data = config.data
+        if not data.source and not data.fallback:
+            raise ConfigError(
+                f"{config.source_path} [data]: no 'source'. Fix: set source to a BEIR folder or an "
+                "ir_datasets id such as 'beir/scifact/test'"
+            )
+        super().__init__(Path(config.experiment.run_dir or f"runs/{config.experiment.name}"))
+        self.config = config
+        self.command = command
+        self._graph = graph
+
+    @property
+    def graph(self) -> Any:
+        """The :class:`~inpars.pipeline.graph.StageGraph` of this experiment (the built-in
+        stages unless another graph was given; typed loosely, the graph module imports this one)."""
+        if self._graph is None:
+            from inpars.pipeline.stages import builtin_graph
+
+            self._graph = builtin_graph()
+        return self._graph
+
+    @cached_property
+    def collection(self) -> Collection:
+        from inpars.data import open_from_config
+
+        return open_from_config(self.config.data)
+
+    @property
+    def name(self) -> str:
+        return self.config.experiment.name
+
+    @property
+    def results_dir(self) -> Path:
+        return Path(self.config.experiment.results_dir or f"eval/results/{self.name}")
 
     def corpus_inputs(self) -> dict[str, Path]:
         return {f"collection:{p.name}": p for p in self.collection.source_files()}
