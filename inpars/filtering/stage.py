@@ -94,6 +94,7 @@ def build_filters(
                     cfg.reranker_kind, cfg.reranker_model, batch_size=cfg.reranker_batch_size,
                     max_length=cfg.reranker_max_length, device=cfg.device, dtype=cfg.reranker_dtype,
                     threads=cfg.threads, seed=seed, show_progress=False,
+                    raw=True,  # a cross-encoder's logit: no sigmoid saturation, no ties at the cutoff
                 )
             cache = work_dir / "scores_reranker.jsonl" if work_dir is not None else None
             filters.append(RerankerFilter(scorer, documents, cfg.reranker_keep, cache_path=cache))
