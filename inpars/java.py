@@ -107,6 +107,8 @@ def start_jvm(max_heap: str | None = None) -> None:
             heap = max_heap or os.environ.get("INPARS_JAVA_HEAP")
             if heap and not any(o.startswith("-Xmx") for o in options):
                 options.append(f"-Xmx{heap}")
+            if "-Xrs" not in options:  # SIGINT stays Python's: Ctrl-C is a KeyboardInterrupt
+                options.append("-Xrs")
             jnius_config.set_options(*options)
         import jnius  # noqa: F401  (starts the JVM)
 

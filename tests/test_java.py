@@ -93,3 +93,23 @@ def test_lucene_searcher_imports_without_openai_key_or_vector_module(tmp_path: P
     assert not any("jdk.incubator.vector" in option for option in probe["options"])
     assert probe["vector_module"] is False
     assert any("anserini" in option for option in probe["options"])
+
+
+@pytest.mark.slow
+def test_ctrl_c_after_the_jvm_started_is_a_keyboard_interrupt() -> None:
+    """The in-process JVM must not take SIGINT (it used to exit 130 with no message)."""
+    import signal
+    import subprocess
+    import sys
+
+    code = ("from inpars import java; java.start_jvm(); import time; print('ready', flush=True); "
+            "time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert "KeyboardInterrupt" in err
