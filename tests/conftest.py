@@ -21,6 +21,21 @@ def shared_data_path() -> Path:
     return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that reads the shared collections is ``needs_data`` and ``slow``.
+
+    Using the ``shared_data`` fixture (directly or through another fixture) is enough:
+    ``pytest -m "not slow"`` (the fast suite) then never reads ../shared/data.
+    """
+    for item in items:
+        uses_data = "shared_data" in getattr(item, "fixturenames", ())
+        if uses_data and item.get_closest_marker("needs_data") is None:
+            item.add_marker(pytest.mark.needs_data)
+        if (uses_data or item.get_closest_marker("needs_data")) and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The folder with the real collections (scifact, cranfield, cisi in BEIR layout).

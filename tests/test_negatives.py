@@ -181,6 +181,7 @@ def test_stage_streams_examples_resumes_and_exports(tmp_path: Path) -> None:
     assert (resumed / TSV_TRIPLES).read_text() == (fresh.out_dir / TSV_TRIPLES).read_text()
 
 
+@pytest.mark.slow
 def test_mining_with_a_real_bm25_index(tmp_path: Path, write_beir: Any) -> None:
     from inpars.data import open_collection
     from inpars.indexing import Bm25Searcher, build_bm25_index

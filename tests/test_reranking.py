@@ -1,12 +1,15 @@
-"""Reranking a crafted first-stage run with a real scorer (the packaged MiniLM, cosine)."""
+"""Reranking a crafted first-stage run with a real scorer (the packaged MiniLM, cosine; slow)
+and with a fake one (shared words; fast)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from inpars import reranking
 from inpars.config import RerankConfig, parse_config
 from inpars.errors import BackendError, ConfigError, DataError
 from inpars.io import read_trec_run, write_trec_run
@@ -36,8 +39,23 @@ def crafted_run() -> dict[str, list[ScoredPair]]:
     return {qid: [ScoredPair(qid, d, s) for d, s in ranked] for qid, ranked in first.items()}
 
 
-@pytest.fixture(scope="module")
-def scorer() -> Scorer:
+class WordOverlap:
+    """A fake scorer: the share of the query's words found in the document."""
+
+    name = "word-overlap"
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        def words(text: str) -> set[str]:
+            return set(re.findall(r"\w+", text.lower()))
+
+        return [len(words(q) & words(d)) / max(1, len(words(q))) for q, d in pairs]
+
+
+@pytest.fixture(scope="module", params=["word-overlap", pytest.param("minilm", marks=pytest.mark.slow)])
+def scorer(request: pytest.FixtureRequest) -> Scorer:
+    """The fake scorer (fast) or the packaged MiniLM bi-encoder (slow: a real model)."""
+    if request.param == "word-overlap":
+        return WordOverlap()
     return load_scorer("bi-encoder", "all-MiniLM-L6-v2", max_length=64)
 
 
@@ -94,7 +112,11 @@ def test_rerank_refuses_bad_input(scorer: Scorer) -> None:
         parse_config({"rerank": {"extra_systems": ["just-a-model"]}})
 
 
-def test_rerank_stage_writes_one_trec_run_per_system(tmp_path: Path, scorer: Scorer) -> None:
+def test_rerank_stage_writes_one_trec_run_per_system(
+    tmp_path: Path, scorer: Scorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if isinstance(scorer, WordOverlap):  # the fast variant: the spec loads the fake too
+        monkeypatch.setattr(reranking, "load_scorer", lambda kind, model, **kwargs: WordOverlap())
     first = tmp_path / "bm25.trec"
     write_trec_run(first, crafted_run(), tag="bm25")
     cfg = RerankConfig(depth=3, max_length=64)
@@ -117,8 +139,6 @@ def test_rerank_stage_writes_one_trec_run_per_system(tmp_path: Path, scorer: Sco
 
 
 def test_reranking_systems_score_with_raw_logits(monkeypatch: pytest.MonkeyPatch) -> None:
-    from inpars import reranking
-
     seen: dict[str, object] = {}
 
     def fake_load_scorer(kind: str, model: str, **kwargs: object) -> object:

@@ -1,4 +1,8 @@
-"""evaluate_runs on crafted qrels and runs: values checked against hand computation."""
+"""evaluate_runs on crafted qrels and runs: values checked against hand computation.
+
+Every test that scores with ranx is ``slow`` (numba compiles ranx's kernels on first use);
+interpolation, Holm, the marks and the confidence intervals are checked without it.
+"""
 
 from __future__ import annotations
 
@@ -11,26 +15,11 @@ from inpars.config import EvaluateConfig
 from inpars.errors import ConfigError, DataError
 from inpars.evaluation import Evaluation, WinTieLoss, evaluate_runs
 from inpars.records import Qrel, ScoredPair
-from tests.evaluation.crafted import QRELS, RUNS
-
-L3 = math.log2(3)
-# nDCG with linear gains (ranx, trec_eval): DCG = sum rel / log2(rank + 1)
-BM25 = {
-    "ndcg@10": {"q1": (2 / L3 + 1 / 2) / (2 + 1 / L3), "q2": 0.0,
-                "q3": (1 + 1 / math.log2(5)) / (1 + 1 / L3), "q4": 0.0},
-    "mrr@10": {"q1": 0.5, "q2": 0.0, "q3": 1.0, "q4": 0.0},
-    "recall@100": {"q1": 1.0, "q2": 0.0, "q3": 1.0, "q4": 0.0},
-    "map@100": {"q1": (1 / 2 + 2 / 3) / 2, "q2": 0.0, "q3": (1 + 2 / 4) / 2, "q4": 0.0},
-}
-DENSE = {
-    "ndcg@10": {"q1": (1 + 2 / L3) / (2 + 1 / L3), "q2": 1.0, "q3": (1 / L3) / (1 + 1 / L3), "q4": 0.0},
-    "mrr@10": {"q1": 1.0, "q2": 1.0, "q3": 0.5, "q4": 0.0},
-    "recall@100": {"q1": 1.0, "q2": 1.0, "q3": 0.5, "q4": 0.0},
-    "map@100": {"q1": 1.0, "q2": 1.0, "q3": 0.5 / 2, "q4": 0.0},
-}
+from tests.evaluation.crafted import BM25, DENSE, FUSED, QRELS, RUNS, hand_evaluation
 
 
-@pytest.mark.parametrize(("system", "expected"), [("bm25", BM25), ("dense", DENSE)])
+@pytest.mark.slow
+@pytest.mark.parametrize(("system", "expected"), [("bm25", BM25), ("dense", DENSE), ("bm25+dense", FUSED)])
 def test_per_query_and_mean_values_match_hand_computation(
     crafted_evaluation: Evaluation, system: str, expected: dict[str, dict[str, float]]
 ) -> None:
@@ -43,6 +32,21 @@ def test_per_query_and_mean_values_match_hand_computation(
         assert ev.means[system][metric] == pytest.approx(sum(by_query.values()) / 4, abs=1e-9)
 
 
+@pytest.mark.slow
+def test_the_hand_built_evaluation_is_what_ranx_measures(crafted_evaluation: Evaluation) -> None:
+    """The fast report tests use ``hand_evaluation``: it must stay what ranx measures."""
+    hand, ranx = hand_evaluation(), crafted_evaluation
+    for name in ("metrics", "systems", "baseline", "stat_test", "max_p", "query_ids", "excluded_query_ids",
+                 "excluded_requested", "no_relevant", "missing", "unjudged", "fused", "win_tie_loss",
+                 "tests_per_family"):
+        assert getattr(hand, name) == getattr(ranx, name), name
+    for system in ranx.systems:
+        for metric in ranx.metrics:
+            assert hand.per_query[system][metric] == pytest.approx(ranx.per_query[system][metric], abs=1e-9)
+            assert hand.means[system][metric] == pytest.approx(ranx.means[system][metric], abs=1e-9)
+
+
+@pytest.mark.slow
 def test_query_bookkeeping(crafted_evaluation: Evaluation) -> None:
     ev = crafted_evaluation
     assert ev.systems == ["bm25", "dense", "bm25+dense"]
@@ -53,6 +57,7 @@ def test_query_bookkeeping(crafted_evaluation: Evaluation) -> None:
     assert ev.unjudged == {"bm25": 1, "dense": 0}  # qy has no qrels
 
 
+@pytest.mark.slow
 def test_rrf_fusion_is_a_system(crafted_evaluation: Evaluation) -> None:
     ev = crafted_evaluation
     assert ev.fused == {"bm25+dense": ["bm25", "dense"]}
@@ -63,6 +68,7 @@ def test_rrf_fusion_is_a_system(crafted_evaluation: Evaluation) -> None:
     assert "bm25+dense" in ev.p_values
 
 
+@pytest.mark.slow
 def test_win_tie_loss_against_baseline(crafted_evaluation: Evaluation) -> None:
     ev = crafted_evaluation
     assert ev.win_tie_loss["dense"]["ndcg@10"] == WinTieLoss(wins=2, ties=1, losses=1)
@@ -89,6 +95,7 @@ def _separable_runs(n: int, seed: int) -> tuple[list[Qrel], dict[str, dict[str, 
     return qrels, {"poor": poor, "good": good, "same": dict(poor)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stat_test", ["student", "fisher"])
 def test_significance_marks_and_p_values(crafted_evaluation: Evaluation, stat_test: str) -> None:
     qrels, runs = _separable_runs(30, seed=3)
@@ -107,6 +114,7 @@ def test_significance_marks_and_p_values(crafted_evaluation: Evaluation, stat_te
         assert ev.win_tie_loss["good"][metric] == WinTieLoss(30, 0, 0)
 
 
+@pytest.mark.slow
 def test_exclusion_drops_queries(crafted_evaluation: Evaluation) -> None:
     full = evaluate_runs(QRELS, RUNS, EvaluateConfig(fusion=[]))
     assert "qx" in full.query_ids and full.excluded_query_ids == []
@@ -114,6 +122,7 @@ def test_exclusion_drops_queries(crafted_evaluation: Evaluation) -> None:
     assert full.per_query["bm25"]["ndcg@10"]["qx"] == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_missing_fusion_member_is_skipped_and_noted(crafted_evaluation: Evaluation) -> None:
     cfg = EvaluateConfig(fusion=[["bm25", "splade"]])
     ev = evaluate_runs(QRELS, {"bm25": RUNS["bm25"]}, cfg)
@@ -121,6 +130,7 @@ def test_missing_fusion_member_is_skipped_and_noted(crafted_evaluation: Evaluati
     assert any("bm25+splade skipped" in note for note in ev.notes)
 
 
+@pytest.mark.slow
 def test_unknown_baseline_and_empty_inputs_raise(crafted_evaluation: Evaluation) -> None:
     with pytest.raises(ConfigError, match="baseline = 'splade'"):
         evaluate_runs(QRELS, RUNS, EvaluateConfig(baseline="splade"))
@@ -151,6 +161,7 @@ def test_interpolate_hand_values() -> None:
     assert interpolate(base, other, 1.0)["q"] == pytest.approx({"a": 1.0, "b": 0.5, "c": 0.0, "d": 0.0})
 
 
+@pytest.mark.slow
 def test_interpolated_system_is_added_and_explained() -> None:
     cfg = EvaluateConfig(fusion=[], interpolate={"dense": 0.5})
     ev = evaluate_runs(QRELS, RUNS, cfg)
@@ -197,6 +208,7 @@ def test_interpolation_normalizes_the_reranker_over_the_documents_it_rescored() 
         interpolate(base, other, 0.5, depth=0)
 
 
+@pytest.mark.slow
 def test_evaluate_runs_interpolates_over_the_rescored_depth() -> None:
     qrels = [Qrel(q, "d1", 1) for q in ("q", "r")]  # r only keeps the t-tests defined
     base = [ScoredPair("q", f"d{i}", 20.0 - i) for i in range(10)]

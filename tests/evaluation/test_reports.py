@@ -1,4 +1,5 @@
-"""report.md, report.html and metrics.json rendered from the crafted evaluation."""
+"""report.md, report.html and metrics.json rendered from the crafted evaluation (built by hand;
+scored by ranx in the slow variants)."""
 
 from __future__ import annotations
 
@@ -28,9 +29,9 @@ def _synthetic() -> list[SyntheticQuery]:
     ]
 
 
-def test_markdown_has_command_every_system_and_exclusions(crafted_evaluation: Evaluation) -> None:
+def test_markdown_has_command_every_system_and_exclusions(evaluation: Evaluation) -> None:
     timings = "| stage | s |\n|---|---|\n| index | 3.2 |"
-    md = render_markdown(crafted_evaluation, command=COMMAND, title="scifact",
+    md = render_markdown(evaluation, command=COMMAND, title="scifact",
                          synthetic=_synthetic(), extra_sections={"Timings": timings})
     lines = md.splitlines()
     assert lines[0] == "# scifact"
@@ -41,7 +42,7 @@ def test_markdown_has_command_every_system_and_exclusions(crafted_evaluation: Ev
     for system in ("bm25 (baseline)", "dense", "bm25+dense"):
         assert any(f"| {system} |" in row for row in rows), system
     # the ranx-style cell: mean rounded to 4 digits
-    assert f"{crafted_evaluation.means['dense']['ndcg@10']:.4f}" in table
+    assert f"{evaluation.means['dense']['ndcg@10']:.4f}" in table
     assert "| dense | 2 / 1 / 1 |" in md  # wins/ties/losses of dense on nDCG@10 (first column)
     assert "1 queries excluded from evaluation" in md
     assert "2 ids were given" in md
@@ -50,9 +51,9 @@ def test_markdown_has_command_every_system_and_exclusions(crafted_evaluation: Ev
     assert md.rstrip().endswith("| index | 3.2 |")
 
 
-def test_html_escapes_every_text_and_embeds_plots(crafted_evaluation: Evaluation) -> None:
+def test_html_escapes_every_text_and_embeds_plots(evaluation: Evaluation) -> None:
     page = render_html(
-        crafted_evaluation, command=f"inpars evaluate --title '{SCRIPT}'", title=SCRIPT,
+        evaluation, command=f"inpars evaluate --title '{SCRIPT}'", title=SCRIPT,
         synthetic=_synthetic(), examples=10,
         extra_sections={
             SCRIPT: f"Note: {SCRIPT}\n\n- item `{SCRIPT}`\n\n| a | b |\n|---|---|\n| {SCRIPT} | 1 |"
@@ -68,7 +69,7 @@ def test_html_escapes_every_text_and_embeds_plots(crafted_evaluation: Evaluation
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(images) == 3  # metric bars, per-query deltas, synthetic distributions
     assert all(base64.b64decode(img).startswith(b"\x89PNG") for img in images)
-    for system in crafted_evaluation.systems:
+    for system in evaluation.systems:
         assert f"<td>{html.escape(system)}" in page
 
 
@@ -82,13 +83,13 @@ def test_markdown_to_html_converts_tables_and_escapes() -> None:
     assert markdown_to_html("| not a table\nplain") == "<p>| not a table plain</p>"
 
 
-def test_write_reports_writes_parseable_metrics_json(crafted_evaluation: Evaluation, tmp_path: Path) -> None:
+def test_write_reports_writes_parseable_metrics_json(evaluation: Evaluation, tmp_path: Path) -> None:
     cfg = EvaluateConfig(plots=False)
-    written = write_reports(crafted_evaluation, tmp_path, cfg, command=COMMAND)
+    written = write_reports(evaluation, tmp_path, cfg, command=COMMAND)
     assert sorted(p.name for p in written.values()) == ["metrics.json", "per_query.json", "report.html",
                                                          "report.md"]
     data = json.loads((tmp_path / "metrics.json").read_text())
-    assert data == json.loads(json.dumps(metrics_json(crafted_evaluation, command=COMMAND)))
+    assert data == json.loads(json.dumps(metrics_json(evaluation, command=COMMAND)))
     assert data["baseline"] == "bm25" and data["stat_test"] == "student" and data["excluded_queries"] == 1
     assert set(data["systems"]) == {"bm25", "dense", "bm25+dense"}
     assert set(data["p_values"]) == {"dense", "bm25+dense"}
@@ -104,7 +105,7 @@ def test_write_reports_writes_parseable_metrics_json(crafted_evaluation: Evaluat
             assert raw is None or raw <= adjusted <= min(1.0, 3 * raw)
             assert data["significance"][system][metric] == "" or adjusted <= data["max_p"]
             low, high = data["ci95_difference"][system][metric]
-            means = crafted_evaluation.means
+            means = evaluation.means
             assert low <= means[system][metric] - means["bm25"][metric] <= high
     assert "Holm-adjusted p ≤ 0.05" in (tmp_path / "report.md").read_text()
     assert data["win_tie_loss"]["dense"]["ndcg@10"] == {"wins": 2, "ties": 1, "losses": 1}

@@ -1,7 +1,8 @@
 """The evaluate stage on the real SciFact test qrels, with runs written as TREC files.
 
 The runs are built from the qrels (relevant documents planted at random ranks), so the
-metrics can be recomputed here by their textbook definitions and compared with ranx.
+metrics can be recomputed here by their textbook definitions and compared with ranx (slow).
+The stage's wiring is also checked fast, on the crafted runs with ranx faked out.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
+import inpars.evaluation.stage as stage_module
 from inpars.config import EvaluateConfig
 from inpars.data import open_collection
 from inpars.evaluation import Evaluation, evaluate_stage, publish_results
 from inpars.io import write_trec_run
 from inpars.manifest import run_stage
 from inpars.records import Qrel, ScoredPair
+from tests.evaluation.crafted import EXCLUDED, QRELS, RUNS, hand_evaluation
 
 
 def _planted_run(qrels: list[Qrel], seed: int, depth: int = 100) -> dict[str, list[ScoredPair]]:
@@ -105,3 +108,47 @@ def test_stage_on_scifact_matches_reference_and_publishes(
     report = (results / "report.md").read_text()
     assert report.splitlines()[5] == command  # right below the title, in a code block
     assert "5 queries excluded" in report
+
+
+def test_stage_reads_the_runs_writes_the_reports_and_records_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wiring, fast: TREC files in, reports and manifest out (ranx replaced by the
+    hand-built evaluation of the crafted runs)."""
+    seen: dict[str, object] = {}
+
+    def fake_evaluate_runs(qrels: list[Qrel], runs: dict[str, dict[str, list[ScoredPair]]],
+                           cfg: EvaluateConfig, **kwargs: object) -> Evaluation:
+        seen.update(qrels=qrels, runs=runs, cfg=cfg, **kwargs)
+        return hand_evaluation()
+
+    monkeypatch.setattr(stage_module, "evaluate_runs", fake_evaluate_runs)
+    runs = {}
+    for name, run in RUNS.items():
+        runs[name] = tmp_path / f"{name}.trec"
+        write_trec_run(runs[name], run, tag=name)
+    cfg = EvaluateConfig(plots=False)
+    out, results = tmp_path / "run" / "evaluate", tmp_path / "results"
+    result = run_stage(
+        "evaluate", out, cfg, runs,
+        lambda ctx: evaluate_stage(ctx, cfg, QRELS, runs, excluded_query_ids=EXCLUDED, command="inpars run x",
+                                   results_dir=results, rescored_depth={"dense": 3}),
+        seed=5,
+    )
+    # evaluate_runs got the runs as written, the exclusions, the seed and the rescored depths
+    loaded = seen["runs"]
+    assert isinstance(loaded, dict) and set(loaded) == {"bm25", "dense"}
+    assert [p.doc_id for p in loaded["bm25"]["q1"]] == ["dx", "d2", "d1"]  # TREC files keep the ranking
+    assert seen["excluded_query_ids"] == EXCLUDED and seen["seed"] == 5 and seen["cfg"] == cfg
+    assert seen["rescored_depth"] == {"dense": 3}
+
+    manifest = result.manifest
+    assert set(manifest["outputs"]) == {"report", "metrics", "per_query"}
+    assert manifest["counts"] == {"systems": 3, "queries_evaluated": 4, "excluded_queries": 1,
+                                  "queries_without_relevant": 1}
+    assert manifest["extra"]["baseline"] == "bm25" and manifest["extra"]["rescored_depth"] == {"dense": 3}
+    assert sorted(p.name for p in results.iterdir()) == ["metrics.json", "report.html", "report.md"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["command"] == "inpars run x" and metrics["queries_evaluated"] == 4
+    assert "inpars run x" in (out / "report.md").read_text()
+    assert publish_results(out, results)[-1] == results / "manifest.json"

@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from inpars.filtering import RoundtripFilter, apply_filters
 from inpars.filtering.chain import SCORES_KEY
 from tests.filtering.filtercases import FakeRetriever, make_query
@@ -25,6 +27,7 @@ def test_keeps_queries_whose_document_is_in_the_top_k() -> None:
     assert retriever.calls == [(["a", "b", "c", "d"], 2)]
 
 
+@pytest.mark.slow
 def test_with_a_real_bm25_index(tmp_path: Path, write_beir: Any) -> None:
     from inpars.data import open_collection
     from inpars.indexing import Bm25Searcher, build_bm25_index

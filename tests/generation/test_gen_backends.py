@@ -62,6 +62,7 @@ def test_token_sampler_is_seeded_and_reports_model_logprobs() -> None:
     assert SamplingSettings().for_sample(0).greedy and not SamplingSettings().for_sample(1).greedy
 
 
+@pytest.mark.slow
 def test_llamacpp_generates_seeded_samples_with_logprobs(smollm2_backend: Any) -> None:
     backend = smollm2_backend
     settings = SamplingSettings(max_new_tokens=16)
@@ -84,6 +85,7 @@ def test_llamacpp_generates_seeded_samples_with_logprobs(smollm2_backend: Any) -
     assert [cs[1:] for cs in other] != [cs[1:] for cs in out]
 
 
+@pytest.mark.slow
 def test_llamacpp_stop_strings_come_from_the_settings(smollm2_backend: Any) -> None:
     settings = SamplingSettings(max_new_tokens=12, temperature=0, stop=(" ",))
     out = smollm2_backend.generate(requests(n=1)[:1], settings)[0][0]

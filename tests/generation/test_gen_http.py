@@ -118,6 +118,7 @@ def test_http_backend_generates_with_seeds_logprobs_and_stop(server: str, smollm
     backend.close()
 
 
+@pytest.mark.slow
 def test_http_backend_reports_client_errors_without_retrying(server: str) -> None:
     backend = OpenAICompatibleBackend(
         server + "/no-such-api", "smollm2", retries=3, backoff_s=5.0, timeout_s=30

@@ -115,6 +115,7 @@ def test_leak_check_raises_on_a_test_query_in_the_prompt() -> None:
     check_no_test_queries("Document: cancer cells divide\nQuery:", [], test)
 
 
+@pytest.mark.slow
 def test_documents_are_cut_by_tokens_of_the_generator(smollm2_backend: Any) -> None:
     backend = smollm2_backend
     text = " ".join(f"Sentence {i} talks about protein folding and chaperones." for i in range(60))

@@ -1,4 +1,5 @@
-"""The generate stage end to end (SmolLM2 GGUF), its shards, and its configuration errors."""
+"""The generate stage end to end (SmolLM2 GGUF, slow; a tiny random-weight GPT-2, fast), its
+shards, and its configuration errors."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def stage(out: Path, cfg: GenerateConfig, root: Path, seed: int = 3) -> dict[str
     return {"manifest": result.manifest, "skipped": result.skipped}
 
 
+@pytest.mark.slow
 def test_stage_writes_shards_counts_and_example_ids(
     write_beir: Any, tmp_path: Path, smollm2_path: Path
 ) -> None:
@@ -80,6 +82,7 @@ def test_stage_writes_shards_counts_and_example_ids(
     assert again["skipped"]
 
 
+@pytest.mark.slow
 def test_stage_refuses_a_prompt_that_shows_a_test_query(
     write_beir: Any, tmp_path: Path, smollm2_path: Path
 ) -> None:
@@ -92,6 +95,48 @@ def test_stage_refuses_a_prompt_that_shows_a_test_query(
     with pytest.raises(StageError, match="test query 'q2'"):
         stage(tmp_path / "generate", cfg, write_beir())
     assert not list((tmp_path / "generate").glob("shards/*"))
+
+
+def test_stage_wiring_on_a_tiny_random_model(write_beir: Any, tmp_path: Path, tiny_gpt2: Path) -> None:
+    """The stage's wiring, fast: the transformers backend on a random-weight GPT-2 (its
+    queries are nonsense, but every sample is written, counted and resumable)."""
+    root = write_beir()  # 4 docs; test queries q1, q2; train query q3
+    cfg = GenerateConfig(
+        template="promptagator", backend="hf-causal", model=str(tiny_gpt2), device="cpu", num_docs=3,
+        queries_per_doc=2, num_examples=2, batch_docs=2, shard_docs=2, max_new_tokens=6, threads=1,
+    )
+    out = tmp_path / "generate"
+    first = stage(out, cfg, root)
+    manifest = first["manifest"]
+    assert manifest["counts"]["docs"] == 3
+    counts = manifest["counts"]
+    assert counts["samples"] == counts["queries"] + counts["rejected"] == 6
+    assert sum(manifest["drops"].values()) == counts["rejected"]
+    assert manifest["extra"]["example_query_ids"] == ["q3"]  # the only train query; never q1 or q2
+    assert manifest["extra"]["backend"] == "hf-causal"
+    assert {"shards", "prompt_prefix"} <= set(manifest["outputs"])
+    prefix = (out / "prompt_prefix.txt").read_text(encoding="utf-8")
+    assert "Query: largest river by volume" in prefix
+    assert "do cats purr" not in prefix and "where do dogs come from" not in prefix
+    queries, rejects = list(read_synthetic_queries(out)), list(read_rejects(out))
+    assert len(queries) + len(rejects) == 6
+    assert len({q.doc_id for q in queries} | {r.doc_id for r in rejects}) == 3
+    assert all(q.query_id == f"{q.doc_id}#q{q.sample}" and q.model == str(tiny_gpt2) for q in queries)
+    assert sorted(p.name for p in (out / "shards").glob("*.done.json")) == [
+        "part-00000.done.json",
+        "part-00001.done.json",
+    ]
+    assert stage(out, cfg, root)["skipped"]
+
+    template = tmp_path / "leaky.txt"
+    template.write_text(
+        "Example query: where do dogs come from\n\nDocument: {document}\nQuery:\n", encoding="utf-8"
+    )
+    leaky = GenerateConfig(template=str(template), backend="hf-causal", model=str(tiny_gpt2), device="cpu",
+                           num_docs=1, threads=1)
+    with pytest.raises(StageError, match="test query 'q2'"):
+        stage(tmp_path / "leaky", leaky, root)
+    assert not list((tmp_path / "leaky").glob("shards/*"))
 
 
 def test_bad_configs_fail_before_any_work(write_beir: Any, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """BM25 indexes with Pyserini: SciFact effectiveness, self hits, stored documents, reuse,
-and the errors for corrupt folders and empty corpora."""
+and the errors for corrupt folders and empty corpora (slow: Lucene runs in the JVM)."""
 
 from __future__ import annotations
 
@@ -68,6 +68,7 @@ def test_scifact_bm25_reproduces_pyserini_flat(
     assert abs(recall - 0.9253) < 0.002, recall
 
 
+@pytest.mark.slow
 def test_self_hits_removed_on_request(tiny: Collection, tmp_path: Path) -> None:
     folder = build_bm25_index(tiny, tmp_path / "bm25")
     query = [Query("a1", "Coral reefs Warm water bleaches coral reefs when algae leave the coral magma")]
@@ -81,6 +82,7 @@ def test_self_hits_removed_on_request(tiny: Collection, tmp_path: Path) -> None:
     assert removed[0].score >= removed[1].score
 
 
+@pytest.mark.slow
 def test_documents_round_trip_and_trec_run(tiny: Collection, tmp_path: Path) -> None:
     folder = build_bm25_index(tiny, tmp_path / "bm25", threads=2)
     manifest = json.loads((folder / INDEX_MANIFEST).read_text())
@@ -100,6 +102,7 @@ def test_documents_round_trip_and_trec_run(tiny: Collection, tmp_path: Path) -> 
     assert [p.doc_id for p in read_trec_run(path)["q"]] == [p.doc_id for p in run["q"]]
 
 
+@pytest.mark.slow
 def test_rebuild_is_skipped_unless_forced_or_changed(write_beir: Callable[..., Path], tmp_path: Path) -> None:
     source = write_beir(DOCS[:3], [], {})
     out = tmp_path / "index" / "bm25"
@@ -122,6 +125,7 @@ def test_rebuild_is_skipped_unless_forced_or_changed(write_beir: Callable[..., P
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no build leftovers
 
 
+@pytest.mark.slow
 def test_missing_or_corrupt_index_folder_raises_with_a_fix(tiny: Collection, tmp_path: Path) -> None:
     with pytest.raises(IndexStoreError, match="no bm25 index there"):
         Bm25Searcher(tmp_path / "nowhere")
@@ -145,6 +149,7 @@ def test_empty_corpus_is_a_data_error(write_beir: Callable[..., Path], tmp_path:
     assert not (tmp_path / "bm25").exists()
 
 
+@pytest.mark.slow
 def test_bad_parameters(tiny: Collection, tmp_path: Path) -> None:
     folder = build_bm25_index(tiny, tmp_path / "bm25")
     with pytest.raises(IndexStoreError, match="out of range"):

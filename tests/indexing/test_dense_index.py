@@ -72,6 +72,7 @@ class EncodeSpy:
         return REAL_ENCODE(encoder, texts, batch_size=batch_size, queries=queries)
 
 
+@pytest.mark.slow
 def test_build_search_and_reload_without_encoding(
     tiny: Collection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -117,6 +118,7 @@ def test_build_search_and_reload_without_encoding(
     assert "paris" not in {p.doc_id for p in without} and len(without) == 2
 
 
+@pytest.mark.slow
 def test_interrupted_encoding_resumes(
     tiny: Collection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -134,6 +136,7 @@ def test_interrupted_encoding_resumes(
     assert np.allclose(index.embeddings(), fresh.embeddings(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_reencode_with_another_model_goes_to_its_own_folder(
     tiny: Collection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -151,6 +154,7 @@ def test_reencode_with_another_model_goes_to_its_own_folder(
         DenseIndex.load(index.folder).reencode(str(tuned))
 
 
+@pytest.mark.slow
 def test_errors(write_beir: Callable[..., Path], tiny: Collection, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no documents"):
         ensure_dense_index(open_collection(write_beir([], [], {}, name="empty")), tmp_path / "e", MODEL)

@@ -1,18 +1,29 @@
-"""The ``index`` stage: indexes built once and reused, first-stage runs in the stage folder."""
+"""The ``index`` stage: indexes built once and reused, first-stage runs in the stage folder.
+
+With Lucene and the packaged MiniLM (slow), and fast with a fake BM25 index and a fake
+encoder (hashed bags of words) behind the real dense index.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
+import inpars.indexing.dense as dense_module
+import inpars.indexing.stage as stage_module
 from inpars.config import IndexConfig, parse_config
 from inpars.data import open_collection
 from inpars.errors import ConfigError, DataError
 from inpars.indexing import index_stage
 from inpars.io import read_trec_run
 from inpars.manifest import run_stage
+from inpars.records import Query, ScoredPair
 
 DOCS = [
     {"_id": "d1", "title": "Volcano", "text": "Lava and ash erupt from an active volcano."},
@@ -27,6 +38,7 @@ QUERIES = [
 ]
 
 
+@pytest.mark.slow
 def test_stage_writes_runs_and_reuses_indexes(write_beir: Callable[..., Path], tmp_path: Path) -> None:
     collection = open_collection(write_beir(DOCS, QUERIES, {"test": [("q1", "d1", 1), ("q2", "d2", 1)]}))
     cfg = IndexConfig(output_dir=str(tmp_path / "index" / "tiny"), depth=3)
@@ -58,6 +70,7 @@ def test_stage_writes_runs_and_reuses_indexes(write_beir: Callable[..., Path], t
     assert read_trec_run(tmp_path / "run2" / "index" / "runs" / "dense.trec") == dense
 
 
+@pytest.mark.slow
 def test_stage_without_dense_and_with_self_hit_removal(
     write_beir: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -80,3 +93,108 @@ def test_config_section_checks_ranges() -> None:
         parse_config({"index": {"b": 2.0}})
     with pytest.raises(ConfigError, match="depth"):
         parse_config({"index": {"depth": 0}})
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+class FakeEncoder:
+    """Hashed bags of words, normalized: texts sharing words are close."""
+
+    dim = 64
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return self.dim
+
+    def encode(self, texts: list[str], **kwargs: Any) -> Any:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _words(text):
+                out[row, zlib.crc32(word.encode()) % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1.0, norms)
+
+
+class FakeBm25:
+    """Stands in for ensure_bm25_index and Bm25Searcher: ranks by shared words."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, str] = {}
+        self.builds = 0
+
+    def ensure(self, collection: Any, folder: Path, **kwargs: Any) -> tuple[Path, bool]:
+        self.docs = {d.doc_id: d.contents for d in collection.docs()}
+        if folder.is_dir():
+            return folder, False
+        folder.mkdir(parents=True)
+        self.builds += 1
+        return folder, True
+
+    def searcher(self, folder: Path, *, k1: float, b: float) -> FakeBm25:
+        self.manifest = {"docs": len(self.docs), "fingerprint": "fake", "lucene": None}
+        self.num_docs = len(self.docs)
+        return self
+
+    def __enter__(self) -> FakeBm25:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def search(self, queries: Sequence[Query], k: int, *, threads: int = 1,
+               remove_self_hits: bool = False) -> dict[str, list[ScoredPair]]:
+        run = {}
+        for q in queries:
+            overlap = {d: len(set(_words(q.text)) & set(_words(text))) for d, text in self.docs.items()
+                       if not (remove_self_hits and d == q.query_id)}
+            ranked = sorted((d for d, n in overlap.items() if n), key=lambda d: (-overlap[d], d))[:k]
+            run[q.query_id] = [ScoredPair(q.query_id, d, float(overlap[d])) for d in ranked]
+        return run
+
+
+def test_stage_wiring_with_a_fake_bm25_and_a_fake_encoder(
+    write_beir: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bm25 = FakeBm25()
+    monkeypatch.setattr(stage_module, "ensure_bm25_index", bm25.ensure)
+    monkeypatch.setattr(stage_module, "Bm25Searcher", bm25.searcher)
+    loads: list[str] = []
+
+    def load_encoder(model: str, **kwargs: Any) -> FakeEncoder:
+        loads.append(model)
+        return FakeEncoder()
+
+    monkeypatch.setattr(dense_module, "load_encoder", load_encoder)
+    model = tmp_path / "fake-encoder"  # a local model folder: its files are hashed into the fingerprint
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"fake")
+    queries = [{"_id": "q1", "text": "lava volcano"}, {"_id": "q2", "text": "glaciers carve valleys"},
+               {"_id": "q3", "text": "unjudged query"}]
+    collection = open_collection(write_beir(DOCS, queries, {"test": [("q1", "d1", 1), ("q2", "d2", 1)]}))
+    cfg = IndexConfig(output_dir=str(tmp_path / "index" / "tiny"), depth=3, dense_model=str(model),
+                      dense_device="cpu")
+
+    result = run_stage("index", tmp_path / "run" / "index", cfg, {},
+                       lambda ctx: index_stage(ctx, cfg, collection, "test"))
+    manifest = result.manifest
+    runs = {name: read_trec_run(tmp_path / "run" / "index" / "runs" / f"{name}.trec")
+            for name in ("bm25", "dense")}
+    assert set(runs["bm25"]) == set(runs["dense"]) == {"q1", "q2"}  # only the split's judged queries
+    assert runs["bm25"]["q1"][0].doc_id == "d1" and runs["dense"]["q2"][0].doc_id == "d2"
+    assert all(len(hits) == 3 for hits in runs["dense"].values())
+    assert manifest["counts"]["queries"] == 2 and manifest["counts"]["docs"] == 4
+    assert manifest["counts"]["dense_hits"] == 6
+    assert manifest["counts"]["bm25_hits"] == sum(map(len, runs["bm25"].values()))
+    assert set(manifest["outputs"]) == {"run:bm25", "run:dense"}
+    extra = manifest["extra"]
+    assert extra["bm25"]["built"] and extra["dense"]["built"] and extra["split"] == "test"
+    assert extra["dense"]["dim"] == FakeEncoder.dim and extra["dense"]["model"] == str(model)
+    assert Path(extra["dense"]["index"]).parent == tmp_path / "index" / "tiny" / "dense"
+
+    # A new run folder over the same indexes reuses them: nothing rebuilt or re-encoded.
+    again = run_stage("index", tmp_path / "run2" / "index", cfg, {},
+                      lambda ctx: index_stage(ctx, cfg, collection, "test"))
+    assert not again.manifest["extra"]["bm25"]["built"] and not again.manifest["extra"]["dense"]["built"]
+    assert bm25.builds == 1 and set(loads) == {str(model)}
+    assert read_trec_run(tmp_path / "run2" / "index" / "runs" / "dense.trec") == runs["dense"]

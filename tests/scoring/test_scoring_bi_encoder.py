@@ -1,3 +1,5 @@
+"""The bi-encoder scorer on the packaged all-MiniLM-L6-v2 (slow: a real model)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,6 +8,8 @@ import pytest
 from inpars.models import resolve_model
 from inpars.scoring import load_scorer
 from inpars.scoring.bi_encoder import BiEncoderScorer
+
+pytestmark = pytest.mark.slow  # every test scores with the packaged MiniLM
 
 CORAL = "Coral bleaching happens when warm water makes corals expel the algae living in their tissue."
 GIL = "The global interpreter lock lets only one thread execute Python bytecode at a time."

@@ -22,6 +22,7 @@ def ours(cross_encoder_dir: Path) -> CrossEncoderScorer:
     return scorer
 
 
+@pytest.mark.slow
 def test_scores_equal_sentence_transformers_predict(
     ours: CrossEncoderScorer, st_cross_encoder: Any, scifact_pairs: list[tuple[str, str]]
 ) -> None:
@@ -34,6 +35,7 @@ def test_scores_equal_sentence_transformers_predict(
     assert ours.activation == "sigmoid" and not ours.fresh_head
 
 
+@pytest.mark.slow
 def test_order_is_restored_after_bucketing(
     ours: CrossEncoderScorer, scifact_pairs: list[tuple[str, str]]
 ) -> None:
@@ -49,6 +51,7 @@ def test_order_is_restored_after_bucketing(
     assert ours.score([]) == []
 
 
+@pytest.mark.slow
 def test_bfloat16_ranks_like_float32(cross_encoder_dir: Path, ours: CrossEncoderScorer,
                                      scifact_pairs: list[tuple[str, str]]) -> None:
     bf16 = load_scorer("cross-encoder", str(cross_encoder_dir), max_length=64, dtype="bfloat16")
@@ -56,6 +59,7 @@ def test_bfloat16_ranks_like_float32(cross_encoder_dir: Path, ours: CrossEncoder
     assert np.abs(a - b).max() < 2e-3
 
 
+@pytest.mark.slow
 def test_encoder_without_head_gets_a_seeded_fresh_head() -> None:
     first = load_scorer("cross-encoder", "all-MiniLM-L6-v2", max_length=64, dtype="float32", seed=7)
     again = load_scorer("cross-encoder", "all-MiniLM-L6-v2", max_length=64, dtype="float32", seed=7)

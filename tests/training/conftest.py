@@ -1,8 +1,11 @@
-"""Tiny training sets for the trainers' tests (written by the tests, never read from disk)."""
+"""Tiny training sets for the trainers' tests (written by the tests, never read from disk), and
+a tiny random-weight BERT start point for the fast variants (built offline, no real model)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +44,28 @@ def make_examples() -> Callable[..., list[TrainingExample]]:
 @pytest.fixture
 def tiny_examples() -> list[TrainingExample]:
     return _make_examples()
+
+
+def make_tiny_bert(folder: Path) -> Path:
+    """A random-weight 1-layer BERT with a word-piece tokenizer over the words of ``TOPICS``."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    words = sorted({w for _, q, t in TOPICS for w in re.findall(r"\w+|[^\w\s]", f"{q} {t}".lower())})
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = folder / "vocab.txt"
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab.write_text("\n".join([*specials, *words]) + "\n", encoding="utf-8")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(specials) + len(words), hidden_size=16, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=32, max_position_embeddings=128)
+    BertModel(config).save_pretrained(folder)
+    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT folder: a start point for both trainers in the fast tests."""
+    pytest.importorskip("transformers")
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

@@ -56,6 +56,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, make_examples: Examples) -
     return out, before
 
 
+@pytest.mark.slow
 def test_training_improves_the_ranking_and_records_a_summary(
     trained: tuple[Path, float], make_examples: Examples
 ) -> None:
@@ -75,6 +76,7 @@ def test_training_improves_the_ranking_and_records_a_summary(
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp folders left
 
 
+@pytest.mark.slow
 def test_saved_folder_reloads_as_a_sentence_transformers_cross_encoder(
     trained: tuple[Path, float], make_examples: Examples
 ) -> None:
@@ -94,6 +96,7 @@ def test_saved_folder_reloads_as_a_sentence_transformers_cross_encoder(
     assert len(set(round(s, 3) for s in ours)) > 1
 
 
+@pytest.mark.slow
 def test_listwise_loss_trains(tmp_path: Path, make_examples: Examples) -> None:
     cfg = TrainConfig(loss="listwise", negatives_per_example=3, max_steps=1, **FAST)  # type: ignore[arg-type]
     out = train_cross_encoder(make_examples(), tmp_path / "listwise", cfg)

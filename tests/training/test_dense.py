@@ -14,6 +14,7 @@ from inpars.records import TrainingExample
 from inpars.training import read_training_summary, train_dense
 
 
+@pytest.mark.slow
 def test_one_step_changes_the_embeddings_and_saves_a_sentence_transformers_folder(
     tmp_path: Path, make_examples: Callable[..., list[TrainingExample]]
 ) -> None:

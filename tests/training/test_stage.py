@@ -15,13 +15,20 @@ from inpars.records import TrainingExample
 from inpars.training import CROSS_ENCODER_DIR, DENSE_DIR, train_stage
 
 
+@pytest.mark.parametrize("start", ["tiny-bert", pytest.param("minilm", marks=pytest.mark.slow)])
 def test_train_stage_trains_both_models_and_records_them(
-    tmp_path: Path, make_examples: Callable[..., list[TrainingExample]]
+    start: str, tmp_path: Path, make_examples: Callable[..., list[TrainingExample]],
+    request: pytest.FixtureRequest,
 ) -> None:
+    """From the packaged MiniLM (slow), or fast from a tiny random BERT (the stage's wiring)."""
     examples = tmp_path / "examples.jsonl"
     write_records(examples, make_examples())
+    models: dict[str, str] = {}
+    if start == "tiny-bert":
+        tiny = str(request.getfixturevalue("tiny_bert"))
+        models = {"model": tiny, "dense_model": tiny}
     cfg = TrainConfig(batch_size=8, max_length=32, max_steps=1, dense=True, dense_batch_size=4,
-                      dense_max_length=32)
+                      dense_max_length=32, **models)
     out = tmp_path / "train"
 
     def body(ctx: StageContext) -> None:
