@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 from inpars.config import EvaluateConfig, load_config
-from inpars.evaluation.metrics import evaluate_runs, interpolate
+from inpars.evaluation.interpolation import interpolate
+from inpars.evaluation.metrics import evaluate_runs
 from inpars.io import write_json
 from inpars.pipeline import Workspace
 from inpars.pipeline.stages import TRAINED_BI, TRAINED_CE, RerankStage

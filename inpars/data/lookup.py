@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from inpars.errors import DataError
 from inpars.records import Document
@@ -90,8 +90,7 @@ class DocumentLookup:
             if doc_id not in self._streamed:
                 raise self._missing([doc_id])
             return self._streamed[doc_id]
-        assert callable(source)
-        return Document(doc_id, source(doc_id))
+        return Document(doc_id, cast(Callable[[str], str], source)(doc_id))  # callable, checked on init
 
     def fetch(self, doc_ids: Iterable[str]) -> dict[str, Document]:
         """The documents with these ids, all at once (a stream is read once for all of them);

@@ -16,7 +16,7 @@ from inpars.pipeline.workspace import Workspace
 def check_system_names(ws: Workspace, systems: Sequence[str]) -> None:
     """Every system named in ``[evaluate]`` (baseline, interpolate, fusion) must be one the
     stages will produce; the error lists those that will."""
-    from inpars.evaluation.metrics import interpolated_name
+    from inpars.evaluation.interpolation import interpolated_name
 
     cfg = ws.config.evaluate
     where = f"{ws.config.source_path or 'config'} [evaluate]"

@@ -150,7 +150,7 @@ def test_config_rejects_bad_settings() -> None:
 
 
 def test_interpolate_hand_values() -> None:
-    from inpars.evaluation.metrics import interpolate
+    from inpars.evaluation.interpolation import interpolate
 
     base = {"q": {"a": 10.0, "b": 5.0, "c": 0.0}, "r": {"a": 3.0, "b": 3.0}}
     other = {"q": {"a": 0.0, "b": 1.0, "d": 2.0}}
@@ -181,7 +181,7 @@ def test_interpolate_weight_is_checked() -> None:
 
 
 def test_interpolation_normalizes_the_reranker_over_the_documents_it_rescored() -> None:
-    from inpars.evaluation.metrics import interpolate
+    from inpars.evaluation.interpolation import interpolate
 
     # first stage: 10 documents; a reranker rescored the top 3 (rerank depth 3 < 10) and, as
     # inpars.reranking.rerank keeps them, ranked the other 7 after them at min - 1, - 2, ...
