@@ -108,7 +108,11 @@ class TrainConfig:
     """``[train]``: fine-tune a cross-encoder reranker (and optionally a dense retriever)."""
 
     model: str = "all-MiniLM-L6-v2"  # start point: packaged alias, local folder or hub id
-    loss: Literal["bce", "listwise"] = "bce"
+    # bce: pointwise; listwise: softmax over (positive, negatives); margin-mse: distil the
+    # teacher's margins (needs [negatives] teacher)
+    loss: Literal["bce", "listwise", "margin-mse"] = "bce"
+    bce_pos_weight: float = 0.0  # weight of a positive in bce (0: negatives_per_example, balanced)
+    head_learning_rate: float = 1e-3  # a freshly initialised classifier head (0: learning_rate)
     negatives_per_example: int = 3  # topped up with random negatives when mined ones run out
     batch_size: int = 16  # (query, document) pairs per forward pass
     max_length: int = 256
@@ -126,6 +130,7 @@ class TrainConfig:
     precision: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 autocast where the chip has it
     dense: bool = False  # also fine-tune the sentence encoder (GPL/InPars-style)
     dense_model: str = "all-MiniLM-L6-v2"
+    dense_loss: Literal["mnrl", "margin-mse"] = "mnrl"  # margin-mse: distil the teacher ([negatives] teacher)
     dense_batch_size: int = 16  # queries per batch (in-batch + hard negatives)
     dense_negatives_per_example: int = 1
     dense_max_length: int = 256
@@ -150,6 +155,8 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio = {self.warmup_ratio}: must be in [0, 1)")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay = {self.weight_decay}: must be 0 or more")
+        if self.bce_pos_weight < 0 or not 0 <= self.head_learning_rate < 1:
+            raise ValueError("bce_pos_weight must be 0 or more and head_learning_rate in [0, 1), e.g. 1e-3")
         _check_device(self.device)
 
 
@@ -371,6 +378,11 @@ class NegativesConfig:
     sampling: Literal["top", "window"] = "window"  # top: best-ranked; window: seeded random from the window
     window_start: int = 1  # first rank of the window (window: ranks window_start..depth)
     dense_count: int = 0  # extra negatives from the dense index (0: none)
+    # where the `count` negatives come from: BM25's ranking, the dense index's, or the hybrid
+    # teacher's ranking of both top-`depth` lists (needs [index] dense = true)
+    retriever: Literal["bm25", "dense", "hybrid"] = "bm25"
+    teacher: Literal["none", "hybrid"] = "none"  # hybrid: soft labels for distillation (GPL)
+    teacher_bm25_weight: float = 0.3  # BM25's weight in the hybrid teacher and ranking
     batch_size: int = 256  # queries searched together
     threads: int = 1  # BM25 search threads
     export: list[Literal["sentence-transformers", "tsv"]] = field(
@@ -386,6 +398,8 @@ class NegativesConfig:
                 raise ValueError(f"{name} = {getattr(self, name)}: must be 0 or more")
         if self.count + self.dense_count < 1:
             raise ValueError("count and dense_count are both 0: ask for at least one negative")
+        if not 0 <= self.teacher_bm25_weight <= 1:
+            raise ValueError(f"teacher_bm25_weight = {self.teacher_bm25_weight}: must be in [0, 1]")
         if self.window_start > self.depth:
             raise ValueError(f"window_start = {self.window_start} is deeper than depth = {self.depth}")
 

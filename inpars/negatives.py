@@ -20,7 +20,7 @@ import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from inpars.config import NegativesConfig
 from inpars.data.lookup import DocumentLookup
@@ -28,6 +28,7 @@ from inpars.errors import BadLineError, ConfigError, DataError
 from inpars.io import RecordAppender, atomic_open, chunked, read_records, write_records
 from inpars.manifest import StageContext
 from inpars.records import Document, Qrel, Query, ScoredPair, SyntheticQuery, TrainingExample
+from inpars.teacher import HybridTeacher
 
 log = logging.getLogger(__name__)
 
@@ -98,44 +99,88 @@ def pick_negatives(
     return [d for i, d in enumerate(pool) if i in chosen]
 
 
+def needs_dense(cfg: NegativesConfig) -> bool:
+    """Whether mining with ``cfg`` needs the dense index."""
+    return bool(cfg.dense_count) or cfg.retriever != "bm25" or cfg.teacher != "none"
+
+
 def mine_negatives(
     queries: Iterable[SyntheticQuery],
     bm25: LexicalIndex,
     cfg: NegativesConfig,
     *,
     dense: DenseRetriever | None = None,
+    teacher: HybridTeacher | None = None,
     qrels: Iterable[Qrel] | None = None,
     seed: int = 0,
 ) -> Iterator[TrainingExample]:
-    """One :class:`TrainingExample` per query, in input order, streamed batch by batch."""
-    if cfg.dense_count and dense is None:
+    """One :class:`TrainingExample` per query, in input order, streamed batch by batch.
+
+    ``teacher`` ranks the pool for ``retriever = "hybrid"`` and, with ``teacher = "hybrid"``,
+    labels the positive and the negatives (``TrainingExample.teacher_scores``)."""
+    if needs_dense(cfg) and dense is None:
         raise ConfigError(
-            f"[negatives] dense_count = {cfg.dense_count} but no dense index was given. "
-            "Fix: build one ([index] dense = true) or set dense_count = 0"
+            f"[negatives] dense_count = {cfg.dense_count}, retriever = {cfg.retriever!r}, teacher = "
+            f"{cfg.teacher!r} need the dense index, but none was given. Fix: build one ([index] dense = "
+            "true), or set dense_count = 0, retriever = 'bm25' and teacher = 'none'"
         )
+    if (cfg.retriever == "hybrid" or cfg.teacher != "none") and teacher is None:
+        raise ConfigError("[negatives] retriever = 'hybrid' or a teacher needs the hybrid teacher. "
+                          "Fix: pass teacher=HybridTeacher(dense_index)")
     relevant = judged_relevant(qrels or ())
     docs = DocumentLookup(bm25, fix="mine with the BM25 index of the collection the queries come from")
     for batch in chunked(queries, cfg.batch_size):
         search_queries = [Query(q.query_id, q.text) for q in batch]
         lexical = bm25.search(search_queries, cfg.depth, threads=cfg.threads)
-        semantic = dense.search(search_queries, cfg.depth) if dense is not None and cfg.dense_count else {}
+        semantic = dense.search(search_queries, cfg.depth) if dense is not None and needs_dense(cfg) else {}
+        vectors = teacher.query_vectors(search_queries) if teacher is not None else {}
         for query in batch:
-            positive = docs.get(query.doc_id)
-            exclude = {query.doc_id} | relevant.get(query.query_id, set())
-            rng = random.Random(f"{seed}:{query.query_id}")
-            chosen = _choose(lexical.get(query.query_id, []), exclude, cfg.count, cfg, positive, docs, rng)
-            if cfg.dense_count:
-                exclude |= set(chosen)
-                hits = semantic.get(query.query_id, [])
-                chosen += _choose(hits, exclude, cfg.dense_count, cfg, positive, docs, rng)
-            yield TrainingExample(
-                query_id=query.query_id,
-                query=query.text,
-                doc_id=query.doc_id,
-                positive=positive.contents,
-                negative_ids=tuple(chosen),
-                negatives=tuple(docs.get(d).contents for d in chosen),
-            )
+            yield _example(query, lexical.get(query.query_id, []), semantic.get(query.query_id, []),
+                           vectors.get(query.query_id), teacher, cfg, docs,
+                           exclude={query.doc_id} | relevant.get(query.query_id, set()),
+                           rng=random.Random(f"{seed}:{query.query_id}"))
+
+
+def _example(query: SyntheticQuery, lexical: Sequence[ScoredPair], semantic: Sequence[ScoredPair],
+             vector: Any, teacher: HybridTeacher | None, cfg: NegativesConfig, docs: DocumentLookup,
+             *, exclude: set[str], rng: random.Random) -> TrainingExample:
+    """The training example of one query: negatives from the configured ranking, then the
+    extra dense ones, then (with a teacher) the teacher's scores of all of them."""
+    positive = docs.get(query.doc_id)
+    scores: dict[str, float] = {}
+    if teacher is not None:
+        scores = teacher.scores(vector, lexical, (p.doc_id for p in semantic), [query.doc_id])
+    if cfg.retriever == "bm25":
+        ranking = list(lexical)
+    elif cfg.retriever == "dense":
+        ranking = list(semantic)
+    else:
+        ranking = teacher_ranking(teacher, query, scores)
+    chosen = _choose(ranking, exclude, cfg.count, cfg, positive, docs, rng)
+    if cfg.dense_count:
+        chosen += _choose(semantic, exclude | set(chosen), cfg.dense_count, cfg, positive, docs, rng)
+    labels: tuple[float, ...] = ()
+    if cfg.teacher != "none" and teacher is not None:
+        missing = [d for d in chosen if d not in scores]
+        scores.update(teacher.scores(vector, lexical, missing) if missing else {})
+        labels = tuple(round(scores[d], 6) for d in (query.doc_id, *chosen))
+    return TrainingExample(
+        query_id=query.query_id,
+        query=query.text,
+        doc_id=query.doc_id,
+        positive=positive.contents,
+        negative_ids=tuple(chosen),
+        negatives=tuple(docs.get(d).contents for d in chosen),
+        teacher_scores=labels,
+    )
+
+
+def teacher_ranking(teacher: HybridTeacher | None, query: SyntheticQuery, scores: dict[str, float]
+                    ) -> list[ScoredPair]:
+    """The hybrid ranking of a query's pool (its positive left in; exclusion happens later)."""
+    if teacher is None:
+        raise ConfigError("[negatives] retriever = 'hybrid' needs the hybrid teacher")
+    return teacher.ranking(query.query_id, scores)
 
 
 def _choose(
@@ -223,10 +268,12 @@ def negatives_stage(
     bm25: LexicalIndex,
     *,
     dense: DenseRetriever | None = None,
+    teacher: HybridTeacher | None = None,
     qrels: Sequence[Qrel] | None = None,
 ) -> None:
     """Mine negatives for every query of ``kept_path`` (the filter stage's ``kept.jsonl``)
-    into ``examples.jsonl``, then export it in the formats of ``cfg.export``.
+    into ``examples.jsonl`` (with the teacher's labels when ``cfg.teacher`` asks for them),
+    then export it in the formats of ``cfg.export``.
 
     Resumable: examples already written by an interrupted run are kept, and mining goes
     on from the next query (each query's sample depends only on the seed and its id).
@@ -242,13 +289,14 @@ def negatives_stage(
     if done:
         log.info("negatives: resuming after %d of %d examples", done, total)
     remaining = (q for i, q in enumerate(read_records(kept_path, SyntheticQuery)) if i >= done)
-    stats = {"examples": 0, "negatives": 0, "short": 0}
+    stats = {"examples": 0, "negatives": 0, "short": 0, "teacher_labelled": 0}
     with ctx.timed("mine"), RecordAppender(out) as appender, tqdm(
         total=total, initial=done, desc="negatives", unit="query", disable=total < 2 * cfg.batch_size
     ) as bar:
         wanted = cfg.count + (cfg.dense_count if dense is not None else 0)
         buffer: list[TrainingExample] = []
-        for example in mine_negatives(remaining, bm25, cfg, dense=dense, qrels=qrels, seed=ctx.seed):
+        for example in mine_negatives(remaining, bm25, cfg, dense=dense, teacher=teacher, qrels=qrels,
+                                      seed=ctx.seed):
             buffer.append(example)
             if len(buffer) == cfg.batch_size:
                 appender.write(buffer)
@@ -260,6 +308,7 @@ def negatives_stage(
         stats["examples"] += 1
         stats["negatives"] += len(example.negative_ids)
         stats["short"] += len(example.negative_ids) < wanted
+        stats["teacher_labelled"] += bool(example.teacher_scores)
     ctx.output("examples", out)
     with ctx.timed("export"):
         for name in cfg.export:

@@ -91,7 +91,11 @@ class Dropped:
 @dataclass(frozen=True)
 class TrainingExample:
     """A training example for a reranker or a dense retriever: a query, its positive
-    document and mined hard negatives (ids and texts, in the same order)."""
+    document and mined hard negatives (ids and texts, in the same order).
+
+    ``teacher_scores`` (GPL-style soft labels) are a teacher's relevance scores for
+    ``(positive, *negatives)`` in that order, empty when no teacher labelled the example;
+    distillation losses train on their margins."""
 
     query_id: str
     query: str
@@ -99,6 +103,7 @@ class TrainingExample:
     positive: str
     negative_ids: tuple[str, ...] = ()
     negatives: tuple[str, ...] = ()
+    teacher_scores: tuple[float, ...] = ()
 
 
 RECORD_TYPES: tuple[type, ...] = (

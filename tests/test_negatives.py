@@ -126,7 +126,7 @@ def test_dense_negatives_come_after_and_differ_from_bm25_ones() -> None:
         dense_ranked = [d for d in rankings(qs, seed=9)[example.query_id] if d not in unusable]
         assert example.doc_id not in example.negative_ids
         assert set(example.negative_ids[2:]) <= set(dense_ranked[:4])  # the dense top, minus BM25's picks
-    with pytest.raises(ConfigError, match="no dense index"):
+    with pytest.raises(ConfigError, match="need the dense index, but none was given"):
         list(mine_negatives(qs, index, cfg))
 
 

@@ -122,13 +122,31 @@ class NegativesStage(Stage):
     def outputs(self, ws: Workspace) -> tuple[Output, ...]:
         return (Output("examples", "records", "examples.jsonl"),)
 
-    def run(self, ctx: StageContext, ws: Workspace) -> None:
-        from inpars.negatives import negatives_stage
+    def check(self, ws: Workspace, systems: Sequence[str]) -> None:
+        from inpars.negatives import needs_dense
 
         cfg = ws.config.negatives
-        dense = ws.dense() if cfg.dense_count else None
+        if needs_dense(cfg) and not ws.config.index.dense:
+            raise ConfigError(f"{ws.config.source_path}: [negatives] retriever = {cfg.retriever!r}, "
+                              f"teacher = {cfg.teacher!r}, dense_count = {cfg.dense_count} need the dense "
+                              "index. Fix: set [index] dense = true")
+        uses_teacher = ws.config.train.loss == "margin-mse" or (
+            ws.config.train.dense and ws.config.train.dense_loss == "margin-mse")
+        if uses_teacher and cfg.teacher == "none":
+            raise ConfigError(f"{ws.config.source_path}: a margin-mse loss in [train] distils teacher "
+                              "scores. Fix: set [negatives] teacher = 'hybrid'")
+
+    def run(self, ctx: StageContext, ws: Workspace) -> None:
+        from inpars.negatives import needs_dense, negatives_stage
+        from inpars.teacher import HybridTeacher
+
+        cfg = ws.config.negatives
+        dense = ws.dense() if needs_dense(cfg) else None
+        teacher = None
+        if dense is not None and (cfg.retriever == "hybrid" or cfg.teacher != "none"):
+            teacher = HybridTeacher(dense, cfg.teacher_bm25_weight)
         with ws.bm25() as bm25:
-            negatives_stage(ctx, cfg, ws.output("filter", "kept"), bm25, dense=dense)
+            negatives_stage(ctx, cfg, ws.output("filter", "kept"), bm25, dense=dense, teacher=teacher)
 
 
 class TrainStage(Stage):

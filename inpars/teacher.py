@@ -1,0 +1,82 @@
+"""A teacher for GPL-style soft labels, and the hybrid ranking it implies.
+
+The teacher is the strongest zero-shot system of a run that needs no training data: BM25
+interpolated with the sentence encoder of the dense index. For one query and a pool of
+candidate documents (its BM25 top ``depth``, its dense top ``depth`` and whatever else is
+asked, e.g. its positive), each component is min-max normalized over the pool and mixed
+as ``w * bm25 + (1 - w) * cosine`` (``w`` = ``[negatives] teacher_bm25_weight``, the same
+form as ``[evaluate] interpolate``). A document outside the BM25 top ``depth`` gets the
+lowest BM25 score of that list (its true score is lower still; Lucene is not asked for
+scores of single documents); its cosine is exact, from the index's stored embeddings.
+
+Distillation losses (MarginMSE) train on the teacher's margins between a query's positive
+and its negatives, which keeps a student robust to generated queries whose positive the
+teacher itself ranks low (GPL, Wang et al. 2022).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from inpars.errors import DataError
+from inpars.records import Query, ScoredPair
+
+
+class EmbeddedCorpus(Protocol):
+    """What the teacher needs of a dense index (``inpars.indexing.DenseIndex`` fits)."""
+
+    doc_ids: list[str]
+
+    @property
+    def encoder(self) -> Any: ...
+
+    def embeddings(self) -> Any: ...
+
+
+def _min_max(values: Any) -> Any:
+    low, high = float(values.min()), float(values.max())
+    return (values - low) / (high - low) if high > low else values * 0.0 + 1.0
+
+
+class HybridTeacher:
+    """BM25 + sentence-encoder cosine, per query, over a pool of candidates."""
+
+    def __init__(self, dense: EmbeddedCorpus, bm25_weight: float = 0.3) -> None:
+        if not 0 <= bm25_weight <= 1:
+            raise DataError(f"teacher bm25 weight {bm25_weight}: must be in [0, 1]")
+        self.dense = dense
+        self.bm25_weight = bm25_weight
+        self._rows = {doc_id: row for row, doc_id in enumerate(dense.doc_ids)}
+        self._embeddings = dense.embeddings()
+
+    def query_vectors(self, queries: Sequence[Query]) -> dict[str, Any]:
+        """Query id -> normalized embedding, encoded in one call."""
+        from inpars.indexing.encoder import encode
+
+        vectors = encode(self.dense.encoder, [q.text for q in queries], batch_size=64, queries=True)
+        return {q.query_id: v for q, v in zip(queries, vectors, strict=True)}
+
+    def scores(self, query_vector: Any, lexical: Sequence[ScoredPair], *others: Iterable[str]
+               ) -> dict[str, float]:
+        """Teacher score of every document of the pool: the BM25 hits plus ``others``."""
+        import numpy as np
+
+        bm25 = {p.doc_id: p.score for p in lexical}
+        pool = list(dict.fromkeys([*bm25, *(d for group in others for d in group)]))
+        if not pool:
+            return {}
+        floor = min(bm25.values(), default=0.0)
+        missing = [d for d in pool if d not in self._rows]
+        if missing:
+            raise DataError(f"documents {missing[:3]} are not in the dense index. "
+                            "Fix: rebuild the index from the collection the queries come from")
+        lexical_part = _min_max(np.array([bm25.get(d, floor) for d in pool], dtype=np.float64))
+        cosine = np.asarray(self._embeddings[[self._rows[d] for d in pool]], dtype=np.float64) @ query_vector
+        mixed = self.bm25_weight * lexical_part + (1 - self.bm25_weight) * _min_max(cosine)
+        return {d: float(s) for d, s in zip(pool, mixed, strict=True)}
+
+    def ranking(self, query_id: str, scores: dict[str, float]) -> list[ScoredPair]:
+        """The pool ranked by teacher score, best first (ties in pool order)."""
+        ranked = sorted(scores, key=lambda d: -scores[d])
+        return [ScoredPair(query_id, d, scores[d]) for d in ranked]
