@@ -335,7 +335,9 @@ class FilterConfig:
     reranker_batch_size: int = 32
     reranker_max_length: int = 256
     reranker_dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 where the chip has it
-    roundtrip_retriever: Literal["bm25", "dense"] = "bm25"
+    # hybrid: BM25 and dense top 100 ranked by BM25 + encoder interpolation (the teacher's ranking)
+    roundtrip_retriever: Literal["bm25", "dense", "hybrid"] = "bm25"
+    hybrid_bm25_weight: float = 0.3  # BM25's weight in the hybrid round trip
     roundtrip_k: int = 10  # keep a query whose document is in this many top hits
     threads: int = 0  # 0: every core
     device: str = "auto"

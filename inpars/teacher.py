@@ -80,3 +80,27 @@ class HybridTeacher:
         """The pool ranked by teacher score, best first (ties in pool order)."""
         ranked = sorted(scores, key=lambda d: -scores[d])
         return [ScoredPair(query_id, d, scores[d]) for d in ranked]
+
+
+class Searcher(Protocol):
+    def search(self, queries: Sequence[Query], k: int) -> dict[str, list[ScoredPair]]: ...
+
+
+class HybridRetriever:
+    """The retriever the teacher implies: each query's BM25 top ``depth`` and dense top
+    ``depth``, ranked by the teacher's score (for the round-trip filter)."""
+
+    def __init__(self, bm25: Searcher, dense: Searcher, teacher: HybridTeacher, depth: int = 100) -> None:
+        self.bm25, self.dense, self.teacher, self.depth = bm25, dense, teacher, depth
+
+    def search(self, queries: Sequence[Query], k: int) -> dict[str, list[ScoredPair]]:
+        depth = max(k, self.depth)
+        lexical = self.bm25.search(queries, depth)
+        semantic = self.dense.search(queries, depth)
+        vectors = self.teacher.query_vectors(queries)
+        run: dict[str, list[ScoredPair]] = {}
+        for query in queries:
+            scores = self.teacher.scores(vectors[query.query_id], lexical.get(query.query_id, []),
+                                         (p.doc_id for p in semantic.get(query.query_id, [])))
+            run[query.query_id] = self.teacher.ranking(query.query_id, scores)[:k]
+        return run

@@ -10,7 +10,7 @@ import pytest
 from inpars.config import NegativesConfig
 from inpars.errors import ConfigError, DataError
 from inpars.negatives import mine_negatives
-from inpars.records import ScoredPair
+from inpars.records import Query, ScoredPair
 from inpars.teacher import HybridTeacher
 from tests.test_negatives import DOC_IDS, FakeIndex, corpus, queries, rankings
 
@@ -78,3 +78,19 @@ def test_the_hybrid_retriever_takes_negatives_from_the_teacher_ranking() -> None
         unusable = {example.doc_id, "d06"} | ({"d05"} if example.doc_id == "d00" else set())
         best = sorted((d for d in pool if d not in unusable), key=lambda d: -cosine[d])[:2]
         assert list(example.negative_ids) == best
+
+
+def test_the_hybrid_retriever_ranks_both_pools_by_the_teacher() -> None:
+    from inpars.filtering.roundtrip import RoundtripFilter
+    from inpars.teacher import HybridRetriever
+
+    qs = queries(4)
+    lexical = FakeIndex({q.query_id: [d for d in DOC_IDS if d != q.doc_id] for q in qs}, corpus())
+    semantic = FakeIndex(rankings(qs, seed=5), corpus())  # holds the positive somewhere
+    hybrid = HybridRetriever(lexical, semantic, HybridTeacher(FakeDense(), 0.0), depth=30)
+    run = hybrid.search([Query(q.query_id, q.text) for q in qs], 3)
+    for q in qs:
+        assert run[q.query_id][0].doc_id == q.doc_id  # found through the dense pool
+        assert len(run[q.query_id]) == 3
+    verdicts = RoundtripFilter(hybrid, k=1, label="hybrid").judge(qs)
+    assert all(v.keep for v in verdicts)

@@ -61,16 +61,16 @@ def build_filters(
     documents: dict[str, Document],
     *,
     eval_queries: Sequence[Query] = (),
-    bm25: Retriever | None = None,
-    dense: Retriever | None = None,
+    roundtrip: Retriever | None = None,
     scorer: Scorer | None = None,
     work_dir: Path | None = None,
     seed: int = 0,
 ) -> list[QueryFilter]:
     """The filter objects for ``steps`` (in that order) with the settings of ``cfg``.
 
-    ``scorer`` overrides the reranker model of ``cfg`` (it is loaded only when the
-    reranker step runs); ``work_dir`` holds the reranker's resume cache.
+    ``roundtrip`` is the retriever ``cfg.roundtrip_retriever`` names (BM25, dense or the
+    hybrid of :mod:`inpars.teacher`); ``scorer`` overrides the reranker model of ``cfg`` (it
+    is loaded only when the reranker step runs); ``work_dir`` holds the reranker's resume cache.
     """
     filters: list[QueryFilter] = []
     for step in steps:
@@ -99,15 +99,13 @@ def build_filters(
             cache = work_dir / "scores_reranker.jsonl" if work_dir is not None else None
             filters.append(RerankerFilter(scorer, documents, cfg.reranker_keep, cache_path=cache))
         elif step == "roundtrip":
-            retriever = bm25 if cfg.roundtrip_retriever == "bm25" else dense
-            if retriever is None:
+            if roundtrip is None:
                 raise ConfigError(
                     f"[filter] steps has 'roundtrip' with roundtrip_retriever = '{cfg.roundtrip_retriever}', "
-                    f"but no {cfg.roundtrip_retriever} index was given. Fix: build it ([index]"
-                    + (" dense = true" if cfg.roundtrip_retriever == "dense" else "")
-                    + ") or set roundtrip_retriever to the other one"
+                    "but no retriever was given. Fix: build the index it needs ([index] dense = true for "
+                    "'dense' and 'hybrid') or set roundtrip_retriever = 'bm25'"
                 )
-            filters.append(RoundtripFilter(retriever, cfg.roundtrip_k, label=cfg.roundtrip_retriever))
+            filters.append(RoundtripFilter(roundtrip, cfg.roundtrip_k, label=cfg.roundtrip_retriever))
         else:
             raise ConfigError(f"[filter] steps: unknown step {step!r}")
     return filters
@@ -120,8 +118,7 @@ def filter_stage(
     collection: DocumentSource,
     *,
     eval_queries: Sequence[Query],
-    bm25: Retriever | None,
-    dense: Retriever | None,
+    roundtrip: Retriever | None,
     scorer: Scorer | None = None,
 ) -> None:
     """Filter the synthetic queries of ``queries_dir`` (a generate stage folder or a JSONL
@@ -137,7 +134,7 @@ def filter_stage(
             f"{queries_dir}: synthetic query ids are not unique. Fix: regenerate into an empty folder"
         )
     steps = resolve_steps(cfg.steps, eval_queries)
-    filters = build_filters(cfg, steps, documents, eval_queries=eval_queries, bm25=bm25, dense=dense,
+    filters = build_filters(cfg, steps, documents, eval_queries=eval_queries, roundtrip=roundtrip,
                             scorer=scorer, work_dir=ctx.out_dir, seed=ctx.seed)
     with ctx.timed("filter"):
         result = apply_filters(queries, filters)

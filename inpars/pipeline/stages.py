@@ -103,12 +103,17 @@ class FilterStage(Stage):
         from inpars.filtering.stage import filter_stage
 
         cfg = ws.config.filter
-        roundtrip = "roundtrip" in cfg.steps
-        bm25 = ws.bm25() if roundtrip and cfg.roundtrip_retriever == "bm25" else None
-        dense = ws.dense() if roundtrip and cfg.roundtrip_retriever == "dense" else None
+        kind = cfg.roundtrip_retriever if "roundtrip" in cfg.steps else ""
+        bm25 = ws.bm25() if kind in ("bm25", "hybrid") else None
+        dense = ws.dense() if kind in ("dense", "hybrid") else None
+        roundtrip: Any = bm25 if kind == "bm25" else dense
+        if kind == "hybrid" and bm25 is not None and dense is not None:
+            from inpars.teacher import HybridRetriever, HybridTeacher
+
+            roundtrip = HybridRetriever(bm25, dense, HybridTeacher(dense, cfg.hybrid_bm25_weight))
         try:
             filter_stage(ctx, cfg, ws.stage_dir("generate"), ws.collection, eval_queries=ws.eval_queries(),
-                         bm25=bm25, dense=dense)
+                         roundtrip=roundtrip)
         finally:
             if bm25 is not None:
                 bm25.close()

@@ -54,7 +54,7 @@ def test_stage_writes_kept_dropped_scores_and_counts(tmp_path: Path, write_beir:
     eval_queries = collection.split_queries("test")
 
     def body(ctx: Any) -> None:
-        filter_stage(ctx, cfg, generated, collection, eval_queries=eval_queries, bm25=bm25, dense=None,
+        filter_stage(ctx, cfg, generated, collection, eval_queries=eval_queries, roundtrip=bm25,
                      scorer=WordOverlap())
 
     result = run_stage("filter", tmp_path / "filter", cfg, {}, body, seed=3)
@@ -88,11 +88,11 @@ def test_stage_errors_name_the_fix(tmp_path: Path, write_beir: Any) -> None:
     collection = open_collection(write_beir())
     generated = write_generated(tmp_path / "generate")
     cfg = FilterConfig(steps=["roundtrip"], roundtrip_retriever="dense")
-    with pytest.raises(ConfigError, match="no dense index"):
+    with pytest.raises(ConfigError, match=r"no retriever was given\. Fix: build the index it needs"):
         run_stage("filter", tmp_path / "f1", cfg, {}, lambda ctx: filter_stage(
-            ctx, cfg, generated, collection, eval_queries=[], bm25=None, dense=None))
+            ctx, cfg, generated, collection, eval_queries=[], roundtrip=None))
     write_records(tmp_path / "other.jsonl", [make_query("x#q0", "x", "a query for a missing document")])
     with pytest.raises(DataError, match="not in the collection"):
         run_stage("filter", tmp_path / "f2", FilterConfig(steps=["rules"]), {},
                   lambda ctx: filter_stage(ctx, FilterConfig(steps=["rules"]), tmp_path / "other.jsonl",
-                                           collection, eval_queries=[], bm25=None, dense=None))
+                                           collection, eval_queries=[], roundtrip=None))
