@@ -1,7 +1,12 @@
 """Training rerankers and dense retrievers on synthetic (query, document) examples.
 
-- :func:`train_cross_encoder`: a 1-logit cross-encoder (BCE or listwise loss).
-- :func:`train_dense`: a sentence encoder with in-batch + hard negatives.
+- :func:`train_cross_encoder`: a 1-logit cross-encoder on sentence-transformers'
+  ``CrossEncoderTrainer`` (bce, listwise, or margin-mse distillation of teacher scores).
+- :func:`train_dense`: a sentence encoder on ``SentenceTransformerTrainer`` (in-batch +
+  hard negatives, or margin-mse distillation of teacher scores).
+
+Both resume from their last checkpoint (a hidden folder beside the model) after an
+interruption and write ``training.json`` (data hash, settings, loss curve, throughput).
 - :func:`train_stage`: the pipeline's ``train`` stage.
 
 Heavy libraries (torch, transformers, sentence-transformers) load only when training.

@@ -1,19 +1,21 @@
 """Fine-tune a cross-encoder reranker on (query, positive, negatives) examples.
 
-The model is a transformers sequence classifier with one logit (the relevance score).
-The default start point is the packaged all-MiniLM-L6-v2 sentence encoder, which gets
-a fresh 1-logit head; any local folder or hub id of a BERT-like encoder or an existing
-cross-encoder works too. Two losses:
+The model is a ``sentence_transformers.CrossEncoder`` with one logit (the relevance
+score), trained by the library's ``CrossEncoderTrainer`` (a transformers ``Trainer``:
+AdamW without decay on biases and norms, linear warmup and decay, gradient clipping at 1,
+gradient accumulation, bf16 autocast, checkpoints). The default start point is the
+packaged all-MiniLM-L6-v2 sentence encoder, which gets a fresh 1-logit head trained at
+``head_learning_rate`` (the library's ``learning_rate_mapping``) while the encoder moves
+at ``learning_rate``; any local folder or hub id of a BERT-like encoder or an existing
+cross-encoder works too. The losses (``bce``, ``listwise``, ``margin-mse``) and the rows
+they train on are in :mod:`inpars.training.ce_losses`.
 
-- ``bce``: pointwise binary cross-entropy; the positive is labelled 1, each negative 0;
-  pairs are shuffled across queries and batched ``batch_size`` at a time.
-- ``listwise``: softmax cross-entropy over each query's group ``[positive, negatives...]``
-  (the localized contrastive / multiple-negatives loss); a batch holds
-  ``batch_size // (1 + negatives_per_example)`` whole groups (at least one).
-
-The saved folder is a plain transformers model + tokenizer (the tokenizer's
-``model_max_length`` is the training ``max_length``), which transformers and
-``sentence_transformers.CrossEncoder`` both load; ``training.json`` beside the weights
+An interrupted run resumes from its last checkpoint (every ``CHECKPOINT_STEPS`` optimizer
+steps, kept beside the model until it is saved; see :mod:`inpars.training.ce_trainer`).
+The saved folder is written atomically. It is a sentence-transformers CrossEncoder folder
+whose root is also a plain transformers model + tokenizer (the tokenizer's
+``model_max_length`` is the training ``max_length``), so ``CrossEncoder``, transformers and
+:func:`inpars.scoring.load_scorer` all load it; ``training.json`` beside the weights
 records the data hash, settings, loss curve and throughput.
 """
 
@@ -22,33 +24,28 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Iterable, Sequence
+import re
+import shutil
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from inpars.config import TrainConfig
 from inpars.errors import ModelError
-from inpars.io import chunked, read_json, write_json
+from inpars.io import read_json, write_json
 from inpars.manifest import config_dict
 from inpars.models import resolve_model
 from inpars.records import TrainingExample
-from inpars.training.examples import load_examples, with_negatives
-from inpars.training.loop import (
-    LossCurve,
-    accumulation_weights,
-    atomic_dir,
-    autocast,
-    make_optimizer,
-    pick_device,
-    planned_steps,
-    progress_bar,
-    seed_everything,
-    set_threads,
-)
+from inpars.scoring.runtime import resolve_dtype
+from inpars.training.ce_losses import Rows, make_loss, rows_per_batch, training_rows
+from inpars.training.examples import ExampleSet, load_examples
+from inpars.training.loop import atomic_dir, pick_device, planned_steps, seed_everything, set_threads
 
 log = logging.getLogger(__name__)
 
 SUMMARY = "training.json"
+CHECKPOINT_STEPS = 50  # optimizer steps between the checkpoints an interrupted run resumes from
 
 
 def transformer_folder(path: str) -> str:
@@ -65,32 +62,43 @@ def transformer_folder(path: str) -> str:
     return path
 
 
-def load_start_model(name: str) -> tuple[Any, Any, str]:
-    """``(tokenizer, model with a 1-logit head, resolved path)`` for a model setting."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+def load_start_model(name: str, max_length: int = 256, device: str = "cpu") -> tuple[Any, str, bool]:
+    """``(CrossEncoder with a 1-logit head, resolved path, whether that head is fresh)``.
+
+    The head is fresh (randomly initialised, from torch's current seed) when the start
+    point has no sequence-classification head or one with another number of labels.
+    """
+    from sentence_transformers.cross_encoder import CrossEncoder
+    from transformers import AutoConfig
 
     path = transformer_folder(resolve_model(name))
     try:
         config = AutoConfig.from_pretrained(path)
-        kwargs: dict[str, Any] = {"num_labels": 1}
-        if getattr(config, "num_labels", 1) != 1:
-            kwargs["ignore_mismatched_sizes"] = True  # e.g. a 2-class classifier: new head
-        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        classifier = any(a.endswith("ForSequenceClassification") for a in config.architectures or [])
+        same_labels = getattr(config, "num_labels", 1) == 1
+        model = CrossEncoder(
+            path, num_labels=1, max_length=max_length, device=device, local_files_only=Path(path).is_dir(),
+            # e.g. a 2-class classifier: a new 1-logit head
+            model_kwargs={} if same_labels else {"ignore_mismatched_sizes": True},
+        )
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(
             f"{name}: cannot load it as a cross-encoder start point ({exc}). Fix: set train.model to "
             "'all-MiniLM-L6-v2', a local folder with a BERT-like model, or a hub id you can download"
         ) from exc
-    return tokenizer, model, path
+    return model, path, not (classifier and same_labels)
 
 
-def score_logits(model: Any, tokenizer: Any, queries: Sequence[str], docs: Sequence[str],
-                 max_length: int, device: str) -> Any:
-    """Raw relevance logits (a 1-D tensor) of a batch of pairs, padded to its longest pair."""
-    encoded = tokenizer(list(queries), list(docs), padding=True, truncation=True,
-                        max_length=max_length, return_tensors="pt").to(device)
-    return model(**encoded).logits.squeeze(-1)
+def head_pattern(model: Any) -> str:
+    """A regular expression matching (by ``re.search``) the names of the classifier head's
+    parameters, the transformers model's parameters outside its base model, in the names
+    the trainer gives them (``model.0.model.classifier.weight``)."""
+    inner = model.model
+    prefix = f"{inner.base_model_prefix}."
+    names = [name for name, _ in inner.named_parameters() if not name.startswith(prefix)]
+    if not names:
+        raise ModelError(f"{type(inner).__name__}: no classifier head parameters found")
+    return "|".join(rf"(?:^|\.)model\.{re.escape(name)}$" for name in names)
 
 
 def train_cross_encoder(
@@ -103,70 +111,42 @@ def train_cross_encoder(
     """Fine-tune ``cfg.model`` as a cross-encoder on ``examples``; returns ``out_dir``.
 
     ``seed`` is used when ``cfg.seed`` is unset. The folder is written atomically: an
-    interrupted run leaves any previous model in ``out_dir`` untouched.
+    interrupted run leaves any previous model in ``out_dir`` untouched, and a rerun with
+    the same settings, data and seed resumes from its last checkpoint.
     """
-    import torch
+    from inpars.training.ce_trainer import (
+        Progress,
+        checkpoint_dir,
+        checkpoint_root,
+        last_checkpoint,
+        make_trainer,
+    )
 
     run_seed = cfg.seed if cfg.seed is not None else seed
-    rng = random.Random(run_seed)
-    seed_everything(run_seed)
+    seed_everything(run_seed)  # also draws a fresh head
     threads = set_threads(cfg.threads)
     device = pick_device(cfg.device)
     data = load_examples(examples, max_examples=cfg.max_examples, seed=run_seed)
-    tokenizer, model, base_path = load_start_model(cfg.model)
-    model.to(device)
-    model.train()
-
-    groups, random_negatives = with_negatives(data.examples, cfg.negatives_per_example, rng)
-    units: list[Any]
-    if cfg.loss == "bce":
-        units = [(q, pos, 1.0) for q, pos, _ in groups] + [
-            (q, neg, 0.0) for q, _, negs in groups for neg in negs
-        ]
-        per_batch = cfg.batch_size
-    else:
-        units = groups
-        per_batch = max(1, cfg.batch_size // (1 + cfg.negatives_per_example))
-    batches_per_epoch = -(-len(units) // per_batch)
-    total_steps = planned_steps(batches_per_epoch, cfg.epochs, cfg.grad_accumulation, cfg.max_steps)
-    optimizer, scheduler = make_optimizer(model, cfg.learning_rate, cfg.weight_decay, cfg.warmup_ratio,
-                                          total_steps)
-    mixed, precision = autocast(cfg.precision, device)
-    log.info("cross-encoder: %d examples, %d %s per epoch, %d optimizer steps on %s (%s, %d threads)",
-             len(data.examples), len(units), "pairs" if cfg.loss == "bce" else "groups", total_steps,
-             device, precision, threads)
-
-    curve = LossCurve(cfg.log_every)
-    bar = progress_bar(total_steps, "train cross-encoder")
-    step = 0
-    for _epoch in range(cfg.epochs):
-        if step >= total_steps:
-            break
-        order = list(units)
-        rng.shuffle(order)
-        batches = list(chunked(order, per_batch))
-        weights = accumulation_weights([len(b) for b in batches], cfg.grad_accumulation)
-        window_loss, window_pairs, window_batches = 0.0, 0, 0
-        for index, batch in enumerate(batches):
-            with mixed:
-                loss, pairs = _batch_loss(model, tokenizer, batch, cfg, device)
-            (loss * weights[index]).backward()  # the window's gradient: that of its mean loss
-            window_loss += float(loss.detach()) * weights[index]
-            window_pairs += pairs
-            window_batches += 1
-            if window_batches == cfg.grad_accumulation or index == len(batches) - 1:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                curve.step(window_loss, window_pairs)
-                step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{window_loss:.4f}", pairs_s=f"{curve.rate:.1f}")
-                window_loss, window_pairs, window_batches = 0.0, 0, 0
-                if step >= total_steps:
-                    break
-    bar.close()
+    rows = training_rows(data.examples, cfg, random.Random(run_seed))
+    model, base_path, fresh_head = load_start_model(cfg.model, cfg.max_length, device)
+    precision = "bfloat16" if _is_bf16(resolve_dtype(cfg.precision, device)) else "float32"
+    head_lr = (cfg.head_learning_rate or cfg.learning_rate) if fresh_head else None
+    target = Path(out_dir)
+    checkpoints = checkpoint_dir(target, config_dict(cfg), data.sha256, run_seed)
+    rates = {head_pattern(model): head_lr} if head_lr and head_lr != cfg.learning_rate else {}
+    steps = planned_steps(-(-len(rows) // rows_per_batch(cfg)), cfg.epochs, cfg.grad_accumulation,
+                          cfg.max_steps)
+    progress = Progress(cfg.log_every, rows.pairs_per_row)
+    trainer = make_trainer(model, _arguments(cfg, checkpoints, run_seed, device, precision, rates, steps),
+                           rows.columns, make_loss(cfg, model), progress)
+    resume = last_checkpoint(checkpoints)
+    if resume is not None:
+        progress.resume(resume)
+        log.info("cross-encoder: resuming from %s", resume)
+    log.info("cross-encoder: %d examples, %d rows of %d pairs per epoch, %d optimizer steps on %s (%s, %d "
+             "threads, head lr %s)", len(data.examples), len(rows), rows.pairs_per_row, steps, device,
+             precision, threads, head_lr or "as the encoder")
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     summary: dict[str, Any] = {
         "kind": "cross-encoder",
@@ -177,47 +157,69 @@ def train_cross_encoder(
         "device": device,
         "precision": precision,
         "threads": threads,
-        "data": {
-            "source": data.source,
-            "sha256": data.sha256,
-            "examples_read": data.read,
-            "examples_used": len(data.examples),
-            "units_per_epoch": len(units),
-            "random_negatives": random_negatives,
-            "drops": dict(data.drops),
-        },
+        "fresh_head": fresh_head,
+        "head_learning_rate": head_lr,
+        "resumed_from_step": int(resume.name.rsplit("-", 1)[1]) if resume else None,
+        "data": _data_summary(data, rows),
         "config": config_dict(cfg),
-        **curve.summary(),
+        **progress.curve.summary(),
     }
-    target = Path(out_dir)
-    model.eval()
     with atomic_dir(target) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.model_max_length = cfg.max_length
-        tokenizer.save_pretrained(tmp)
+        model.save_pretrained(str(tmp))
         write_json(tmp / SUMMARY, summary)
+    shutil.rmtree(checkpoint_root(target), ignore_errors=True)
     log.info("cross-encoder saved to %s (%.1f pairs/s, loss %s -> %s)", target,
              summary["pairs_per_second"], summary["first_loss"], summary["last_loss"])
     return target
 
 
-def _batch_loss(
-    model: Any, tokenizer: Any, batch: list[Any], cfg: TrainConfig, device: str
-) -> tuple[Any, int]:
-    """The loss of one batch and the number of (query, document) pairs it scored."""
+def _data_summary(data: ExampleSet, rows: Rows) -> dict[str, Any]:
+    return {
+        "source": data.source,
+        "sha256": data.sha256,
+        "examples_read": data.read,
+        "examples_used": len(data.examples),
+        "units_per_epoch": len(rows),
+        "pairs_per_unit": rows.pairs_per_row,
+        "random_negatives": rows.random_negatives,
+        "drops": dict(data.drops + rows.drops),
+    }
+
+
+def _is_bf16(dtype: Any) -> bool:
     import torch
 
-    if cfg.loss == "bce":
-        logits = score_logits(model, tokenizer, [q for q, _, _ in batch], [d for _, d, _ in batch],
-                              cfg.max_length, device).float()
-        labels = torch.tensor([label for _, _, label in batch], dtype=logits.dtype, device=logits.device)
-        return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels), len(batch)
-    size = 1 + cfg.negatives_per_example
-    queries = [q for q, _, _ in batch for _ in range(size)]
-    docs = [d for _, pos, negs in batch for d in (pos, *negs)]
-    logits = score_logits(model, tokenizer, queries, docs, cfg.max_length, device).view(len(batch), size)
-    target = torch.zeros(len(batch), dtype=torch.long, device=logits.device)
-    return torch.nn.functional.cross_entropy(logits.float(), target), len(docs)
+    return bool(dtype == torch.bfloat16)
+
+
+def _arguments(cfg: TrainConfig, folder: Path, seed: int, device: str, precision: str,
+               learning_rates: dict[str, float], steps: int) -> Any:
+    """The trainer's arguments for ``cfg`` (checkpoints in ``folder``; ``steps`` planned)."""
+    from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
+
+    return CrossEncoderTrainingArguments(
+        output_dir=str(folder),
+        num_train_epochs=cfg.epochs,
+        max_steps=steps if cfg.max_steps else -1,  # max_steps stops early, never adds epochs
+        per_device_train_batch_size=rows_per_batch(cfg),
+        gradient_accumulation_steps=cfg.grad_accumulation,
+        learning_rate=cfg.learning_rate,
+        learning_rate_mapping=learning_rates,
+        warmup_steps=cfg.warmup_ratio,  # a float below 1: a ratio of the steps
+        weight_decay=cfg.weight_decay,
+        lr_scheduler_type="linear",
+        max_grad_norm=1.0,
+        seed=seed,
+        bf16=precision == "bfloat16",  # autocast; on a CPU with bf16 faster than float32 (measured)
+        use_cpu=device == "cpu",
+        dataloader_pin_memory=device.startswith("cuda"),
+        logging_steps=cfg.log_every,
+        save_strategy="steps",
+        save_steps=CHECKPOINT_STEPS,
+        save_total_limit=1,
+        report_to="none",
+        disable_tqdm=not sys.stderr.isatty(),
+    )
 
 
 def read_training_summary(model_dir: Path | str) -> dict[str, Any]:

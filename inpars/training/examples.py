@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections import Counter, deque
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -143,24 +143,3 @@ def _fallback_negative(
     return doc_id, usable[doc_id]
 
 
-def distinct_batches(items: Sequence[T], size: int, key: Callable[[T], Hashable]) -> list[list[T]]:
-    """Batches of ``size`` items in the given order, none holding two items with the same
-    key (for in-batch negatives: two queries of one document must not meet)."""
-    pending: deque[T] = deque(items)
-    batches: list[list[T]] = []
-    while pending:
-        batch: list[T] = []
-        seen: set[Hashable] = set()
-        deferred: list[T] = []
-        scanned = 0
-        while pending and len(batch) < size and scanned < 4 * size + 64:
-            item = pending.popleft()
-            scanned += 1
-            if key(item) in seen:
-                deferred.append(item)
-            else:
-                batch.append(item)
-                seen.add(key(item))
-        pending.extendleft(reversed(deferred))
-        batches.append(batch)
-    return batches

@@ -1,5 +1,6 @@
 """What every trainer shares: device and threads (those of :mod:`inpars.scoring.runtime`),
-seeding, AdamW with linear warmup, the loss curve, and the atomic save of a model folder."""
+seeding, planned steps, the loss curve, and the atomic save of a model folder (the
+sentence-transformers trainers do the optimisation)."""
 
 from __future__ import annotations
 
@@ -10,32 +11,21 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from inpars.scoring.runtime import resolve_device as pick_device
-from inpars.scoring.runtime import resolve_dtype, set_threads, usable_cores
+from inpars.scoring.runtime import set_threads, usable_cores
 
 __all__ = [
-    "LossCurve", "accumulation_weights", "atomic_dir", "autocast", "make_optimizer", "pick_device",
-    "planned_steps", "progress_bar", "seed_everything", "set_threads", "usable_cores",
+    "LossCurve", "atomic_dir", "pick_device", "planned_steps", "progress_bar", "seed_everything",
+    "set_threads", "usable_cores",
 ]
 
 log = logging.getLogger(__name__)
-
-
-def autocast(precision: str, device: str) -> tuple[AbstractContextManager[Any], str]:
-    """Mixed precision for a training step: bfloat16 autocast (weights stay float32) when
-    ``precision`` asks for it or is ``auto`` on a chip with bf16 (CUDA, AMX / AVX-512 BF16
-    CPUs), else nothing. Returns the context and the precision's name."""
-    import torch
-
-    if resolve_dtype(precision, device) == torch.bfloat16:
-        return torch.autocast(device.split(":")[0], dtype=torch.bfloat16), "bfloat16"
-    return nullcontext(), "float32"
 
 
 def seed_everything(seed: int) -> None:
@@ -44,31 +34,6 @@ def seed_everything(seed: int) -> None:
 
     random.seed(seed)
     torch.manual_seed(seed)
-
-
-def make_optimizer(model: Any, learning_rate: float, weight_decay: float, warmup_ratio: float,
-                   total_steps: int) -> tuple[Any, Any]:
-    """AdamW (no decay on biases and LayerNorm weights) and a linear warmup-then-decay schedule."""
-    import torch
-
-    decay: list[Any] = []
-    no_decay: list[Any] = []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (no_decay if param.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(param)
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=learning_rate,
-    )
-    warmup = math.ceil(total_steps * warmup_ratio)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 @dataclass
@@ -105,6 +70,18 @@ class LossCurve:
         point = self.points[-1]
         log.info("step %d: loss %.4f, %d pairs, %.1f pairs/s", point["step"], point["loss"], point["pairs"],
                  self.pairs / max(self.seconds, 1e-9))
+
+    def state(self) -> dict[str, Any]:
+        """JSON-ready state for :meth:`resume` (saved with a training checkpoint)."""
+        return {"every": self.every, "points": self.points, "pairs": self.pairs, "steps": self.steps,
+                "seconds": time.perf_counter() - self._start, "window": self._window}
+
+    @classmethod
+    def resume(cls, state: dict[str, Any]) -> LossCurve:
+        """The curve ``state`` saved, continued: its clock counts the time already spent."""
+        return cls(int(state["every"]), points=list(state["points"]), pairs=int(state["pairs"]),
+                   steps=int(state["steps"]), _window=[float(x) for x in state["window"]],
+                   _start=time.perf_counter() - float(state["seconds"]))
 
     @property
     def rate(self) -> float:
@@ -151,26 +128,6 @@ def progress_bar(total: int, desc: str, unit: str = "step") -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, disable=None, dynamic_ncols=True)
-
-
-def accumulation_weights(sizes: Sequence[int], grad_accumulation: int) -> list[float]:
-    """What each micro-batch's mean loss is multiplied by before ``backward()``.
-
-    Optimizer steps take windows of ``grad_accumulation`` consecutive micro-batches (the
-    last window of an epoch may hold fewer). A micro-batch of ``n`` units (pairs, groups or
-    queries, what its loss averages over) in a window of ``N`` units gets ``n / N``, so the
-    accumulated gradient is that of the mean loss over the window's units: the same as one
-    batch holding them all, also for a short last window or a short last micro-batch
-    (dividing by ``grad_accumulation`` under-weighted those).
-    """
-    if grad_accumulation < 1:
-        raise ValueError(f"grad_accumulation = {grad_accumulation}: must be at least 1")
-    weights: list[float] = []
-    for start in range(0, len(sizes), grad_accumulation):
-        window = sizes[start : start + grad_accumulation]
-        total = sum(window)
-        weights.extend(n / total if total else 0.0 for n in window)
-    return weights
 
 
 def planned_steps(batches_per_epoch: int, epochs: int, grad_accumulation: int, max_steps: int) -> int:

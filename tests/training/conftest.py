@@ -4,7 +4,7 @@ a tiny random-weight BERT start point for the fast variants (built offline, no r
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -46,12 +46,14 @@ def tiny_examples() -> list[TrainingExample]:
     return _make_examples()
 
 
-def make_tiny_bert(folder: Path) -> Path:
-    """A random-weight 1-layer BERT with a word-piece tokenizer over the words of ``TOPICS``."""
+def make_tiny_bert(folder: Path, extra_words: Iterable[str] = ()) -> Path:
+    """A random-weight 1-layer BERT with a word-piece tokenizer over the words of ``TOPICS``
+    (and ``extra_words``)."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    words = sorted({w for _, q, t in TOPICS for w in re.findall(r"\w+|[^\w\s]", f"{q} {t}".lower())})
+    words = sorted({w for _, q, t in TOPICS for w in re.findall(r"\w+|[^\w\s]", f"{q} {t}".lower())}
+                   | set(extra_words))
     folder.mkdir(parents=True, exist_ok=True)
     vocab = folder / "vocab.txt"
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -60,7 +62,7 @@ def make_tiny_bert(folder: Path) -> Path:
     config = BertConfig(vocab_size=len(specials) + len(words), hidden_size=16, num_hidden_layers=1,
                         num_attention_heads=2, intermediate_size=32, max_position_embeddings=128)
     BertModel(config).save_pretrained(folder)
-    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(folder)
+    BertTokenizerFast(str(vocab)).save_pretrained(folder)  # positional: `vocab_file` in v4, `vocab` in v5
     return folder
 
 

@@ -10,7 +10,7 @@ import pytest
 from inpars.errors import DataError
 from inpars.io import write_records
 from inpars.records import TrainingExample
-from inpars.training.examples import distinct_batches, load_examples, with_negatives
+from inpars.training.examples import load_examples, with_negatives
 
 
 def test_file_and_memory_hash_alike_and_bad_examples_are_dropped(
@@ -76,9 +76,3 @@ def test_random_negatives_never_draw_the_positive_in_a_tiny_set(seed: int) -> No
                         TrainingExample("q3", "cats", "d3", "Cats purr.")], 1, random.Random(seed))
 
 
-def test_distinct_batches_never_repeat_a_key() -> None:
-    items = [("d1", 0), ("d1", 1), ("d2", 2), ("d1", 3), ("d3", 4), ("d2", 5), ("d4", 6)]
-    batches = distinct_batches(items, 3, key=lambda item: item[0])
-    assert sorted(i for batch in batches for i in batch) == sorted(items)
-    for batch in batches:
-        assert len({key for key, _ in batch}) == len(batch) <= 3
