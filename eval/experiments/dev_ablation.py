@@ -31,13 +31,19 @@ from inpars.pipeline import Workspace
 from inpars.records import Query, ScoredPair
 from inpars.reranking import SystemSpec, load_system, rerank
 
-# variant -> (model kind, [train] overrides); every other setting comes from the config
-VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "bi-mnrl": ("bi-encoder", {"dense_loss": "mnrl"}),
-    "bi-margin-mse": ("bi-encoder", {"dense_loss": "margin-mse"}),
-    "ce-listwise-one-lr": ("cross-encoder", {"loss": "listwise", "head_learning_rate": 0.0}),
-    "ce-listwise-head-lr": ("cross-encoder", {"loss": "listwise"}),
-    "ce-margin-mse": ("cross-encoder", {"loss": "margin-mse"}),
+# variant -> (model kind, training data, [train] overrides); the rest comes from the config.
+# Data: "synthetic" (the run's examples), "real" (the collection's train queries with their
+# judged documents as positives, the dev queries left out), "both" (the two together).
+VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "bi-mnrl": ("bi-encoder", "synthetic", {"dense_loss": "mnrl"}),
+    "bi-margin-mse": ("bi-encoder", "synthetic", {"dense_loss": "margin-mse"}),
+    "bi-margin-mse-real": ("bi-encoder", "real", {"dense_loss": "margin-mse"}),
+    "bi-margin-mse-both": ("bi-encoder", "both", {"dense_loss": "margin-mse"}),
+    "ce-listwise-one-lr": ("cross-encoder", "synthetic", {"loss": "listwise", "head_learning_rate": 0.0}),
+    "ce-listwise-head-lr": ("cross-encoder", "synthetic", {"loss": "listwise"}),
+    "ce-margin-mse": ("cross-encoder", "synthetic", {"loss": "margin-mse"}),
+    "ce-margin-mse-real": ("cross-encoder", "real", {"loss": "margin-mse"}),
+    "ce-margin-mse-both": ("cross-encoder", "both", {"loss": "margin-mse"}),
 }
 WEIGHTS = [round(0.1 * i, 1) for i in range(1, 10)]
 Run = dict[str, list[ScoredPair]]
@@ -53,17 +59,61 @@ def dev_set(ws: Workspace, size: int, seed: int) -> tuple[list[Query], list[Any]
     return queries, [r for r in ws.collection.qrels(split) if r.query_id in wanted]
 
 
+def real_examples(ws: Workspace, dev_ids: set[str], out: Path) -> Path:
+    """Training examples from the collection's judged train queries (not the dev ones): one per
+    (query, relevant document), negatives and teacher labels mined as for synthetic queries."""
+    from inpars.io import write_records
+    from inpars.negatives import mine_negatives
+    from inpars.records import SyntheticQuery
+    from inpars.teacher import HybridTeacher
+
+    if out.is_file():
+        return out
+    split = ws.config.data.train_split
+    texts = {q.query_id: q.text for q in ws.collection.split_queries(split)}
+    excluded = dev_ids | ws.example_query_ids()
+    qrels = [r for r in ws.collection.qrels(split) if r.query_id in texts and r.query_id not in excluded]
+    pairs = [SyntheticQuery(f"{r.query_id}#{r.doc_id}", r.doc_id, texts[r.query_id], "real", "qrels", 0, 0)
+             for r in qrels if r.relevance > 0]
+    judged = [dataclasses.replace(r, query_id=f"{r.query_id}#{d.doc_id}") for d in pairs for r in qrels
+              if r.query_id == d.query_id.split("#")[0]]
+    dense = ws.dense()
+    if dense is None:
+        raise SystemExit("the run has no dense index; set [index] dense = true")
+    cfg = ws.config.negatives
+    with ws.bm25() as bm25:
+        teacher = HybridTeacher(dense, cfg.teacher_bm25_weight)
+        write_records(out, mine_negatives(pairs, bm25, cfg, dense=dense, teacher=teacher, qrels=judged,
+                                          seed=ws.config.experiment.seed))
+    return out
+
+
+def training_data(data: str, synthetic: Path, real: Path, work: Path) -> Path:
+    """The examples file of a variant's training data."""
+    if data == "synthetic":
+        return synthetic
+    if data == "real":
+        return real
+    both = work / "both-examples.jsonl"
+    if not both.is_file():
+        both.write_text(synthetic.read_text(encoding="utf-8") + real.read_text(encoding="utf-8"),
+                        encoding="utf-8")
+    return both
+
+
 def train_variant(kind: str, overrides: dict[str, Any], cfg: TrainConfig, examples: Path, out: Path,
                   seed: int) -> dict[str, Any]:
     """Train one variant into ``out`` (reused when its training.json is there); its summary."""
-    from inpars.training.cross_encoder import train_cross_encoder
-    from inpars.training.dense import train_dense
+    import importlib
 
     if not (out / "training.json").is_file():
         settings = dataclasses.replace(cfg, seed=seed, dense=kind == "bi-encoder", **overrides)
-        (train_dense if kind == "bi-encoder" else train_cross_encoder)(examples, out, settings, seed=seed)
+        module, function = (("dense", "train_dense") if kind == "bi-encoder"
+                            else ("cross_encoder", "train_cross_encoder"))
+        train = getattr(importlib.import_module(f"inpars.training.{module}"), function)
+        train(examples, out, settings, seed=seed)
     summary = read_json(out / "training.json")
-    keep = ("loss", "steps", "pairs", "seconds", "pairs_per_second", "first_loss", "last_loss")
+    keep = ("loss", "steps", "pairs", "pairs_per_second", "first_loss", "last_loss")
     return {k: summary.get(k) for k in keep}
 
 
@@ -102,13 +152,18 @@ def main(argv: list[str] | None = None) -> int:
     ws, seed = Workspace(config), config.experiment.seed
     work = args.work or ws.run_dir / "dev-ablation"
     queries, qrels = dev_set(ws, args.queries, seed)
-    examples = ws.output("negatives", "examples")
+    synthetic = ws.output("negatives", "examples")
     started = time.perf_counter()
+    work.mkdir(parents=True, exist_ok=True)
+    real = work / "real-examples.jsonl"
+    if any(VARIANTS[name][1] != "synthetic" for name in args.only):
+        real = real_examples(ws, {q.query_id for q in queries}, real)
     runs: dict[str, Run] = {}
     training: dict[str, Any] = {}
     specs = {"bi-zero-shot": SystemSpec("bi-encoder", config.index.dense_model)}
     for name in args.only:
-        kind, overrides = VARIANTS[name]
+        kind, data, overrides = VARIANTS[name]
+        examples = training_data(data, synthetic, real, work)
         training[name] = train_variant(kind, overrides, config.train, examples, work / name, seed)
         specs[name] = SystemSpec(kind, str(work / name))
     with ws.bm25() as bm25:
@@ -127,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         "ndcg@10": {s: ev.means[s]["ndcg@10"] for s in ev.systems},
         "p_vs_bm25_holm": {s: ev.adjusted_p_values[s]["ndcg@10"] for s in ev.others},
         "interpolation_weights": weights, "training": training,
-        "variants": {n: {"kind": VARIANTS[n][0], **VARIANTS[n][1]} for n in args.only},
+        "variants": {n: dict(zip(("kind", "data", "overrides"), VARIANTS[n], strict=True))
+                     for n in args.only},
         "train_config": dataclasses.asdict(config.train),
         "negatives_config": dataclasses.asdict(config.negatives),
     }
@@ -145,7 +201,7 @@ def render(result: dict[str, Any]) -> str:
         f"queries left out), BM25 top-{result['depth']} reranked; never the test split. `+interp`: "
         "BM25 weight picked on these same queries (optimistic for every system alike). "
         "p: paired t-test against bm25, Holm-corrected over the table.", "",
-        "| system | nDCG@10 | p vs bm25 (Holm) | BM25 weight | training loss first -> last | steps | s |",
+        "| system | nDCG@10 | p vs bm25 (Holm) | BM25 weight | loss first -> last | steps | pairs/s |",
         "|---|---:|---:|---:|---|---:|---:|",
     ]
     for system, value in result["ndcg@10"].items():
@@ -156,7 +212,7 @@ def render(result: dict[str, Any]) -> str:
         losses = f"{train['first_loss']} -> {train['last_loss']}" if train else ""
         lines.append(f"| {system} | {value:.4f} | {'' if p is None else f'{p:.4f}'} | "
                      f"{'' if weight is None else weight} | {losses} | {train.get('steps', '')} | "
-                     f"{train.get('seconds', '')} |")
+                     f"{train.get('pairs_per_second', '')} |")
     return "\n".join(lines) + "\n"
 
 
