@@ -160,9 +160,7 @@ def _example(query: SyntheticQuery, lexical: Sequence[ScoredPair], semantic: Seq
     if cfg.dense_count:
         chosen += _choose(semantic, exclude | set(chosen), cfg.dense_count, cfg, positive, docs, rng)
     labels: tuple[float, ...] = ()
-    if cfg.teacher != "none" and teacher is not None:
-        missing = [d for d in chosen if d not in scores]
-        scores.update(teacher.scores(vector, lexical, missing) if missing else {})
+    if cfg.teacher != "none" and teacher is not None:  # every pick came from the scored pool
         labels = tuple(round(scores[d], 6) for d in (query.doc_id, *chosen))
     return TrainingExample(
         query_id=query.query_id,
