@@ -2,9 +2,9 @@
 
 Each section of the TOML file is a frozen dataclass named after its stage
 (``[index]``, ``[generate]``, ``[filter]``, ``[negatives]``, ``[train]``, ``[rerank]``,
-``[evaluate]``). Unknown keys, wrong types and values outside a ``Literal`` are errors
-that name the file, the key and the allowed values. Library functions receive these
-dataclasses, never argparse objects.
+``[evaluate]``; the last three live in :mod:`inpars.config_training`). Unknown keys, wrong
+types and values outside a ``Literal`` are errors that name the file, the key and the
+allowed values. Library functions receive these dataclasses, never argparse objects.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from inpars.config_training import EvaluateConfig, RerankConfig, TrainConfig, check_device
 from inpars.errors import ConfigError
 from inpars.schema import section_from_dict
 
@@ -87,164 +88,13 @@ class Config:
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     data: DataConfig = field(default_factory=DataConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig())
-    rerank: RerankConfig = field(default_factory=lambda: RerankConfig())
-    evaluate: EvaluateConfig = field(default_factory=lambda: EvaluateConfig())
+    train: TrainConfig = field(default_factory=TrainConfig)
+    rerank: RerankConfig = field(default_factory=RerankConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     generate: GenerateConfig = field(default_factory=lambda: GenerateConfig())
     filter: FilterConfig = field(default_factory=lambda: FilterConfig())
     negatives: NegativesConfig = field(default_factory=lambda: NegativesConfig())
     source_path: str = ""  # the TOML file it came from (set by load_config)
-
-
-def _check_device(device: str) -> None:
-    if device not in ("auto", "cpu", "cuda", "mps") and not (
-        device.startswith("cuda:") and device[5:].isdigit()
-    ):
-        raise ValueError(f"device = {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """``[train]``: fine-tune a cross-encoder reranker (and optionally a dense retriever)."""
-
-    model: str = "all-MiniLM-L6-v2"  # start point: packaged alias, local folder or hub id
-    # bce: pointwise; listwise: softmax over (positive, negatives); margin-mse: distil the
-    # teacher's margins (needs [negatives] teacher)
-    loss: Literal["bce", "listwise", "margin-mse"] = "bce"
-    bce_pos_weight: float = 0.0  # weight of a positive in bce (0: negatives_per_example, balanced)
-    head_learning_rate: float = 1e-3  # a freshly initialised classifier head (0: learning_rate)
-    negatives_per_example: int = 3  # topped up with random negatives when mined ones run out
-    batch_size: int = 16  # (query, document) pairs per forward pass
-    max_length: int = 256
-    epochs: int = 1
-    max_steps: int = 0  # 0: as many as the epochs give
-    learning_rate: float = 3e-5
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    grad_accumulation: int = 1
-    max_examples: int = 0  # 0: all
-    seed: int | None = None  # default: the experiment seed
-    log_every: int = 10  # optimizer steps per point of the loss curve
-    threads: int = 0  # 0: every core
-    device: str = "auto"
-    precision: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 autocast where the chip has it
-    dense: bool = False  # also fine-tune the sentence encoder (GPL/InPars-style)
-    dense_model: str = "all-MiniLM-L6-v2"
-    dense_loss: Literal["mnrl", "margin-mse"] = "mnrl"  # margin-mse: distil the teacher ([negatives] teacher)
-    dense_batch_size: int = 16  # queries per batch (in-batch + hard negatives)
-    dense_negatives_per_example: int = 1
-    dense_max_length: int = 256
-    dense_epochs: int = 1
-    dense_learning_rate: float = 2e-5
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "max_length", "epochs", "grad_accumulation", "log_every",
-                     "dense_batch_size", "dense_max_length", "dense_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
-        for name in ("max_steps", "max_examples", "threads", "dense_negatives_per_example"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} = {getattr(self, name)}: must be 0 or more")
-        if self.negatives_per_example < 1:
-            raise ValueError(f"negatives_per_example = {self.negatives_per_example}: must be at least 1 "
-                             "(random negatives fill in for missing mined ones)")
-        for name in ("learning_rate", "dense_learning_rate"):
-            if not 0 < getattr(self, name) < 1:
-                raise ValueError(f"{name} = {getattr(self, name)}: must be in (0, 1), e.g. 3e-5")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio = {self.warmup_ratio}: must be in [0, 1)")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay = {self.weight_decay}: must be 0 or more")
-        if self.bce_pos_weight < 0 or not 0 <= self.head_learning_rate < 1:
-            raise ValueError("bce_pos_weight must be 0 or more and head_learning_rate in [0, 1), e.g. 1e-3")
-        _check_device(self.device)
-
-
-@dataclass(frozen=True)
-class RerankConfig:
-    """``[rerank]``: rescore the top of the first-stage run with each system."""
-
-    depth: int = 100  # how many first-stage documents per query are rescored
-    below_depth: Literal["keep", "drop"] = "keep"  # keep: ranked after the rescored ones
-    batch_size: int = 32
-    max_length: int = 256
-    threads: int = 0  # 0: every core
-    device: str = "auto"
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 where the chip has it
-    zero_shot: bool = True  # also rank with the untuned packaged encoder (cosine), a baseline
-    extra_systems: list[str] = field(default_factory=list)  # "name=kind:model"
-
-    def __post_init__(self) -> None:
-        for name in ("depth", "batch_size", "max_length"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
-        if self.threads < 0:
-            raise ValueError(f"threads = {self.threads}: must be 0 or more")
-        for spec in self.extra_systems:
-            name, _, rest = spec.partition("=")
-            kind, _, model = rest.partition(":")
-            if not (name and kind and model):
-                raise ValueError(
-                    f"extra_systems entry {spec!r}: write it as 'name=kind:model', "
-                    "e.g. 'my-ce=cross_encoder:/path/to/model'"
-                )
-        _check_device(self.device)
-
-
-_RANX_METRIC = re.compile(
-    r"^(hits|hit_rate|precision|recall|f1|r-precision|mrr|map|dcg|dcg_burges|ndcg|ndcg_burges|bpref)"
-    r"(@[1-9][0-9]*)?(-l[0-9]+)?$"
-)
-
-
-@dataclass(frozen=True)
-class EvaluateConfig:
-    """``[evaluate]``: ranx metrics, significance tests against a baseline, fused systems, reports."""
-
-    metrics: list[str] = field(default_factory=lambda: ["ndcg@10", "recall@100", "mrr@10", "map@100"])
-    baseline: str = "bm25"  # the system every other one is tested against
-    stat_test: Literal["student", "fisher"] = "student"  # paired t-test or randomization test (ranx)
-    max_p: float = 0.05  # p-values at or below this count as significant
-    n_permutations: int = 1000  # fisher only
-    fusion: list[list[str]] = field(default_factory=lambda: [["bm25", "dense"]])  # -> "bm25+dense"
-    fusion_method: Literal[
-        "rrf", "sum", "mnz", "max", "min", "med", "anz", "isr", "log_isr", "logn_isr", "bordafuse",
-        "condorcet",
-    ] = "rrf"
-    fusion_norm: Literal["min-max", "max", "sum", "zmuv", "rank", "borda"] = "min-max"  # not used by rrf
-    rrf_k: int = 60
-    # system -> weight of the baseline in a per-query min-max interpolation, added as "<system>+interp"
-    interpolate: dict[str, float] = field(default_factory=dict)
-    rounding_digits: int = 4
-    plots: bool = True  # report.html plots (matplotlib)
-    examples: int = 20  # synthetic queries listed in report.html
-
-    def __post_init__(self) -> None:
-        if not self.metrics:
-            raise ValueError("metrics is empty: name at least one, e.g. ['ndcg@10']")
-        for metric in self.metrics:
-            if not _RANX_METRIC.match(metric):
-                raise ValueError(
-                    f"metrics: {metric!r} is not a ranx metric; use names like 'ndcg@10', 'recall@100', "
-                    "'mrr@10', 'map@100', 'precision@5', 'bpref' (optional '-lN' sets the relevance level)"
-                )
-        for system, weight in self.interpolate.items():
-            if not 0 <= weight <= 1:
-                raise ValueError(f"interpolate.{system} = {weight}: the baseline's weight must be in [0, 1]")
-        if not 0 < self.max_p < 1:
-            raise ValueError(f"max_p = {self.max_p}: must be in (0, 1), e.g. 0.05")
-        for name in ("n_permutations", "rrf_k"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
-        if not 0 <= self.rounding_digits <= 8:
-            raise ValueError(f"rounding_digits = {self.rounding_digits}: must be in [0, 8]")
-        if self.examples < 0:
-            raise ValueError(f"examples = {self.examples}: must be 0 or more")
-        for group in self.fusion:
-            if len(group) < 2 or len(set(group)) != len(group):
-                raise ValueError(
-                    f"fusion group {group!r}: name two or more different systems, e.g. ['bm25', 'dense']"
-                )
 
 
 @dataclass(frozen=True)
@@ -304,7 +154,7 @@ class GenerateConfig:
             raise ValueError("stop: empty strings are not allowed (the default is ['\\n'])")
         if self.backend == "openai" and not self.api_base:
             raise ValueError("backend = 'openai' needs api_base, e.g. 'http://127.0.0.1:8000/v1'")
-        _check_device(self.device)
+        check_device(self.device)
 
 
 FilterStep = Literal["rules", "dedup", "contamination", "logprob", "reranker", "roundtrip"]
@@ -368,7 +218,7 @@ class FilterConfig:
                     f"{name} = {keep}: use a fraction in (0, 1] (e.g. 0.5) "
                     "or a whole number of queries (e.g. 10000)"
                 )
-        _check_device(self.device)
+        check_device(self.device)
 
 
 @dataclass(frozen=True)
