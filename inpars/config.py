@@ -54,6 +54,13 @@ class DataConfig:
     train_split: str = "train"
     test_split: str = "test"
     skip_bad_lines: bool = False
+    # seeded train queries held out as the dev set: tuning scripts score on them and
+    # real-label training ([train] labels) leaves them out
+    dev_queries: int = 100
+
+    def __post_init__(self) -> None:
+        if self.dev_queries < 0:
+            raise ValueError(f"dev_queries = {self.dev_queries}: must be 0 or more")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+# What a model is trained on: the run's synthetic examples, the collection's judged *train*
+# queries (the worth table's reference), or both together.
+Labels = Literal["synthetic", "real", "both"]
+
 
 def check_device(device: str) -> None:
     if device not in ("auto", "cpu", "cuda", "mps") and not (
@@ -49,6 +53,10 @@ class TrainConfig:
     dense_max_length: int = 256
     dense_epochs: int = 1
     dense_learning_rate: float = 2e-5
+    # the worth table: also train on the real train qrels ("real") and on real + synthetic
+    # ("both"), same recipe; labels for the cross-encoder, dense_labels for the encoder
+    labels: list[Labels] = field(default_factory=lambda: ["synthetic"])
+    dense_labels: list[Labels] = field(default_factory=lambda: ["synthetic"])
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_length", "epochs", "grad_accumulation", "log_every",
@@ -70,6 +78,11 @@ class TrainConfig:
             raise ValueError(f"weight_decay = {self.weight_decay}: must be 0 or more")
         if self.bce_pos_weight < 0 or not 0 <= self.head_learning_rate < 1:
             raise ValueError("bce_pos_weight must be 0 or more and head_learning_rate in [0, 1), e.g. 1e-3")
+        for name in ("labels", "dense_labels"):
+            value = getattr(self, name)
+            if not value or len(set(value)) != len(value):
+                raise ValueError(f"{name} = {value}: name each of 'synthetic', 'real', 'both' at most once, "
+                                 "at least one")
         check_device(self.device)
 
 

@@ -33,6 +33,8 @@ from inpars.teacher import HybridTeacher
 log = logging.getLogger(__name__)
 
 EXAMPLES = "examples.jsonl"
+REAL_QUERIES = "real-queries.jsonl"  # the judged train queries as pairs ([train] labels real/both)
+REAL_EXAMPLES = "real-examples.jsonl"
 ST_TRIPLES = "triples.jsonl"
 TSV_TRIPLES = "triples.tsv"
 
@@ -276,37 +278,9 @@ def negatives_stage(
     Resumable: examples already written by an interrupted run are kept, and mining goes
     on from the next query (each query's sample depends only on the seed and its id).
     """
-    from tqdm import tqdm
-
-    kept_path = Path(kept_path)
     out = ctx.out_dir / EXAMPLES
-    done = sum(1 for _ in read_records(out, TrainingExample)) if out.is_file() else 0
-    total = sum(1 for _ in read_records(kept_path, SyntheticQuery))
-    if done > total:
-        raise DataError(f"{out}: holds {done} examples for {total} kept queries. Fix: delete it and rerun")
-    if done:
-        log.info("negatives: resuming after %d of %d examples", done, total)
-    remaining = (q for i, q in enumerate(read_records(kept_path, SyntheticQuery)) if i >= done)
-    stats = {"examples": 0, "negatives": 0, "short": 0, "teacher_labelled": 0}
-    with ctx.timed("mine"), RecordAppender(out) as appender, tqdm(
-        total=total, initial=done, desc="negatives", unit="query", disable=total < 2 * cfg.batch_size
-    ) as bar:
-        wanted = cfg.count + (cfg.dense_count if dense is not None else 0)
-        buffer: list[TrainingExample] = []
-        for example in mine_negatives(remaining, bm25, cfg, dense=dense, teacher=teacher, qrels=qrels,
-                                      seed=ctx.seed):
-            buffer.append(example)
-            if len(buffer) == cfg.batch_size:
-                appender.write(buffer)
-                bar.update(len(buffer))
-                buffer = []
-        appender.write(buffer)
-        bar.update(len(buffer))
-    for example in read_records(out, TrainingExample):
-        stats["examples"] += 1
-        stats["negatives"] += len(example.negative_ids)
-        stats["short"] += len(example.negative_ids) < wanted
-        stats["teacher_labelled"] += bool(example.teacher_scores)
+    with ctx.timed("mine"):
+        stats = mine_to_file(ctx, cfg, Path(kept_path), out, bm25, dense=dense, teacher=teacher, qrels=qrels)
     ctx.output("examples", out)
     with ctx.timed("export"):
         for name in cfg.export:
@@ -316,5 +290,69 @@ def negatives_stage(
     ctx.counts.update(stats)
     if stats["short"]:
         ctx.drops["fewer_negatives_than_asked"] = stats["short"]
-    log.info("negatives: %d examples, %d negatives (%d examples short of %d)", stats["examples"],
-             stats["negatives"], stats["short"], wanted)
+
+
+def real_examples_stage(
+    ctx: StageContext,
+    cfg: NegativesConfig,
+    pairs: Sequence[SyntheticQuery],
+    qrels: Sequence[Qrel],
+    bm25: LexicalIndex,
+    *,
+    dense: DenseRetriever | None = None,
+    teacher: HybridTeacher | None = None,
+) -> None:
+    """Training examples from the collection's judged train queries (the worth table's
+    reference; see ``Workspace.real_training_queries``), mined exactly as the synthetic ones
+    into ``real-examples.jsonl``, judged-relevant documents never negatives."""
+    queries = ctx.out_dir / REAL_QUERIES
+    if not queries.is_file():
+        write_records(queries, pairs)
+    out = ctx.out_dir / REAL_EXAMPLES
+    with ctx.timed("mine_real"):
+        stats = mine_to_file(ctx, cfg, queries, out, bm25, dense=dense, teacher=teacher, qrels=qrels)
+    ctx.output("real_examples", out)
+    ctx.counts.update({f"real_{key}": value for key, value in stats.items()})
+    if stats["short"]:
+        ctx.drops["real: fewer_negatives_than_asked"] = stats["short"]
+
+
+def mine_to_file(
+    ctx: StageContext,
+    cfg: NegativesConfig,
+    queries_path: Path,
+    out: Path,
+    bm25: LexicalIndex,
+    *,
+    dense: DenseRetriever | None,
+    teacher: HybridTeacher | None,
+    qrels: Sequence[Qrel] | None,
+) -> dict[str, int]:
+    """Mine examples for the queries of ``queries_path`` into ``out``, going on after the
+    examples an interrupted run already wrote; counts of what ``out`` holds."""
+    from tqdm import tqdm
+
+    done = sum(1 for _ in read_records(out, TrainingExample)) if out.is_file() else 0
+    total = sum(1 for _ in read_records(queries_path, SyntheticQuery))
+    if done > total:
+        raise DataError(f"{out}: holds {done} examples for {total} queries. Fix: delete it and rerun")
+    if done:
+        log.info("negatives: resuming %s after %d of %d examples", out.name, done, total)
+    remaining = (q for i, q in enumerate(read_records(queries_path, SyntheticQuery)) if i >= done)
+    with RecordAppender(out) as appender, tqdm(
+        total=total, initial=done, desc=out.stem, unit="query", disable=total < 2 * cfg.batch_size
+    ) as bar:
+        for batch in chunked(mine_negatives(remaining, bm25, cfg, dense=dense, teacher=teacher, qrels=qrels,
+                                            seed=ctx.seed), cfg.batch_size):
+            appender.write(batch)
+            bar.update(len(batch))
+    wanted = cfg.count + (cfg.dense_count if dense is not None else 0)
+    stats = {"examples": 0, "negatives": 0, "short": 0, "teacher_labelled": 0}
+    for example in read_records(out, TrainingExample):
+        stats["examples"] += 1
+        stats["negatives"] += len(example.negative_ids)
+        stats["short"] += len(example.negative_ids) < wanted
+        stats["teacher_labelled"] += bool(example.teacher_scores)
+    log.info("negatives: %s: %d examples, %d negatives (%d examples short of %d)", out.name,
+             stats["examples"], stats["negatives"], stats["short"], wanted)
+    return stats

@@ -199,3 +199,21 @@ def test_mining_with_a_real_bm25_index(tmp_path: Path, write_beir: Any) -> None:
     assert set(examples[0].negative_ids) == {"c1", "c2", "c3", "c4", "c5", "dog"}
     assert set(examples[1].negative_ids) == {"c0", "c3", "c4", "c5", "dog"}  # c1 is judged relevant to q1
     assert examples[0].positive == "Cats\nCats purr and sleep, note 0."
+
+
+def test_real_examples_never_take_a_judged_relevant_document(tmp_path: Path) -> None:
+    """The worth table's real-label examples: every document judged relevant to the query
+    (under the pair's id, as ``Workspace.real_training_queries`` gives them) stays out."""
+    from inpars.negatives import REAL_EXAMPLES, real_examples_stage
+
+    pairs = [SyntheticQuery(f"r1#{d}", d, "a real query", "real", "qrels", 0, 0) for d in ("d00", "d01")]
+    judged = [Qrel(p.query_id, d, rel) for p in pairs for d, rel in (("d00", 1), ("d01", 2), ("d02", 0))]
+    index = FakeIndex({p.query_id: DOC_IDS for p in pairs}, corpus())
+    ctx = StageContext(name="negatives", out_dir=tmp_path, seed=1, config=None)
+    real_examples_stage(ctx, NegativesConfig(depth=10, count=8, sampling="top"), pairs, judged, index)
+    examples = list(read_records(tmp_path / REAL_EXAMPLES, TrainingExample))
+    assert [e.query_id for e in examples] == ["r1#d00", "r1#d01"]
+    for example in examples:
+        assert not {"d00", "d01"} & set(example.negative_ids)
+        assert "d02" in example.negative_ids  # judged, but not relevant
+    assert ctx.counts["real_examples"] == 2 and "real_examples" in ctx.outputs

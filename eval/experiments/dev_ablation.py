@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import random
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from inpars.evaluation.interpolation import interpolate
 from inpars.evaluation.metrics import evaluate_runs
 from inpars.io import read_json, write_json
 from inpars.pipeline import Workspace
-from inpars.records import Query, ScoredPair
+from inpars.records import ScoredPair
 from inpars.reranking import SystemSpec, load_system, rerank
 
 # variant -> (model kind, training data, [train] overrides); the rest comes from the config.
@@ -49,34 +48,16 @@ WEIGHTS = [round(0.1 * i, 1) for i in range(1, 10)]
 Run = dict[str, list[ScoredPair]]
 
 
-def dev_set(ws: Workspace, size: int, seed: int) -> tuple[list[Query], list[Any]]:
-    """A seeded sample of train-split queries (no few-shot example) and their qrels."""
-    split = ws.config.data.train_split
-    excluded = ws.example_query_ids()
-    pool = [q for q in ws.collection.split_queries(split) if q.query_id not in excluded]
-    queries = random.Random(seed).sample(pool, min(size, len(pool)))
-    wanted = {q.query_id for q in queries}
-    return queries, [r for r in ws.collection.qrels(split) if r.query_id in wanted]
-
-
-def real_examples(ws: Workspace, dev_ids: set[str], out: Path) -> Path:
-    """Training examples from the collection's judged train queries (not the dev ones): one per
-    (query, relevant document), negatives and teacher labels mined as for synthetic queries."""
+def real_examples(ws: Workspace, out: Path) -> Path:
+    """Training examples from the collection's judged train queries (the dev set left out),
+    negatives and teacher labels mined as for the synthetic queries."""
     from inpars.io import write_records
     from inpars.negatives import mine_negatives
-    from inpars.records import SyntheticQuery
     from inpars.teacher import HybridTeacher
 
     if out.is_file():
         return out
-    split = ws.config.data.train_split
-    texts = {q.query_id: q.text for q in ws.collection.split_queries(split)}
-    excluded = dev_ids | ws.example_query_ids()
-    qrels = [r for r in ws.collection.qrels(split) if r.query_id in texts and r.query_id not in excluded]
-    pairs = [SyntheticQuery(f"{r.query_id}#{r.doc_id}", r.doc_id, texts[r.query_id], "real", "qrels", 0, 0)
-             for r in qrels if r.relevance > 0]
-    judged = [dataclasses.replace(r, query_id=f"{r.query_id}#{d.doc_id}") for d in pairs for r in qrels
-              if r.query_id == d.query_id.split("#")[0]]
+    pairs, judged = ws.real_training_queries()
     dense = ws.dense()
     if dense is None:
         raise SystemExit("the run has no dense index; set [index] dense = true")
@@ -149,15 +130,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     config = load_config(args.config)
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, dev_queries=args.queries))
     ws, seed = Workspace(config), config.experiment.seed
     work = args.work or ws.run_dir / "dev-ablation"
-    queries, qrels = dev_set(ws, args.queries, seed)
+    queries, qrels = ws.dev_queries()
     synthetic = ws.output("negatives", "examples")
     started = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
     real = work / "real-examples.jsonl"
     if any(VARIANTS[name][1] != "synthetic" for name in args.only):
-        real = real_examples(ws, {q.query_id for q in queries}, real)
+        real = real_examples(ws, real)
     runs: dict[str, Run] = {}
     training: dict[str, Any] = {}
     specs = {"bi-zero-shot": SystemSpec("bi-encoder", config.index.dense_model)}

@@ -15,7 +15,7 @@ config's ``[evaluate] interpolate`` by hand, with this file as its evidence.
 from __future__ import annotations
 
 import argparse
-import random
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -25,7 +25,7 @@ from inpars.evaluation.interpolation import interpolate
 from inpars.evaluation.metrics import evaluate_runs
 from inpars.io import write_json
 from inpars.pipeline import Workspace
-from inpars.pipeline.stages import TRAINED_BI, TRAINED_CE, RerankStage
+from inpars.pipeline.stages import RerankStage, trained_models
 from inpars.records import ScoredPair
 from inpars.reranking import load_system, rerank
 
@@ -37,23 +37,21 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("config", type=Path)
-    parser.add_argument("--queries", type=int, default=100, help="train queries sampled (seeded)")
+    parser.add_argument("--queries", type=int, default=None,
+                        help="dev queries (seeded train queries; default [data] dev_queries)")
     parser.add_argument("--out", type=Path, default=Path("eval/tuning"))
     args = parser.parse_args(argv)
 
     config = load_config(args.config)
+    if args.queries is not None:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, dev_queries=args.queries))
     experiment = Workspace(config)
     seed = config.experiment.seed
-    excluded = experiment.example_query_ids()
-    train = [
-        q for q in experiment.collection.split_queries(config.data.train_split) if q.query_id not in excluded
-    ]
-    queries = random.Random(seed).sample(train, min(args.queries, len(train)))
-    qrels = [r for r in experiment.collection.qrels(config.data.train_split)
-             if r.query_id in {q.query_id for q in queries}]
+    queries, qrels = experiment.dev_queries()
 
+    trained = trained_models(experiment)
     models = {name: spec for name, spec in RerankStage().specs(experiment).items()
-              if name in (TRAINED_CE, TRAINED_BI) and Path(spec.model).is_dir()}
+              if name in trained and Path(spec.model).is_dir()}
     started = time.perf_counter()
     reranked: dict[str, dict[str, dict[str, float]]] = {}
     with experiment.bm25() as bm25:
@@ -81,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "experiment": config.experiment.name,
         "split": config.data.train_split,
         "queries": len(ev.query_ids),
-        "excluded_example_queries": len(excluded),
+        "excluded_example_queries": len(experiment.example_query_ids()),
         "seed": seed,
         "models": {name: spec.model for name, spec in models.items()},
         "seconds": round(seconds, 1),
@@ -98,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"`{result['command']}`",
         "",
-        f"{len(ev.query_ids)} {config.data.train_split}-split queries (seed {seed}; few-shot example queries "
-        f"excluded), BM25 top-{config.rerank.depth} reranked by the trained models in {seconds:.0f} s.",
+        f"{len(ev.query_ids)} {config.data.train_split}-split queries (the dev set: seed {seed}; few-shot "
+        f"example queries excluded; real-label training leaves them out), BM25 top-{config.rerank.depth} "
+        f"reranked by the trained models in {seconds:.0f} s.",
         "w is BM25's weight in `w * bm25 + (1 - w) * reranker` (per-query min-max normalized).",
         "",
         "| system | nDCG@10 | p vs bm25 |",

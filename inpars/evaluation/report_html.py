@@ -13,6 +13,7 @@ from inpars.evaluation import plots, tables
 from inpars.evaluation.markdown_html import markdown_to_html
 from inpars.evaluation.metrics import Evaluation
 from inpars.evaluation.tables import metric_label
+from inpars.evaluation.worth import worth_section, worth_table
 from inpars.records import SyntheticQuery
 
 _STYLE = """
@@ -72,6 +73,9 @@ def render_html(
     ]
     if with_plots:
         parts.append(_img(plots.metric_bars(ev), "mean of each metric per system"))
+    worth = worth_table([ev], ev.metrics[0])
+    if worth.rows:
+        parts += ["<h2>What the synthetic data is worth</h2>", html_table(worth_section(worth, digits))]
     if ev.others:
         parts += [
             f"<h2>Against the baseline ({html.escape(ev.baseline)})</h2>",

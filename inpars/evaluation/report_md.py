@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from inpars.evaluation import tables
 from inpars.evaluation.metrics import Evaluation
+from inpars.evaluation.worth import worth_section, worth_table
 from inpars.records import SyntheticQuery
 
 
@@ -54,6 +55,9 @@ def render_markdown(
         "## Results",
         md_table(tables.comparison_table(ev, digits)),
     ]
+    worth = worth_table([ev], ev.metrics[0])
+    if worth.rows:
+        parts += ["## What the synthetic data is worth", md_table(worth_section(worth, digits))]
     if ev.others:
         parts += [
             f"## Against the baseline ({ev.baseline})",

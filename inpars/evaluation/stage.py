@@ -20,6 +20,7 @@ from inpars.config import EvaluateConfig
 from inpars.evaluation.metrics import Evaluation, evaluate_runs
 from inpars.evaluation.report_html import render_html
 from inpars.evaluation.report_md import render_markdown
+from inpars.evaluation.worth import worth_json, worth_table
 from inpars.io import atomic_path, read_trec_run, write_json, write_text
 from inpars.manifest import MANIFEST, StageContext
 from inpars.records import Qrel, ScoredPair, SyntheticQuery
@@ -62,6 +63,7 @@ def metrics_json(ev: Evaluation, *, command: str = "") -> dict[str, Any]:
         "unjudged_queries": ev.unjudged,
         "fused": ev.fused,
         "notes": ev.notes,
+        "worth": worth_json(worth_table([ev], ev.metrics[0])),
     }
 
 

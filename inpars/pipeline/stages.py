@@ -23,8 +23,34 @@ if TYPE_CHECKING:
 
 TRAINED_CE = "bm25+ce-synthetic"  # BM25 reranked by the cross-encoder trained on synthetic data
 TRAINED_BI = "bm25+bi-synthetic"  # ... by the sentence encoder fine-tuned on synthetic data
+# (trained_system() names the models trained on the real train qrels: bm25+ce-real, bm25+bi-both...)
 ZERO_SHOT_BI = "bm25+bi-zero-shot"  # ... by the untuned sentence encoder's cosine
 DENSE_TUNED = "dense-synthetic"  # dense retrieval with the fine-tuned encoder
+
+
+def trained_system(kind: str, labels: str) -> str:
+    """The name of BM25 reranked by a model trained on ``labels``: ``bm25+ce-synthetic``,
+    ``bm25+bi-real``... (``kind``: ``ce`` or ``bi``)."""
+    return f"bm25+{kind}-{labels}"
+
+
+def trained_models(ws: Workspace) -> dict[str, str]:
+    """System name -> model folder under the train stage, for every model ``[train]`` asks for."""
+    from inpars.training.stage import CROSS_ENCODER_DIR, DENSE_DIR, model_dir_name
+
+    train = ws.config.train
+    models = {trained_system("ce", lab): model_dir_name(CROSS_ENCODER_DIR, lab) for lab in train.labels}
+    if train.dense:
+        models |= {trained_system("bi", lab): model_dir_name(DENSE_DIR, lab) for lab in train.dense_labels}
+    return models
+
+
+def uses_real_labels(ws: Workspace) -> bool:
+    """Whether ``[train]`` trains a model on the collection's real train qrels (the worth
+    table's reference columns)."""
+    train = ws.config.train
+    labels = [*train.labels, *(train.dense_labels if train.dense else [])]
+    return any(label != "synthetic" for label in labels)
 
 
 def model_inputs(role: str, *models: str) -> dict[str, Path]:
@@ -124,8 +150,20 @@ class NegativesStage(Stage):
     help = "mine hard negatives with BM25 and export training examples"
     needs = ("filter", "index")
 
+    def settings(self, ws: Workspace) -> Any:
+        if not uses_real_labels(ws):
+            return ws.config.negatives
+        data = ws.config.data
+        real = {"train_split": data.train_split, "dev_queries": data.dev_queries,
+                "seed": ws.config.experiment.seed}
+        return {"negatives": ws.config.negatives, "real_labels": real}
+
+    def inputs(self, ws: Workspace) -> dict[str, Path]:
+        return ws.corpus_inputs() if uses_real_labels(ws) else {}
+
     def outputs(self, ws: Workspace) -> tuple[Output, ...]:
-        return (Output("examples", "records", "examples.jsonl"),)
+        real = (Output("real_examples", "records", "real-examples.jsonl"),) if uses_real_labels(ws) else ()
+        return (Output("examples", "records", "examples.jsonl"), *real)
 
     def check(self, ws: Workspace, systems: Sequence[str]) -> None:
         from inpars.negatives import needs_dense
@@ -135,6 +173,10 @@ class NegativesStage(Stage):
             raise ConfigError(f"{ws.config.source_path}: [negatives] retriever = {cfg.retriever!r}, "
                               f"teacher = {cfg.teacher!r}, dense_count = {cfg.dense_count} need the dense "
                               "index. Fix: set [index] dense = true")
+        if uses_real_labels(ws) and not ws.config.data.train_split:
+            raise ConfigError(f"{ws.config.source_path}: [train] labels 'real' and 'both' train on the "
+                              "judged train queries, but [data] train_split is empty. Fix: name the split, "
+                              "or set labels = ['synthetic']")
         uses_teacher = ws.config.train.loss == "margin-mse" or (
             ws.config.train.dense and ws.config.train.dense_loss == "margin-mse")
         if uses_teacher and cfg.teacher == "none":
@@ -152,6 +194,11 @@ class NegativesStage(Stage):
             teacher = HybridTeacher(dense, cfg.teacher_bm25_weight)
         with ws.bm25() as bm25:
             negatives_stage(ctx, cfg, ws.output("filter", "kept"), bm25, dense=dense, teacher=teacher)
+            if uses_real_labels(ws):
+                from inpars.negatives import real_examples_stage
+
+                pairs, qrels = ws.real_training_queries()
+                real_examples_stage(ctx, cfg, pairs, qrels, bm25, dense=dense, teacher=teacher)
 
 
 class TrainStage(Stage):
@@ -168,15 +215,15 @@ class TrainStage(Stage):
         return model_inputs("start", cfg.model, *((cfg.dense_model,) if cfg.dense else ()))
 
     def outputs(self, ws: Workspace) -> tuple[Output, ...]:
-        from inpars.training.stage import CROSS_ENCODER_DIR, DENSE_DIR
-
-        dense = (Output(DENSE_DIR, "model", DENSE_DIR),) if ws.config.train.dense else ()
-        return (Output(CROSS_ENCODER_DIR, "model", CROSS_ENCODER_DIR), *dense)
+        return tuple(Output(name, "model", name) for name in trained_models(ws).values())
 
     def run(self, ctx: StageContext, ws: Workspace) -> None:
         from inpars.training.stage import train_stage
 
-        train_stage(ctx, self.settings(ws), ws.output("negatives", "examples"))
+        examples = {"synthetic": ws.output("negatives", "examples")}
+        if uses_real_labels(ws):
+            examples["real"] = ws.output("negatives", "real_examples")
+        train_stage(ctx, self.settings(ws), examples)
 
 
 class RerankStage(Stage):
@@ -194,12 +241,12 @@ class RerankStage(Stage):
         """System name -> scorer to load: the models the train stage makes (in its folder),
         the untuned encoder (``zero_shot``) and ``extra_systems``."""
         from inpars.reranking import SystemSpec
-        from inpars.training.stage import CROSS_ENCODER_DIR, DENSE_DIR
+        from inpars.training.stage import DENSE_DIR
 
         cfg, train = ws.config.rerank, ws.stage_dir("train")
-        specs = {TRAINED_CE: SystemSpec("cross-encoder", str(train / CROSS_ENCODER_DIR))}
-        if ws.config.train.dense:
-            specs[TRAINED_BI] = SystemSpec("bi-encoder", str(train / DENSE_DIR))
+        specs = {system: SystemSpec("bi-encoder" if folder.startswith(DENSE_DIR) else "cross-encoder",
+                                    str(train / folder))
+                 for system, folder in trained_models(ws).items()}
         if cfg.zero_shot:
             specs[ZERO_SHOT_BI] = SystemSpec("bi-encoder", ws.config.index.dense_model)
         for spec in cfg.extra_systems:
@@ -209,7 +256,7 @@ class RerankStage(Stage):
         return specs
 
     def outputs(self, ws: Workspace) -> tuple[Output, ...]:
-        tuned = [DENSE_TUNED] if ws.config.train.dense and ws.config.index.dense else []
+        tuned = [DENSE_TUNED] if wants_dense_tuned(ws) else []
         return tuple(Output.run(n) for n in [*self.specs(ws), *tuned])
 
     def check(self, ws: Workspace, systems: Sequence[str]) -> None:
@@ -227,8 +274,14 @@ class RerankStage(Stage):
         cfg, systems = ws.config.rerank, self.specs(ws)
         with ws.bm25() as bm25:
             rerank_stage(ctx, cfg, ws.runs("index")["bm25"], ws.test_queries(), bm25, systems)
-        if ws.config.train.dense and ws.config.index.dense:
+        if wants_dense_tuned(ws):
             dense_tuned(ctx, ws)
+
+
+def wants_dense_tuned(ws: Workspace) -> bool:
+    """Dense retrieval with the encoder fine-tuned on synthetic data (the corpus re-encoded)."""
+    train = ws.config.train
+    return train.dense and ws.config.index.dense and "synthetic" in train.dense_labels
 
 
 def dense_tuned(ctx: StageContext, ws: Workspace) -> None:

@@ -14,7 +14,7 @@ from inpars.manifest import read_manifest, require_manifest
 if TYPE_CHECKING:
     from inpars.data import Collection
     from inpars.indexing import Bm25Searcher, DenseIndex
-    from inpars.records import Query, SyntheticQuery
+    from inpars.records import Qrel, Query, SyntheticQuery
 
 RUN_PREFIX = "run:"  # manifest output names of runs: "run:<system>"
 
@@ -130,6 +130,44 @@ class Workspace(RunFolder):
         if not self.finished("generate"):
             return set()
         return set(self.manifest("generate").get("extra", {}).get("example_query_ids", []))
+
+    def dev_queries(self) -> tuple[list[Query], list[Qrel]]:
+        """The dev set: ``[data] dev_queries`` train queries drawn with the experiment seed
+        (few-shot example queries left out), and their qrels. Settings are tuned on these,
+        never on the test split; real-label training leaves them out."""
+        import random
+
+        split, size = self.config.data.train_split, self.config.data.dev_queries
+        excluded = self.example_query_ids()
+        pool = [q for q in self.collection.split_queries(split) if q.query_id not in excluded]
+        queries = random.Random(self.config.experiment.seed).sample(pool, min(size, len(pool)))
+        wanted = {q.query_id for q in queries}
+        return queries, [r for r in self.collection.qrels(split) if r.query_id in wanted]
+
+    def real_training_queries(self) -> tuple[list[SyntheticQuery], list[Qrel]]:
+        """The collection's judged train queries as training pairs (the worth table's
+        reference): one per (query, relevant document), id ``<query>#<doc>``, the dev set and
+        the few-shot examples left out; and each pair's judgements under its id, so that no
+        judged-relevant document is mined as a negative."""
+        import dataclasses
+
+        from inpars.records import SyntheticQuery
+
+        split = self.config.data.train_split
+        texts = {q.query_id: q.text for q in self.collection.split_queries(split)}
+        excluded = {q.query_id for q in self.dev_queries()[0]} | self.example_query_ids()
+        judged: dict[str, list[Qrel]] = {}
+        for qrel in self.collection.qrels(split):
+            if qrel.query_id in texts and qrel.query_id not in excluded:
+                judged.setdefault(qrel.query_id, []).append(qrel)
+        pairs: list[SyntheticQuery] = []
+        labels: list[Qrel] = []
+        for query_id, qrels in judged.items():
+            for positive in (r for r in qrels if r.relevance > 0):
+                pair_id = f"{query_id}#{positive.doc_id}"
+                pairs.append(SyntheticQuery(pair_id, positive.doc_id, texts[query_id], "real", "qrels", 0, 0))
+                labels.extend(dataclasses.replace(r, query_id=pair_id) for r in qrels)
+        return pairs, labels
 
     def kept_queries(self) -> list[SyntheticQuery]:
         from inpars.io import read_records

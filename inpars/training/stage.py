@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from inpars.config import TrainConfig
 from inpars.errors import StageError
+from inpars.io import atomic_open
 from inpars.manifest import StageContext, config_dict
 from inpars.training.cross_encoder import SUMMARY, read_training_summary, train_cross_encoder
 from inpars.training.dense import train_dense
@@ -16,6 +18,13 @@ log = logging.getLogger(__name__)
 
 CROSS_ENCODER_DIR = "cross-encoder"
 DENSE_DIR = "dense"
+BOTH_EXAMPLES = "both-examples.jsonl"
+
+
+def model_dir_name(kind_dir: str, labels: str) -> str:
+    """The folder of a model trained on ``labels``: ``cross-encoder``, ``dense`` for the
+    synthetic data (the run's main models), ``cross-encoder-real``, ``dense-both``... else."""
+    return kind_dir if labels == "synthetic" else f"{kind_dir}-{labels}"
 
 
 def _finished(model_dir: Path, cfg: TrainConfig) -> dict[str, Any] | None:
@@ -26,37 +35,60 @@ def _finished(model_dir: Path, cfg: TrainConfig) -> dict[str, Any] | None:
     return summary if summary.get("config") == config_dict(cfg) else None
 
 
-def train_stage(ctx: StageContext, cfg: TrainConfig, examples_path: Path) -> None:
-    """Train into ``ctx.out_dir/cross-encoder/`` (and ``ctx.out_dir/dense/`` when
-    ``cfg.dense``); record counts, drops, throughput and loss curves in the manifest.
+def _examples_for(labels: str, examples: Mapping[str, Path], out_dir: Path) -> Path:
+    """The examples file of a label set; "both" is the synthetic and real files together,
+    written once into the stage folder."""
+    if labels != "both":
+        if labels not in examples:
+            raise StageError(f"[train] asks for {labels!r} labels but the negatives stage wrote no such "
+                             "examples. Fix: rerun it with `inpars negatives CONFIG --force`")
+        path = examples[labels]
+    else:
+        path = out_dir / BOTH_EXAMPLES
+        if not path.is_file():
+            parts = [_examples_for(label, examples, out_dir) for label in ("synthetic", "real")]
+            with atomic_open(path) as handle:
+                for part in parts:
+                    handle.write(part.read_text(encoding="utf-8"))
+    if not path.is_file():
+        raise StageError(f"{path}: training examples not found. Fix: run `inpars negatives` first")
+    return path
+
+
+def train_stage(ctx: StageContext, cfg: TrainConfig, examples: Mapping[str, Path]) -> None:
+    """Train the cross-encoder on each of ``cfg.labels`` (and the dense encoder on each of
+    ``cfg.dense_labels`` when ``cfg.dense``) into ``ctx.out_dir/<model_dir_name>/``; record
+    counts, drops, throughput and loss curves in the manifest. ``examples`` maps "synthetic"
+    (and "real" when asked for) to the negatives stage's example files.
 
     A model folder already complete from an interrupted run of the same stage (same
     settings; :func:`~inpars.manifest.run_stage` checks the inputs) is kept, not retrained.
     """
-    if not Path(examples_path).is_file():
-        raise StageError(
-            f"{examples_path}: training examples not found. Fix: run `inpars negatives` first"
-        )
-    jobs = [(CROSS_ENCODER_DIR, train_cross_encoder)]
+    jobs = [(CROSS_ENCODER_DIR, label, train_cross_encoder) for label in cfg.labels]
     if cfg.dense:
-        jobs.append((DENSE_DIR, train_dense))
-    for name, train in jobs:
+        jobs.extend((DENSE_DIR, label, train_dense) for label in cfg.dense_labels)
+    for kind_dir, labels, train in jobs:
+        name = model_dir_name(kind_dir, labels)
         model_dir = ctx.out_dir / name
         summary = _finished(model_dir, cfg)
         if summary is None:
             with ctx.timed(name):
-                train(examples_path, model_dir, cfg, seed=ctx.seed)
+                train(_examples_for(labels, examples, ctx.out_dir), model_dir, cfg, seed=ctx.seed)
             summary = read_training_summary(model_dir)
         else:
             log.info("train: %s already trained in %s, keeping it", name, model_dir)
         ctx.output(name, model_dir)
-        key = name.replace("-", "_")
-        data = summary["data"]
-        ctx.counts[f"{key}_examples_read"] = data["examples_read"]
-        ctx.counts[f"{key}_examples_used"] = data["examples_used"]
-        ctx.counts[f"{key}_random_negatives"] = data["random_negatives"]
-        ctx.counts[f"{key}_pairs"] = summary["pairs"]
-        ctx.counts[f"{key}_steps"] = summary["steps"]
-        for reason, count in data["drops"].items():
-            ctx.drops[f"{name}: {reason}"] = count
-        ctx.extra[key] = {k: v for k, v in summary.items() if k != "config"}
+        _record(ctx, name, summary)
+
+
+def _record(ctx: StageContext, name: str, summary: dict[str, Any]) -> None:
+    key = name.replace("-", "_")
+    data = summary["data"]
+    ctx.counts[f"{key}_examples_read"] = data["examples_read"]
+    ctx.counts[f"{key}_examples_used"] = data["examples_used"]
+    ctx.counts[f"{key}_random_negatives"] = data["random_negatives"]
+    ctx.counts[f"{key}_pairs"] = summary["pairs"]
+    ctx.counts[f"{key}_steps"] = summary["steps"]
+    for reason, count in data["drops"].items():
+        ctx.drops[f"{name}: {reason}"] = count
+    ctx.extra[key] = {k: v for k, v in summary.items() if k != "config"}

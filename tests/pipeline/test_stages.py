@@ -76,3 +76,24 @@ def test_reranked_runs_carry_their_depth_to_the_interpolation() -> None:
     rerank = {"extra": {"depth": 10, "systems": {"bm25+ce-synthetic": {}, "bm25+bi-zero-shot": {}}}}
     assert reranked_depths(rerank) == {"bm25+ce-synthetic": 10, "bm25+bi-zero-shot": 10}
     assert reranked_depths({"extra": {"bm25": {"index": "x"}}}) == {}  # the index stage reranks nothing
+
+
+def test_worth_labels_add_systems_and_real_examples(write_beir: BeirWriter, tmp_path: Path) -> None:
+    """``[train] labels`` / ``dense_labels``: one reranked system per trained label set; the
+    real-label pairs are the judged train queries minus the dev set, each with its judgements."""
+    train = [("q1", "d1", 1), ("q1", "d2", 1), ("q2", "d3", 0), ("q2", "d4", 2), ("q3", "d4", 1)]
+    source = write_beir(queries=[{"_id": f"q{i}", "text": f"query {i}"} for i in (1, 2, 3)],
+                        qrels={"test": [("q3", "d1", 1)], "train": train})
+    ws = workspace(source, tmp_path, train=TrainConfig(labels=["synthetic", "real"], dense=True,
+                                                       dense_labels=["both"]))
+    assert ws.graph.systems(ws) == ("bm25", "dense", "bm25+ce-synthetic", "bm25+ce-real", "bm25+bi-both",
+                                    "bm25+bi-zero-shot")  # no dense-synthetic: no synthetic encoder
+    assert RerankStage().specs(ws)["bm25+bi-both"].model == str(tmp_path / "r" / "train" / "dense-both")
+    ws = workspace(source, tmp_path, data=DataConfig(source=str(source), dev_queries=1))
+    dev, dev_qrels = ws.dev_queries()
+    assert len(dev) == 1 and {r.query_id for r in dev_qrels} == {dev[0].query_id}
+    pairs, judged = ws.real_training_queries()
+    expected = {f"{q}#{d}" for q, d, rel in train if rel > 0 and q != dev[0].query_id}
+    assert {p.query_id for p in pairs} == expected
+    assert all(p.text == f"query {p.query_id[1]}" for p in pairs)
+    assert {(r.query_id, r.doc_id) for r in judged} >= {(p.query_id, p.doc_id) for p in pairs}

@@ -32,7 +32,7 @@ def test_train_stage_trains_both_models_and_records_them(
     out = tmp_path / "train"
 
     def body(ctx: StageContext) -> None:
-        train_stage(ctx, cfg, examples)
+        train_stage(ctx, cfg, {"synthetic": examples})
 
     result = run_stage("train", out, cfg, {"examples": examples}, body, seed=5)
     manifest = result.manifest
@@ -50,7 +50,7 @@ def test_train_stage_trains_both_models_and_records_them(
     # a resumed run keeps the models an interrupted one finished with the same settings
     ctx = StageContext(name="train", out_dir=out, seed=5, config=cfg)
     before = (out / CROSS_ENCODER_DIR / "model.safetensors").stat().st_mtime_ns
-    train_stage(ctx, cfg, examples)
+    train_stage(ctx, cfg, {"synthetic": examples})
     assert not ctx.timings and set(ctx.outputs) == {CROSS_ENCODER_DIR, DENSE_DIR}
     assert ctx.counts == manifest["counts"]
     assert (out / CROSS_ENCODER_DIR / "model.safetensors").stat().st_mtime_ns == before
@@ -59,4 +59,25 @@ def test_train_stage_trains_both_models_and_records_them(
 def test_missing_examples_say_which_stage_to_run(tmp_path: Path) -> None:
     ctx = StageContext(name="train", out_dir=tmp_path, seed=0, config=None)
     with pytest.raises(StageError, match="inpars negatives"):
-        train_stage(ctx, TrainConfig(), tmp_path / "missing.jsonl")
+        train_stage(ctx, TrainConfig(), {"synthetic": tmp_path / "missing.jsonl"})
+    with pytest.raises(StageError, match="inpars negatives"):
+        train_stage(ctx, TrainConfig(labels=["real"]), {"synthetic": tmp_path / "missing.jsonl"})
+
+
+def test_worth_labels_train_one_model_per_label_set(
+    tmp_path: Path, make_examples: Callable[..., list[TrainingExample]], tiny_bert: Path,
+) -> None:
+    """``labels`` / ``dense_labels``: a model per label set, "both" on the two files together."""
+    synthetic, real = tmp_path / "examples.jsonl", tmp_path / "real-examples.jsonl"
+    write_records(synthetic, make_examples())
+    write_records(real, make_examples()[:3])
+    cfg = TrainConfig(batch_size=8, max_length=32, max_steps=1, dense=True, dense_batch_size=4,
+                      dense_max_length=32, model=str(tiny_bert), dense_model=str(tiny_bert),
+                      labels=["synthetic", "both"], dense_labels=["real"])
+    ctx = StageContext(name="train", out_dir=tmp_path / "train", seed=1, config=cfg)
+    train_stage(ctx, cfg, {"synthetic": synthetic, "real": real})
+    assert set(ctx.outputs) == {CROSS_ENCODER_DIR, f"{CROSS_ENCODER_DIR}-both", f"{DENSE_DIR}-real"}
+    both = (tmp_path / "train" / "both-examples.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(both) == len(make_examples()) + 3
+    assert ctx.counts["cross_encoder_both_examples_read"] == len(both)
+    assert ctx.counts["dense_real_examples_read"] == 3
