@@ -54,6 +54,18 @@ def _run(args: argparse.Namespace) -> int:
         values = "  ".join(f"{m} {v:.4f}" for m, v in metrics.items())
         print(f"{system:28s} {values}")
     print(f"run folder: {executor.ws.run_dir}")
+    note = executor.ws.run_dir / "reference.md"
+    if "evaluate" in summary["stages"] and note.is_file():
+        print(f"{note.read_text(encoding='utf-8').splitlines()[2]} ({note})")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from inpars.config import load_config
+    from inpars.pipeline import Workspace, publish
+
+    copied = publish(Workspace(load_config(args.config), command=_command_line()))
+    print(f"published {len(copied)} files to {copied[0].parent if copied else '-'}")
     return 0
 
 
@@ -104,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
         with_config(p)
         p.add_argument("--force", action="store_const", const=[stage.name], help="rerun even if complete")
         p.set_defaults(func=_stage)
+    publish = sub.add_parser("publish", help="copy the finished report to the committed reference "
+                             "(eval/results/<experiment>/)")
+    publish.add_argument("config", help="experiment config, e.g. configs/scifact.toml")
+    publish.set_defaults(func=_publish)
     doctor = sub.add_parser("doctor", help="show versions and check Java 21")
     doctor.set_defaults(func=_doctor)
     return parser

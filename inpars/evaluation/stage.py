@@ -2,16 +2,13 @@
 
 Files in the stage folder (``runs/<name>/evaluate/``): ``report.md``, ``report.html``,
 ``metrics.json`` (means, p-values, marks, counts) and ``per_query.json`` (every
-system's score on every query). With ``results_dir`` the three report files are also
-copied there (``eval/results/<collection>/``). The stage's ``manifest.json`` is written by
-:func:`inpars.manifest.run_stage` after the stage body returns, so the caller copies it
-afterwards: ``publish_results(stage_dir, results_dir)`` once ``run_stage`` has returned.
+system's score on every query). The committed reference in ``eval/results/`` changes only
+with ``inpars publish`` (:mod:`inpars.pipeline.publish`).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,8 +18,8 @@ from inpars.evaluation.metrics import Evaluation, evaluate_runs
 from inpars.evaluation.report_html import render_html
 from inpars.evaluation.report_md import render_markdown
 from inpars.evaluation.worth import worth_json, worth_table
-from inpars.io import atomic_path, read_trec_run, write_json, write_text
-from inpars.manifest import MANIFEST, StageContext
+from inpars.io import read_trec_run, write_json, write_text
+from inpars.manifest import StageContext
 from inpars.records import Qrel, ScoredPair, SyntheticQuery
 
 log = logging.getLogger(__name__)
@@ -95,21 +92,6 @@ def write_reports(
     return {name: out_dir / name for name in (*REPORT_FILES, "per_query.json")}
 
 
-def publish_results(stage_dir: Path, results_dir: Path) -> list[Path]:
-    """Copy the report files (and manifest.json, once it exists) from a stage folder to
-    ``results_dir``, atomically; returns the copies."""
-    copied = []
-    for name in (*REPORT_FILES, MANIFEST):
-        source = stage_dir / name
-        if not source.is_file():
-            continue
-        with atomic_path(results_dir / name) as tmp:
-            shutil.copyfile(source, tmp)
-        copied.append(results_dir / name)
-    log.info("copied %d report files to %s", len(copied), results_dir)
-    return copied
-
-
 def evaluate_stage(
     ctx: StageContext,
     cfg: EvaluateConfig,
@@ -120,7 +102,6 @@ def evaluate_stage(
     command: str,
     synthetic: list[SyntheticQuery] | None = None,
     extra_sections: dict[str, str] | None = None,
-    results_dir: Path | None = None,
     title: str = "Evaluation",
     query_texts: Mapping[str, str] | None = None,
     doc_texts: Mapping[str, str] | None = None,
@@ -131,9 +112,6 @@ def evaluate_stage(
     ``rescored_depth`` maps each reranked system to the number of first-stage documents per
     query it rescored (``[rerank] depth``); its ``[evaluate] interpolate`` entry then
     normalizes over those documents only (see :func:`inpars.evaluation.metrics.interpolate`).
-
-    When ``results_dir`` is given the report files are copied there; manifest.json is not
-    written yet at that point, so copy it after ``run_stage`` returns (``publish_results``).
     """
     with ctx.timed("read_runs"):
         loaded: dict[str, dict[str, list[ScoredPair]]] = {n: read_trec_run(p) for n, p in runs.items()}
@@ -157,6 +135,4 @@ def evaluate_stage(
                       "p_values_adjusted": ev.adjusted_p_values})
     if rescored_depth:
         ctx.extra["rescored_depth"] = dict(rescored_depth)
-    if results_dir is not None:
-        publish_results(ctx.out_dir, results_dir)
 

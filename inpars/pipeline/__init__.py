@@ -10,8 +10,9 @@ See ARCHITECTURE.md for the graph and the records each stage reads and writes.
 
 from __future__ import annotations
 
-from inpars.pipeline.executor import RUN_MANIFEST, Executor
+from inpars.pipeline.executor import Executor
 from inpars.pipeline.graph import Output, Stage, StageGraph
+from inpars.pipeline.publish import RUN_MANIFEST, compare_with_reference, publish
 from inpars.pipeline.stages import builtin_graph
 from inpars.pipeline.workspace import Workspace
 
@@ -24,6 +25,15 @@ def stages_until(until: str | None) -> tuple[str, ...]:
 
 
 __all__ = [
-    "RUN_MANIFEST", "STAGES", "Executor", "Output", "Stage", "StageGraph", "Workspace", "builtin_graph",
+    "RUN_MANIFEST",
+    "STAGES",
+    "Executor",
+    "Output",
+    "Stage",
+    "StageGraph",
+    "Workspace",
+    "builtin_graph",
+    "compare_with_reference",
+    "publish",
     "stages_until",
 ]

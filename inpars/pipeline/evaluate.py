@@ -1,8 +1,9 @@
 """The evaluate stage's declaration: it discovers the runs of every finished earlier stage,
-checks the system names the config uses, and publishes the report to ``eval/results/``."""
+checks the system names the config uses, and compares the report with the committed one."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from inpars.errors import ConfigError
 from inpars.manifest import StageContext, StageResult
 from inpars.pipeline.graph import Stage
 from inpars.pipeline.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 
 def check_system_names(ws: Workspace, systems: Sequence[str]) -> None:
@@ -82,9 +85,12 @@ class EvaluateStage(Stage):
         )
 
     def finished(self, ws: Workspace, result: StageResult) -> None:
-        from inpars.evaluation import publish_results
+        """Compare the headline numbers with the committed reference (``eval/results/``,
+        changed only by ``inpars publish``) and say where they differ."""
+        from inpars.pipeline.publish import REFERENCE_NOTE, compare_with_reference
 
-        publish_results(ws.stage_dir(self.name), ws.results_dir)
+        lines = compare_with_reference(ws)
+        log.info("evaluate: %s (%s)", lines[0], ws.run_dir / REFERENCE_NOTE)
 
     def earlier(self, ws: Workspace) -> tuple[str, ...]:
         """The stages registered before this one (whose runs it evaluates)."""

@@ -26,7 +26,6 @@ from inpars.pipeline.workspace import RUN_PREFIX, Workspace
 
 log = logging.getLogger(__name__)
 
-RUN_MANIFEST = "run-manifest.json"  # in the results folder: the run manifest of the run that wrote it
 
 
 class Executor:
@@ -98,8 +97,6 @@ class Executor:
                 self.run_one(name)
             summary = run_manifest(self.ws, self.results, time.perf_counter() - started)
             write_json(self.ws.run_dir / MANIFEST, summary)
-            if "evaluate" in names:  # the whole run's manifest goes next to the report it produced
-                write_json(self.ws.results_dir / RUN_MANIFEST, summary)
         return summary
 
 

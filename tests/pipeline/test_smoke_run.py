@@ -74,8 +74,8 @@ def _toml_value(value: object) -> str:
     return json.dumps(value)
 
 
-def run_cli(config: Path, cwd: Path) -> dict[str, object]:
-    done = subprocess.run([sys.executable, "-m", "inpars.cli", "run", str(config)], cwd=cwd,
+def run_cli(config: Path, cwd: Path, *extra: str) -> dict[str, object]:
+    done = subprocess.run([sys.executable, "-m", "inpars.cli", "run", str(config), *extra], cwd=cwd,
                           capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads((cwd / "run" / "manifest.json").read_text())
@@ -107,19 +107,27 @@ def test_smoke_run_end_to_end_then_skips_then_reruns_from_filter(tmp_path: Path,
     assert kept, "some synthetic queries survive the filters"
     assert (tmp_path / "run" / "train" / "cross-encoder" / "config.json").is_file()
     assert (tmp_path / "run" / "rerank" / "runs" / "bm25+ce-synthetic.trec").is_file()
-    metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
+    evaluated = tmp_path / "run" / "evaluate"
+    metrics = json.loads((evaluated / "metrics.json").read_text())
     assert {"bm25", "bm25+ce-synthetic"} <= set(metrics["systems"])
     assert 0 < metrics["systems"]["bm25"]["ndcg@10"] <= 1
     assert "bm25+ce-synthetic+interp" in metrics["systems"]
-    report = (tmp_path / "results" / "report.md").read_text()
+    report = (evaluated / "report.md").read_text()
     assert report.startswith("#") and "## About this experiment" in report and "Smoke run:" in report
+    assert summary["metrics"] == metrics["systems"]
+    # the committed reference changes only with `inpars publish`
+    assert not (tmp_path / "results").exists()
+    assert "No committed reference" in (tmp_path / "run" / "reference.md").read_text()
+    done = subprocess.run([sys.executable, "-m", "inpars.cli", "publish", str(config)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
     assert (tmp_path / "results" / "manifest.json").is_file()
     published = json.loads((tmp_path / "results" / "run-manifest.json").read_text())
     assert published["stages"].keys() == set(STAGES) and published["metrics"] == metrics["systems"]
-    assert summary["metrics"] == metrics["systems"]
 
-    again = run_cli(config, tmp_path)
-    assert all(info["skipped"] for info in again["stages"].values())
+    again = run_cli(config, tmp_path, "--force", "evaluate")
+    assert all(info["skipped"] for name, info in again["stages"].items() if name != "evaluate")
+    assert "All " in (tmp_path / "run" / "reference.md").read_text()  # same numbers as published
 
     changed = smoke_config(tmp_path, shared_data, min_words=3)
     third = run_cli(changed, tmp_path)
