@@ -2,7 +2,8 @@
 
 One ``POST {api_base}/completions`` per (document, sample) with the sample's seed,
 ``logprobs: 1`` and the stop strings, sent from a thread pool (``concurrency``), with a
-timeout and retries with exponential backoff on connection errors, 429 and 5xx. Uses
+timeout and bounded retries with exponential backoff on connection errors, 429, 5xx
+and answers that are not HTTP or not a completions JSON object. Uses
 only the standard library. The server's own top-k applies (``top_k`` is not part of the
 OpenAI API). Token budgets use ``tokenizer`` (a GGUF file or alias, or a Hugging Face
 tokenizer) when given, else an estimate of 4 tokens per 3 words.
@@ -10,6 +11,7 @@ tokenizer) when given, else an estimate of 4 tokens per 3 words.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import math
@@ -28,6 +30,13 @@ from inpars.generation.sampling import SamplingSettings
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+Choice = tuple[str, list[str], list[float], Any]
+"""The first choice of a completions answer: text, tokens, their logprobs, finish reason."""
+
+
+class _Retry(Exception):
+    """One failed attempt that another may fix; its message says what went wrong."""
 
 
 class TokenBudget(Protocol):
@@ -142,16 +151,7 @@ class OpenAICompatibleBackend(Backend):
             "logprobs": 1,
             "n": 1,
         }
-        data = self._post(body)
-        try:
-            choice = data["choices"][0]
-            text = str(choice.get("text") or "")
-            lp = choice.get("logprobs") or {}
-            tokens = [str(t) for t in lp.get("tokens") or []]
-            values = [float(v) if v is not None else 0.0 for v in lp.get("token_logprobs") or []]
-            reason = choice.get("finish_reason")
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise BackendError(f"{self.url}: unexpected response {json.dumps(data)[:300]}") from exc
+        text, tokens, values, reason = self._post(body)
         cut = min((text.find(stop) for stop in s.stop if stop in text), default=len(text))
         stopped = reason == "stop" or cut < len(text)
         text = text[:cut]
@@ -164,36 +164,92 @@ class OpenAICompatibleBackend(Backend):
         self.stats["generated_tokens"] += len(tokens)
         return Completion(text, tuple(values[:kept]), stopped)
 
-    def _post(self, body: dict[str, Any]) -> Any:
+    def _post(self, body: dict[str, Any]) -> Choice:
+        """The first choice of the server's answer to ``body``, with bounded retries.
+
+        Refused or reset connections, timeouts, 408/409/429/5xx, replies that are not HTTP,
+        bodies shorter than their Content-Length and answers that are not a completions
+        JSON object are retried with exponential backoff; then one :class:`BackendError`.
+        """
         payload = json.dumps(body).encode("utf-8")
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        last = ""
+        last, cause = "", None
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
-            req = urllib.request.Request(self.url, data=payload, headers=headers, method="POST")
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                    return json.loads(resp.read().decode("utf-8"))
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode("utf-8", errors="replace")[:300]
-                if exc.code not in RETRY_STATUS:
-                    raise BackendError(
-                        f"{self.url}: HTTP {exc.code}: {detail}. Fix: check generate.model, "
-                        "api_base and the request settings"
-                    ) from None
-                last = f"HTTP {exc.code}: {detail}"
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
-            except json.JSONDecodeError as exc:
-                last = f"a response that is not JSON ({exc})"
+                return _parse_choice(self._attempt(payload, headers))
+            except _Retry as exc:
+                last, cause = str(exc), exc.__cause__ or exc
             log.warning("%s: attempt %d/%d failed (%s)", self.url, attempt + 1, self.retries + 1, last)
         raise BackendError(
-            f"{self.url}: no answer after {self.retries + 1} attempts ({last}). "
-            "Fix: check that the server runs and api_base is right, or raise generate.timeout_s"
-        )
+            f"{self.url}: no answer after {self.retries + 1} attempts (last: {last}). Fix: check that the "
+            "server runs and speaks the OpenAI completions API at api_base, or raise generate.timeout_s "
+            "or generate.retries"
+        ) from cause
+
+    def _attempt(self, payload: bytes, headers: dict[str, str]) -> Any:
+        """One POST: the decoded JSON answer; :class:`_Retry` when another try may help."""
+        req = urllib.request.Request(self.url, data=payload, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            detail = _error_body(exc)
+            if exc.code not in RETRY_STATUS:
+                raise BackendError(
+                    f"{self.url}: HTTP {exc.code}: {detail}. Fix: check generate.model, "
+                    "api_base and the request settings"
+                ) from None
+            raise _Retry(f"HTTP {exc.code}: {detail}") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            # URLError (refused, DNS), timeouts, resets; not HTTP at all, a short body...
+            raise _Retry(_describe(exc)) from exc
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            shown = _one_line(raw[:120].decode("utf-8", errors="replace"))
+            raise _Retry(f"a response that is not JSON ({_one_line(str(exc))}): {shown!r}") from exc
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _parse_choice(data: Any) -> Choice:
+    """The first choice of a completions answer; :class:`_Retry` when it has no such shape."""
+    try:
+        choice = data["choices"][0]
+        text = str(choice.get("text") or "")
+        lp = choice.get("logprobs") or {}
+        tokens = [str(t) for t in lp.get("tokens") or []]
+        values = [float(v) if v is not None else 0.0 for v in lp.get("token_logprobs") or []]
+        return text, tokens, values, choice.get("finish_reason")
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        shown = _one_line(json.dumps(data, default=str)[:200])
+        raise _Retry(f"an answer without a completion choice ({type(exc).__name__}): {shown}") from exc
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one printable line of at most ``limit`` characters (for logs and errors)."""
+    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, http.client.IncompleteRead):
+        more = f", {exc.expected} more expected" if exc.expected is not None else ""
+        return f"IncompleteRead: a body shorter than its Content-Length ({len(exc.partial)} bytes read{more})"
+    if isinstance(exc, http.client.BadStatusLine) and not isinstance(exc, ConnectionError):
+        return f"BadStatusLine: a reply that is not HTTP ({_one_line(str(exc), 120)})"
+    detail = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return _one_line(f"{type(exc).__name__}: {detail}")
+
+
+def _error_body(exc: urllib.error.HTTPError) -> str:
+    """The start of an HTTP error's body, on one line ('' when even that cannot be read)."""
+    try:
+        return _one_line(exc.read().decode("utf-8", errors="replace"))
+    except (OSError, http.client.HTTPException):
+        return ""
