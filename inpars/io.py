@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -89,12 +90,18 @@ def read_json(path: Path | str) -> Any:
 
 
 # --------------------------------------------------------------------------- bad lines
+SKIP_HINT = "or pass --skip-bad-lines to skip such lines"  # ends fixes; not shown for skipped lines
+_SKIP_HINT_RE = re.compile(r"[,;]?\s*" + re.escape(SKIP_HINT))
+
+
 @dataclass
 class LineReport:
-    """Counts of lines skipped while reading with ``skip_bad_lines``, by reason."""
+    """Counts of lines skipped while reading with ``skip_bad_lines``, by reason and by
+    (file name, reason)."""
 
     skipped: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
+    by_file: Counter[tuple[str, str]] = field(default_factory=Counter)
     _seen: set[tuple[str, int, str | None]] = field(default_factory=set, repr=False, compare=False)
 
     def add(self, error: BadLineError) -> None:
@@ -105,13 +112,22 @@ class LineReport:
             return
         self._seen.add(key)
         self.skipped[error.reason] += 1
+        self.by_file[(error.path.name, error.reason)] += 1
+        fix = _SKIP_HINT_RE.sub("", error.fix).strip()  # the line is skipped already
+        shown = str(BadLineError(error.path, error.line, error.field, error.problem, fix))
         if len(self.examples) < 5:
-            self.examples.append(str(error))
-        log.warning("skipped bad line: %s", error)
+            self.examples.append(shown)
+        log.warning("skipped bad line: %s", shown)
 
     @property
     def total(self) -> int:
         return sum(self.skipped.values())
+
+    def by_reason(self, *, per_file: bool = False) -> dict[str, int]:
+        """Most frequent first: ``{reason: n}``, or ``{"<file name>: <reason>": n}``."""
+        if per_file:
+            return {f"{name}: {reason}": n for (name, reason), n in self.by_file.most_common()}
+        return dict(self.skipped.most_common())
 
 
 def handle_bad_line(error: BadLineError, report: LineReport | None) -> None:

@@ -109,10 +109,43 @@ def test_skip_mode_counts_bad_lines(
     for key, expected in case.counts.items():
         assert counts[key] == expected, key
     list(tiny.docs())  # a second pass over the corpus does not count its bad lines again
-    assert dict(report.skipped) == {case.reason: 1}
+    assert dict(report.skipped) == report.by_reason() == {case.reason: 1}
     assert counts["skipped_lines"] == report.total == 1
+    assert tiny.line_drops() == {f"skipped line: {Path(case.file).name}: {case.reason}": 1}
     assert len(report.examples) == 1 and case.file in report.examples[0]
+    assert "--skip-bad-lines" not in report.examples[0]  # the line is already skipped
     assert snapshot_files(root) == before
+
+
+def test_skip_mode_warnings_and_counts_by_reason(
+    write_beir: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    root = write_beir(
+        docs=[D1, {**D2, "_id": "d1"}, {**D3, "_id": "d 3"}, {**D4, "_id": "d1"}],
+        queries=[Q1, Q2, {**Q3, "_id": "q1"}],
+        qrels={"test": [("q1", "d1", 1), ("q1", "d9", 1)]},
+    )
+    with pytest.raises(BadLineError, match="or pass --skip-bad-lines"):  # the hint where it helps
+        FileCollection.from_beir(root).summary()
+    report = LineReport()
+    tiny = FileCollection.from_beir(root, report=report)
+    with caplog.at_level("WARNING", logger="inpars.io"):
+        counts = tiny.summary()
+    assert report.by_reason() == {
+        "duplicate document id": 2, "document id with whitespace": 1,
+        "duplicate query id": 1, "judgement for an unknown document": 1,
+    }
+    assert report.by_reason(per_file=True) == {
+        "corpus.jsonl: duplicate document id": 2, "corpus.jsonl: document id with whitespace": 1,
+        "queries.jsonl: duplicate query id": 1, "test.tsv: judgement for an unknown document": 1,
+    }
+    assert counts["skipped_lines"] == sum(tiny.line_drops().values()) == 5
+    assert tiny.line_drops()["skipped line: corpus.jsonl: duplicate document id"] == 2
+    warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped bad line")]
+    assert len(warnings) == 5
+    assert not any("skip-bad-lines" in w for w in warnings)
+    assert "Fix: give every document its own id (the first one is kept)" in warnings[0]
+    assert FileCollection.from_beir(root, report=None).line_drops() == {}
 
 
 def test_empty_documents_are_kept(write_beir: Callable[..., Path]) -> None:

@@ -20,12 +20,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from inpars.errors import BadLineError, DataError
-from inpars.io import LineReport, handle_bad_line
+from inpars.io import SKIP_HINT, LineReport, handle_bad_line
 from inpars.records import Document, Qrel, Query
 
 log = logging.getLogger(__name__)
-
-SKIP_HINT = "or pass --skip-bad-lines to skip such lines"
 
 
 class Where(NamedTuple):
@@ -144,6 +142,14 @@ class Collection(ABC):
             counts["skipped_lines"] = self.report.total
         return counts
 
+    def line_drops(self) -> dict[str, int]:
+        """The lines skipped so far (``--skip-bad-lines``) by file and reason, as drops for a
+        stage manifest: ``{"skipped line: corpus.jsonl: malformed JSON": 2, ...}``; empty
+        when bad lines raise. Call :meth:`summary` first to have every file read."""
+        if self.report is None:
+            return {}
+        return {f"skipped line: {key}": n for key, n in self.report.by_reason(per_file=True).items()}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, splits={self.splits()!r})"
 
@@ -220,8 +226,13 @@ class Collection(ABC):
                 f"Fix: use one of {available or 'none: this collection has no qrels'}"
                 + (" (set [data].test_split / train_split)" if available else "")
             )
-        known_queries = self._query_map(self._queries_key(split))
         known_docs = self._doc_id_set()
+        if not known_docs:  # say so once, instead of blaming every judgement
+            corpus = [str(p) for p in self.source_files()[:1]] or [self.name]
+            raise DataError(f"{corpus[0]}: the corpus has 0 documents, so no judgement of split "
+                            f"'{split}' can point at one. Fix: check [data].source (a corpus holds one "
+                            "document a line)")
+        known_queries = self._query_map(self._queries_key(split))
         qrels: list[Qrel] = []
         pairs: set[tuple[str, str]] = set()
         for where, qrel in self._read_qrels(split):

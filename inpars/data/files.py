@@ -19,9 +19,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from inpars.data.collection import SKIP_HINT, Collection, Where
+from inpars.data.collection import Collection, Where
 from inpars.errors import BadLineError, DataError
-from inpars.io import LineReport, handle_bad_line, iter_json_lines
+from inpars.io import SKIP_HINT, LineReport, handle_bad_line, iter_json_lines
 from inpars.records import Document, Qrel, Query
 
 log = logging.getLogger(__name__)
