@@ -79,6 +79,9 @@ class IndexStage(Stage):
         from inpars.indexing import index_stage
 
         index_stage(ctx, ws.config.index, ws.collection, ws.config.data.test_split)
+        if ws.config.data.skip_bad_lines:  # every file read once, so every skipped line is counted
+            ws.collection.summary()
+            ctx.drops.update(ws.collection.line_drops())
 
 
 class GenerateStage(Stage):
