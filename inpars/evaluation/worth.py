@@ -20,6 +20,7 @@ import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from inpars.errors import DataError
@@ -224,3 +225,23 @@ def worth_json(table: WorthTable) -> dict[str, Any]:
                        "vs_baseline": comparison(cell.vs_baseline)}
                for label, cell in row.cells.items()}} for row in table.rows},
     }
+
+
+def load_evaluation(stage_dir: Path) -> Evaluation:
+    """The parts of a finished evaluate stage the worth table needs, read back from its
+    ``metrics.json`` and ``per_query.json`` (systems, baseline, queries, means, per-query
+    scores; the stage's own pairwise tests are not restored)."""
+    from inpars.io import read_json
+
+    try:
+        metrics, per_query = read_json(stage_dir / "metrics.json"), read_json(stage_dir / "per_query.json")
+        means, scores = metrics["systems"], per_query["scores"]
+        return Evaluation(
+            metrics=list(metrics["metrics"]), systems=list(means), baseline=metrics["baseline"],
+            stat_test=metrics["stat_test"], max_p=float(metrics["max_p"]),
+            query_ids=list(per_query["query_ids"]),
+            means=means, per_query=scores, p_values={}, marks={}, better_than={}, win_tie_loss={},
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{stage_dir}: not a finished evaluation ({type(exc).__name__}: {exc}). "
+                        "Fix: rerun it with `inpars evaluate CONFIG --force`") from exc

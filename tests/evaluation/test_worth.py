@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 import pytest
 from scipy import stats
@@ -114,3 +115,18 @@ def test_metrics_json_carries_the_worth_table() -> None:
     assert worth["rows"]["bm25+bi"]["real"]["system"] == "bm25+bi-real"
     assert worth["rows"]["bm25+bi"]["recovered"] == pytest.approx(0.25)
     assert worth["correction"]["tests"] == 10  # dense 2, ce 2 (no zero-shot twin), bi 3 x 2
+
+
+def test_a_finished_evaluation_reads_back_for_the_worth_table(tmp_path: Path) -> None:
+    from inpars.config import EvaluateConfig
+    from inpars.evaluation import write_reports
+    from inpars.evaluation.worth import load_evaluation, worth_json
+
+    ev = evaluation(scores())
+    write_reports(ev, tmp_path, EvaluateConfig(plots=False), command="inpars run x.toml")
+    back = load_evaluation(tmp_path)
+    assert back.query_ids == ev.query_ids and back.per_query == ev.per_query
+    assert worth_json(worth_table([back])) == worth_json(worth_table([ev]))
+    (tmp_path / "per_query.json").write_text("{")
+    with pytest.raises(DataError, match=r"not a finished evaluation.*inpars evaluate CONFIG --force"):
+        load_evaluation(tmp_path)
