@@ -242,6 +242,6 @@ def load_evaluation(stage_dir: Path) -> Evaluation:
             query_ids=list(per_query["query_ids"]),
             means=means, per_query=scores, p_values={}, marks={}, better_than={}, win_tie_loss={},
         )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, DataError) as exc:
         raise DataError(f"{stage_dir}: not a finished evaluation ({type(exc).__name__}: {exc}). "
                         "Fix: rerun it with `inpars evaluate CONFIG --force`") from exc
