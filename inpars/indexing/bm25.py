@@ -24,15 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from inpars.errors import DataError, IndexStoreError
+from inpars.indexing.identity import corpus_index_root, previous_index
 from inpars.indexing.store import (
     Corpus,
     base_manifest,
     building,
     corpus_fingerprint,
+    empty_corpus_error,
     fingerprint_of,
-    index_root,
     read_index_manifest,
-    reusable,
     write_index_manifest,
 )
 from inpars.java import pyserini_import
@@ -46,14 +46,18 @@ SEARCH_CHUNK = 10_000  # queries per Java batch call (bounds memory on huge quer
 
 
 def indexer_args(input_dir: Path, index_dir: Path, *, threads: int, docvectors: bool) -> list[str]:
-    """The ``IndexCollection`` arguments inpars uses (also what the benchmark gives the raw CLI)."""
+    """The ``IndexCollection`` arguments inpars uses (also what the benchmark gives the raw CLI).
+
+    Paths go to Java absolute: the JVM resolves relative ones against the folder it was
+    started in, which is not this process's working folder after a ``chdir``.
+    """
     args = [
         "-collection",
         COLLECTION_CLASS,
         "-input",
-        str(input_dir),
+        str(Path(input_dir).absolute()),
         "-index",
-        str(index_dir),
+        str(Path(index_dir).absolute()),
         "-generator",
         "DefaultLuceneDocumentGenerator",
         "-threads",
@@ -128,7 +132,7 @@ def lucene_doc_count(index_dir: Path) -> int:
     from jnius import JavaException
 
     paths = autoclass("java.nio.file.Paths")
-    directory = autoclass("org.apache.lucene.store.FSDirectory").open(paths.get(str(index_dir)))
+    directory = autoclass("org.apache.lucene.store.FSDirectory").open(paths.get(str(index_dir.absolute())))
     try:
         reader = autoclass("org.apache.lucene.index.DirectoryReader").open(directory)
     except JavaException as exc:
@@ -163,12 +167,14 @@ def build_bm25_index(
     docvectors: bool = False,
 ) -> Path:
     """Build (or reuse) the BM25 index of ``collection`` in ``out_dir`` (default
-    ``index/<collection name>/bm25``); returns the folder.
+    ``index/<collection name>/bm25``, or a sibling of that folder when it holds another
+    corpus's indexes: see :mod:`inpars.indexing.identity`); returns the folder.
 
     An index built from the same corpus (same source files, same sha256) with the same
-    settings is reused unless ``force``. ``threads`` indexing threads (one JSONL shard
-    each); ``docvectors`` also stores positions and document vectors (for RM3 and
-    term statistics; bigger and slower to build).
+    settings is reused unless ``force``; an ``out_dir`` that holds another corpus's index
+    raises unless ``force``. ``threads`` indexing threads (one JSONL shard each);
+    ``docvectors`` also stores positions and document vectors (for RM3 and term
+    statistics; bigger and slower to build).
     """
     folder, _ = ensure_bm25_index(collection, out_dir, threads=threads, force=force, docvectors=docvectors)
     return folder
@@ -183,16 +189,15 @@ def ensure_bm25_index(
     docvectors: bool = False,
 ) -> tuple[Path, bool]:
     """:func:`build_bm25_index`, also saying whether it built (``True``) or reused the index."""
-    folder = Path(out_dir) if out_dir else index_root(collection.name) / "bm25"
     start = time.perf_counter()
     corpus_id = corpus_fingerprint(collection)
+    folder = Path(out_dir) if out_dir else corpus_index_root(collection, corpus_id=corpus_id) / "bm25"
     settings = bm25_settings(docvectors)
     fingerprint = fingerprint_of({"kind": KIND, "corpus": corpus_id, "settings": settings})
-    if not force:
-        previous = reusable(folder, KIND, fingerprint)
-        if previous is not None:
-            log.info("bm25: reusing %s (%s docs, same corpus and settings)", folder, previous.get("docs"))
-            return folder, False
+    previous = previous_index(folder, KIND, fingerprint, collection, corpus_id, force=force)
+    if previous is not None:
+        log.info("bm25: reusing %s (%s docs, same corpus and settings)", folder, previous.get("docs"))
+        return folder, False
     with building(folder) as work:
         shards = work / "_corpus"
         timings: dict[str, float] = {}
@@ -200,10 +205,7 @@ def ensure_bm25_index(
         count, empty = write_shards(collection.docs(), shards, threads)
         timings["write_shards"] = time.perf_counter() - t0
         if count == 0:
-            raise DataError(
-                f"{collection.name}: the corpus has no documents, so there is nothing to index. "
-                "Fix: check [data].source (corpus.jsonl must hold one document per line)"
-            )
+            raise empty_corpus_error(collection)
         t0 = time.perf_counter()
         log.info("bm25: indexing %d documents of %s with %d thread(s)", count, collection.name, threads)
         run_indexer(indexer_args(shards, work, threads=threads, docvectors=docvectors))
@@ -250,7 +252,7 @@ class Bm25Searcher:
         from jnius import JavaException
 
         try:
-            self._searcher = autoclass("io.anserini.search.SimpleSearcher")(str(self.index_dir))
+            self._searcher = autoclass("io.anserini.search.SimpleSearcher")(str(self.index_dir.absolute()))
         except JavaException as exc:
             raise IndexStoreError(
                 f"{self.index_dir}: the Lucene index is corrupt or incomplete ({exc.classname}: "

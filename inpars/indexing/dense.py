@@ -23,15 +23,15 @@ from typing import Any
 
 from inpars.errors import DataError, IndexStoreError
 from inpars.indexing.encoder import encode, load_encoder, model_identity, model_slug
+from inpars.indexing.identity import corpus_index_root, previous_index
 from inpars.indexing.store import (
     Corpus,
     base_manifest,
     corpus_fingerprint,
+    empty_corpus_error,
     fingerprint_of,
-    index_root,
     read_index_manifest,
     replace_folder,
-    reusable,
     write_index_manifest,
 )
 from inpars.io import read_json, write_json
@@ -76,7 +76,8 @@ def build_dense_index(
     chunk_size: int = 1024,
 ) -> DenseIndex:
     """Encode ``collection`` with ``model`` into a FAISS index in ``out_dir`` (default
-    ``index/<collection name>/dense/<model>``; reused when
+    ``index/<collection name>/dense/<model>``, or under a sibling of ``index/<collection name>``
+    when that holds another corpus's indexes; reused when
     the corpus, model weights and max length are unchanged, unless ``force``)."""
     index, _ = ensure_dense_index(
         collection,
@@ -105,9 +106,10 @@ def ensure_dense_index(
     """:func:`build_dense_index`, also saying whether it encoded (``True``) or reused."""
     import numpy as np
 
-    folder = Path(out_dir) if out_dir else dense_index_dir(index_root(collection.name), model)
     start = time.perf_counter()
     corpus_id = corpus_fingerprint(collection)
+    root = corpus_index_root(collection, "", corpus_id) if not out_dir else None
+    folder = dense_index_dir(root, model) if root is not None else Path(str(out_dir))
     identity = model_identity(model)
     settings = {
         "max_length": max_length,
@@ -118,7 +120,7 @@ def ensure_dense_index(
     fingerprint = fingerprint_of(
         {"kind": KIND, "corpus": corpus_id, "model": {**identity, "resolved": None}, "settings": settings}
     )
-    if not force and reusable(folder, KIND, fingerprint) is not None:
+    if previous_index(folder, KIND, fingerprint, collection, corpus_id, force=force) is not None:
         log.info("dense: reusing %s (same corpus, model and settings)", folder)
         dense = DenseIndex.load(folder, device=device, batch_size=batch_size)
         dense.collection = collection
@@ -126,10 +128,7 @@ def ensure_dense_index(
 
     total = collection.count_docs()
     if total == 0:
-        raise DataError(
-            f"{collection.name}: the corpus has no documents, so there is nothing to encode. "
-            "Fix: check [data].source"
-        )
+        raise empty_corpus_error(collection)
     encoder = load_encoder(model, max_length=max_length, device=device)
     dim = int(
         (getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension)()

@@ -10,7 +10,8 @@ from inpars.config import IndexConfig
 from inpars.errors import DataError
 from inpars.indexing.bm25 import Bm25Searcher, ensure_bm25_index
 from inpars.indexing.dense import dense_index_dir, ensure_dense_index
-from inpars.indexing.store import Corpus, index_root
+from inpars.indexing.identity import corpus_index_root
+from inpars.indexing.store import Corpus, empty_corpus_error
 from inpars.io import write_trec_run
 from inpars.manifest import StageContext
 from inpars.records import Query, ScoredPair
@@ -27,8 +28,15 @@ class SplitCorpus(Corpus, Protocol):
 def index_stage(ctx: StageContext, cfg: IndexConfig, collection: SplitCorpus, split: str) -> None:
     """Build (or reuse) the BM25 and, with ``cfg.dense``, the dense index of ``collection``,
     and write the top-``cfg.depth`` runs of the ``split`` queries to
-    ``runs/bm25.trec`` and ``runs/dense.trec`` in the stage folder."""
-    root = index_root(collection.name, cfg.output_dir)
+    ``runs/bm25.trec`` and ``runs/dense.trec`` in the stage folder.
+
+    The indexes go to ``cfg.output_dir`` or ``index/<collection name>``, or to a sibling of
+    that folder when it holds the indexes of another corpus (see
+    :mod:`inpars.indexing.identity`); the folders used are recorded in ``ctx.extra``.
+    """
+    if collection.count_docs() == 0:  # before the judgements, which would all point nowhere
+        raise empty_corpus_error(collection)
+    root = corpus_index_root(collection, cfg.output_dir)
     queries = collection.split_queries(split)
     if not queries:
         raise DataError(

@@ -4,10 +4,12 @@ Every index folder (``index/<collection>/bm25/``, ``index/<collection>/dense/<mo
 holds an ``inpars-index.json`` manifest: the corpus it was built from (source files and
 their sha256, or a digest of the documents when the source has no local files), the
 settings that shape its content, package versions, counts and timings. A folder whose
-manifest has the same fingerprint is reused instead of rebuilt.
+manifest has the same fingerprint is reused instead of rebuilt;
+:mod:`inpars.indexing.identity` keeps the indexes of different corpora apart.
 
 Indexes are built in a hidden sibling folder and moved into place only when complete, so
-an interrupted build never leaves a half-written index where a finished one is expected.
+an interrupted build never leaves a half-written index where a finished one is expected;
+the leftovers of a killed build are removed by the next build in the same place.
 """
 
 from __future__ import annotations
@@ -48,21 +50,32 @@ class Corpus(Protocol):
 
 
 def index_root(collection_name: str, output_dir: str | Path = "") -> Path:
-    """The folder that holds a collection's indexes: ``output_dir`` or ``index/<name>/``."""
+    """The folder meant for a collection's indexes: ``output_dir``, or ``index/<name>/`` with
+    the name made folder-safe (``beir/scifact/test`` -> ``index/beir-scifact-test``).
+
+    Two corpora can get the same folder this way (``data/tiny`` and ``data2/tiny``);
+    :func:`inpars.indexing.identity.corpus_index_root` picks the one for a given corpus.
+    """
     if output_dir:
         return Path(output_dir)
-    if not collection_name or "/" in collection_name or collection_name.startswith("."):
-        raise IndexStoreError(
-            f"collection name {collection_name!r} cannot name a folder under index/. "
-            "Fix: set [index].output_dir to the folder the indexes should go to"
-        )
-    return Path("index") / collection_name
+    return Path("index") / slug(collection_name, default="collection")
 
 
-def slug(text: str) -> str:
-    """A folder-safe form of a model name (letters, digits, ``.``, ``_``, ``-``)."""
+def slug(text: str, default: str = "model") -> str:
+    """A folder-safe form of a name (letters, digits, ``.``, ``_``, ``-``; never hidden)."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
-    return cleaned or "model"
+    return cleaned or default
+
+
+def empty_corpus_error(corpus: Corpus) -> DataError:
+    """The error for a corpus without a single document, naming the corpus file."""
+    path = getattr(corpus, "corpus_path", None)
+    where = f"{path}: the corpus file" if path else f"{corpus.name}: the corpus"
+    return DataError(
+        f"{where} has 0 documents (every line blank, or skipped as bad), so there is nothing to index "
+        "and no judgement can point at a document. Fix: check [data].source (a corpus holds one "
+        'document a line, e.g. {"_id": "d1", "title": "...", "text": "..."} in corpus.jsonl)'
+    )
 
 
 def corpus_fingerprint(corpus: Corpus) -> dict[str, Any]:
@@ -130,8 +143,8 @@ def read_index_manifest(folder: Path, kind: str) -> dict[str, Any]:
     return data
 
 
-def reusable(folder: Path, kind: str, fingerprint: str) -> dict[str, Any] | None:
-    """The manifest of a finished index with this fingerprint in ``folder``, else ``None``.
+def existing_manifest(folder: Path, kind: str) -> dict[str, Any] | None:
+    """The manifest of the finished index in ``folder``, or ``None`` when there is none.
 
     A folder that exists but was not written by inpars raises (inpars never deletes
     files it did not write).
@@ -145,8 +158,7 @@ def reusable(folder: Path, kind: str, fingerprint: str) -> dict[str, Any] | None
             f"{folder}: the folder exists but holds no {INDEX_MANIFEST}, so inpars did not write it. "
             "Fix: delete it (or move it away), or choose another [index].output_dir"
         )
-    data = read_index_manifest(folder, kind)
-    return data if data.get("fingerprint") == fingerprint else None
+    return read_index_manifest(folder, kind)
 
 
 def base_manifest(kind: str, fingerprint: str, corpus: Corpus, corpus_id: dict[str, Any]) -> dict[str, Any]:
@@ -168,6 +180,7 @@ def building(folder: Path) -> Iterator[Path]:
     On an exception the partial build is removed and ``folder`` is left as it was.
     """
     folder.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_builds(folder)
     work = folder.parent / f".{folder.name}.building-{os.getpid()}"
     if work.exists():
         shutil.rmtree(work)
@@ -180,6 +193,39 @@ def building(folder: Path) -> Iterator[Path]:
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs (one of another user counts as running)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it runs under another user; anything else: assume it runs
+        return True
+    return True
+
+
+def remove_stale_builds(folder: Path) -> list[Path]:
+    """Remove the ``.<name>.building-<pid>`` folders next to ``folder`` left by builds that
+    were killed (their process is gone); returns what was removed."""
+    pattern = re.compile(re.escape(f".{folder.name}.building-") + r"(\d+)")
+    removed: list[Path] = []
+    if not folder.parent.is_dir():
+        return removed
+    for path in sorted(folder.parent.iterdir()):
+        match = pattern.fullmatch(path.name)
+        if not match or not path.is_dir():
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or pid_alive(pid):
+            continue
+        log.info("index: removing %s, left by a build that was killed (process %d is gone)", path, pid)
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 def replace_folder(new: Path, target: Path) -> None:

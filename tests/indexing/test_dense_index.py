@@ -156,7 +156,7 @@ def test_reencode_with_another_model_goes_to_its_own_folder(
 
 @pytest.mark.slow
 def test_errors(write_beir: Callable[..., Path], tiny: Collection, tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="no documents"):
+    with pytest.raises(DataError, match=r"empty/corpus\.jsonl: the corpus file has 0 documents"):
         ensure_dense_index(open_collection(write_beir([], [], {}, name="empty")), tmp_path / "e", MODEL)
     with pytest.raises(IndexStoreError, match="no dense index there"):
         DenseIndex.load(tmp_path / "missing")
