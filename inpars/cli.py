@@ -69,6 +69,19 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from inpars.config import load_config
+    from inpars.inspection import inspect_run
+    from inpars.pipeline import Workspace
+
+    result = inspect_run(Workspace(load_config(args.config)), config_path=args.config,
+                         command=_command_line(), embeddings=not args.no_embeddings)
+    print(f"inspect: {result.out_dir}")
+    for path in (result.page, result.quality_md, result.quality_json):
+        print(f"  {path}")
+    return 0
+
+
 def _print_counts(manifest: dict[str, object]) -> None:
     for key in ("counts", "drops"):
         values = manifest.get(key) or {}
@@ -120,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "(eval/results/<experiment>/)")
     publish.add_argument("config", help="experiment config, e.g. configs/scifact.toml")
     publish.set_defaults(func=_publish)
+    inspect = sub.add_parser("inspect", help="data-quality report of the generated and filtered queries "
+                             "(runs/<experiment>/inspect/), without training")
+    inspect.add_argument("config", help="experiment config, e.g. configs/scifact.toml")
+    inspect.add_argument("--no-embeddings", action="store_true",
+                         help="skip the embedding similarity (no encoder is loaded)")
+    inspect.set_defaults(func=_inspect)
     doctor = sub.add_parser("doctor", help="show versions and check Java 21")
     doctor.set_defaults(func=_doctor)
     return parser

