@@ -2,8 +2,12 @@
 
 :func:`run_stage` wraps the body of every stage (the CLI subcommands and ``inpars run``
 use it alike). It skips a stage whose folder holds a complete manifest with the same
-fingerprint (resolved config + input hashes), resumes one whose in-progress marker has
-the same fingerprint, and clears the outputs of one that ran with something else.
+fingerprint (resolved config + input hashes) and unchanged outputs. Otherwise the stage
+builds beside its folder, in ``.<stage>.next/`` (:func:`work_dir`), which holds the
+in-progress marker: an interrupted run with the same fingerprint resumes there, one with
+another fingerprint is discarded. Only when the body has succeeded and the manifest is
+written does the new folder replace the old one, so a failed rerun (``--force``, a changed
+config, a missing model) leaves the previous outputs finished and usable.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import platform
 import shutil
 import time
@@ -32,6 +37,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 IN_PROGRESS = ".in-progress.json"
+NEXT_SUFFIX = ".next"  # the work folder a stage builds in: .<stage>.next beside <stage>
+OLD_SUFFIX = ".old"  # the previous folder, moved aside for the instant of the swap
 # A timing a stage may record when it can measure its work over every session of a resumed
 # run (``timings["total"]`` covers the last session only); reports show it next to the total.
 ALL_SESSIONS_TIMING = "all_sessions"
@@ -172,6 +179,17 @@ def stage_fingerprint(name: str, config: Any, inputs: Mapping[str, Path | str], 
     return digest, hashes
 
 
+def work_dir(out_dir: Path | str) -> Path:
+    """Where a stage builds before its outputs replace ``out_dir``: ``.<stage>.next`` beside it.
+    It holds the in-progress marker and the partial outputs an interrupted run resumes from."""
+    out = Path(out_dir)
+    return out.with_name(f".{out.name}{NEXT_SUFFIX}")
+
+
+def _old_dir(out: Path) -> Path:
+    return out.with_name(f".{out.name}{OLD_SUFFIX}")
+
+
 def run_stage(
     name: str,
     out_dir: Path | str,
@@ -182,66 +200,176 @@ def run_stage(
     seed: int = 0,
     force: bool = False,
 ) -> StageResult:
-    """Run ``body`` as stage ``name`` writing into ``out_dir``, unless already done.
+    """Run ``body`` as stage ``name`` with its outputs in ``out_dir``, unless already done.
 
     A finished stage is skipped only when its fingerprint (config, input hashes, seed) is
     the same *and* its outputs are still what it wrote (sizes and hashes checked against
-    the manifest); otherwise it runs again, and an output that was edited by hand is first
-    moved aside (``<stage>.edited-<time>/``) so that nothing is lost. The manifest records
-    the resolved config, input hashes, package versions, seed, counts, drops by reason,
-    timings and output hashes; it is written last, atomically.
+    the manifest). Otherwise ``body`` builds the outputs in :func:`work_dir` (resuming there
+    when an interrupted run had the same fingerprint), and only once it has succeeded and
+    its manifest is written does the new folder replace ``out_dir``; a failed run leaves
+    the previous outputs and manifest as they were. An output edited by hand is moved to
+    ``<stage>.edited-<time>/`` before its folder is replaced, so that nothing is lost. The
+    manifest records the resolved config, input hashes, package versions, seed, counts,
+    drops by reason, timings and output hashes; it is written last, atomically.
     """
     out = Path(out_dir)
+    work = work_dir(out)
+    _recover(out, work, name)
     fp, hashes = stage_fingerprint(name, config, inputs, seed)
-    reason = "forced (--force)" if force else "config or inputs changed"
     previous = read_manifest(out)
-    if previous is not None and previous.get("fingerprint") == fp and not force:
-        damaged = output_changes(previous, out)
-        if not damaged:
-            log.info("%s: already complete in %s (same config, inputs and outputs), skipping", name, out)
-            fingerprint.save_cache()
-            return StageResult(previous, skipped=True)
-        reason = "its outputs changed after it finished: " + "; ".join(damaged)
-        log.warning("%s: %s; running it again", name, reason)
+    reason = _rerun_reason(name, out, previous, fp, force=force)
+    if reason is None and previous is not None:
+        log.info("%s: already complete in %s (same config, inputs and outputs), skipping", name, out)
+        _discard(work, name, "the stage is complete without it")
+        fingerprint.save_cache()
+        return StageResult(previous, skipped=True)
+    _check_ours(out)
+    _prepare(work, fp, name, force=force)
+    if previous is not None:
+        log.info("%s: %s; building the new outputs in %s (the previous ones stay in %s until it succeeds)",
+                 name, reason, work, out)
+    manifest = _build(name, out, work, fp, hashes, body,
+                      StageContext(name=name, out_dir=work, seed=seed, config=config))
+    if previous is not None:
         _keep_edited(out, previous)
-    _prepare(out, fp, name, reason=reason, force=force)
-    write_json(out / IN_PROGRESS, {"stage": name, "fingerprint": fp})
+    _swap(work, out)
+    fingerprint.save_cache()
+    log.info("%s: done in %.1f s -> %s", name, manifest["timings"]["total"], out)
+    return StageResult(manifest, skipped=False)
 
-    ctx = StageContext(name=name, out_dir=out, seed=seed, config=config)
+
+def _rerun_reason(name: str, out: Path, previous: Mapping[str, Any] | None, fp: str, *,
+                  force: bool) -> str | None:
+    """Why the stage runs (``None``: it is complete and can be skipped)."""
+    if force:
+        return "forced (--force)"
+    if previous is None:
+        return "not finished"
+    if previous.get("fingerprint") != fp:
+        return "config or inputs changed"
+    damaged = output_changes(previous, out)
+    if not damaged:
+        return None
+    reason = "its outputs changed after it finished: " + "; ".join(damaged)
+    log.warning("%s: %s; running it again", name, reason)
+    return reason
+
+
+def _build(name: str, out: Path, work: Path, fp: str, hashes: dict[str, dict[str, str]],
+           body: Callable[[StageContext], None], ctx: StageContext) -> dict[str, Any]:
+    """Run ``body`` into the work folder and write its manifest there (``out_dir``: ``out``)."""
     started = datetime.now(UTC)
     start = time.perf_counter()
-    body(ctx)
-    elapsed = time.perf_counter() - start
-    ctx.timings["total"] = elapsed
+    try:
+        body(ctx)
+    except BaseException:
+        if read_manifest(out) is not None:
+            log.warning("%s: the run stopped; the previous outputs in %s are kept as they were "
+                        "(the unfinished run is in %s)", name, out, work)
+        raise
+    ctx.timings["total"] = time.perf_counter() - start
     manifest = {
         "stage": name,
         "status": "complete",
         "fingerprint": fp,
         "out_dir": str(out),
-        "config": config_dict(config),
+        "config": config_dict(ctx.config),
         "inputs": hashes,
-        "seed": seed,
+        "seed": ctx.seed,
         "versions": package_versions(),
         "counts": ctx.counts,
         "drops": dict(sorted(ctx.drops.items())),
         "timings": {k: round(v, 3) for k, v in ctx.timings.items()},
-        "outputs": {k: {"path": v, **fingerprint.record(out / v)} for k, v in ctx.outputs.items()},
+        "outputs": {k: {"path": v, **fingerprint.record(work / v)} for k, v in ctx.outputs.items()},
         "extra": config_dict(ctx.extra),
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    write_json(out / MANIFEST, manifest)
+    write_json(work / MANIFEST, manifest)
+    return manifest
+
+
+def _recover(out: Path, work: Path, name: str) -> None:
+    """Repair what a run stopped at the wrong instant can leave: a stage folder moved aside
+    but not yet replaced (restored), a moved-aside folder after the swap (deleted), and an
+    unfinished run of an older inpars that built inside the stage folder (moved to ``work``
+    so that it resumes there)."""
+    old = _old_dir(out)
+    if old.is_dir():
+        if out.exists():
+            _remove(old)
+        else:
+            os.replace(old, out)
+            log.warning("%s: restored the previous outputs in %s (a run stopped while replacing them)",
+                        name, out)
+    if (out / IN_PROGRESS).is_file() and not (out / MANIFEST).is_file() and not work.exists():
+        os.replace(out, work)
+        log.info("%s: moved the unfinished run in %s to %s", name, out, work)
+
+
+def _check_ours(out: Path) -> None:
+    """Refuse to replace a non-empty folder that inpars did not write."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not (out / MANIFEST).is_file() and not (out / IN_PROGRESS).is_file():
+        raise StageError(
+            f"{out}: folder is not empty and was not written by inpars. "
+            "Fix: choose an empty or new output folder; inpars never deletes files it did not write"
+        )
+
+
+def _prepare(work: Path, fp: str, name: str, *, force: bool) -> None:
+    """Keep a resumable unfinished run with the same fingerprint; otherwise start an empty
+    work folder with its in-progress marker."""
+    marker = work / IN_PROGRESS
+    if marker.is_file() and not force and read_json(marker).get("fingerprint") == fp:
+        log.info("%s: resuming the interrupted run in %s", name, work)
+        return
+    _discard(work, name, "forced (--force)" if force else "it ran with another config or inputs")
+    work.mkdir(parents=True)
+    write_json(marker, {"stage": name, "fingerprint": fp})
+
+
+def _discard(work: Path, name: str, why: str) -> None:
+    """Delete an unfinished run's work folder (only one inpars wrote)."""
+    if not work.exists():
+        return
+    ours = (work / IN_PROGRESS).is_file() or (work / MANIFEST).is_file() or not any(work.iterdir())
+    if not ours:
+        raise StageError(
+            f"{work}: inpars builds the '{name}' stage in this folder, but it holds files inpars did not "
+            "write. Fix: move them elsewhere; inpars never deletes files it did not write"
+        )
+    log.info("%s: discarding the unfinished run in %s (%s)", name, work, why)
+    shutil.rmtree(work)
+
+
+def _swap(work: Path, out: Path) -> None:
+    """Put the finished work folder in place of ``out``: the old folder is renamed aside, the
+    new one renamed into place, then the old one deleted. Between the two renames ``out`` is
+    absent and the old folder beside it, which :func:`_recover` restores."""
+    old = _old_dir(out)
+    if out.exists():
+        os.replace(out, old)
+    os.replace(work, out)
     (out / IN_PROGRESS).unlink(missing_ok=True)
-    fingerprint.save_cache()
-    log.info("%s: done in %.1f s -> %s", name, elapsed, out)
-    return StageResult(manifest, skipped=False)
+    _remove(old)
+
+
+def _remove(path: Path) -> None:
+    """Delete a folder that was a stage folder (only the link, when it was a symbolic link)."""
+    if path.is_symlink():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
 
 
 def _keep_edited(out: Path, manifest: Mapping[str, Any]) -> None:
     """Move outputs that were modified (not deleted) after the stage finished to a folder
-    beside the stage folder, so that a rerun never destroys a user's edit."""
+    beside the stage folder, so that replacing it never destroys a user's edit."""
     edited = [entry["path"] for entry in manifest.get("outputs", {}).values()
-              if (out / entry["path"]).exists() and fingerprint.changes(entry, out / entry["path"])]
+              if not Path(entry["path"]).is_absolute() and (out / entry["path"]).exists()
+              and fingerprint.changes(entry, out / entry["path"])]
     if not edited:
         return
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -250,23 +378,5 @@ def _keep_edited(out: Path, manifest: Mapping[str, Any]) -> None:
         target = keep / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(out / rel), target)
-    log.warning("%s: the edited outputs %s were moved to %s before the stage runs again",
+    log.warning("%s: the edited outputs %s were moved to %s before the new outputs replace them",
                 out.name, ", ".join(edited), keep)
-
-
-def _prepare(out: Path, fp: str, name: str, *, reason: str, force: bool) -> None:
-    """Keep a resumable partial run with the same fingerprint; clear stale outputs."""
-    marker = out / IN_PROGRESS
-    if marker.is_file() and not force and read_json(marker).get("fingerprint") == fp:
-        log.info("%s: resuming the interrupted run in %s", name, out)
-        return
-    ours = marker.is_file() or (out / MANIFEST).is_file()
-    if out.exists() and any(out.iterdir()):
-        if not ours:
-            raise StageError(
-                f"{out}: folder is not empty and was not written by inpars. "
-                "Fix: choose an empty or new output folder; inpars never deletes files it did not write"
-            )
-        log.info("%s: %s; clearing the previous outputs in %s", name, reason, out)
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from inpars.manifest import (
     read_manifest,
     require_manifest,
     run_stage,
+    work_dir,
 )
 from inpars.records import Query
 
@@ -123,14 +124,16 @@ def test_interrupted_run_resumes(tmp_path: Path) -> None:
     out = tmp_path / "toy"
     with pytest.raises(KeyboardInterrupt):
         _run(out, Toy(fail_after=2), ToyConfig(size=5))
-    assert (out / IN_PROGRESS).is_file() and read_manifest(out) is None
+    work = work_dir(out)
+    assert work == tmp_path / ".toy.next"
+    assert (work / IN_PROGRESS).is_file() and not out.exists() and read_manifest(out) is None
     with pytest.raises(StageError, match=r"has not finished there\. Fix: run `inpars toy` first"):
         require_manifest(out, "toy")
     resumed = Toy()
     assert _run(out, resumed, ToyConfig(size=5)) is False
     assert resumed.found_on_start == ["q0", "q1"]  # kept the work of the interrupted run
     assert [q.query_id for q in read_records(out / "queries.jsonl", Query)] == ["q0", "q1", "q2", "q3", "q4"]
-    assert not (out / IN_PROGRESS).exists()
+    assert not (out / IN_PROGRESS).exists() and not work.exists()
 
 
 def test_interrupted_run_with_another_config_starts_over(tmp_path: Path) -> None:
@@ -202,3 +205,119 @@ def test_a_damaged_output_is_rebuilt_and_named(tmp_path: Path, caplog: pytest.Lo
     assert _run(out, body) is False and body.calls == 2
     assert "queries.jsonl was modified after it was written" in caplog.text
     assert len(list(read_records(out / "queries.jsonl", Query))) == 3
+
+
+# ---------------------------------------------------------------- build beside, swap on success
+def _queries(out: Path) -> list[str]:
+    return [q.text for q in read_records(out / "queries.jsonl", Query)]
+
+
+def test_a_failing_rerun_leaves_the_previous_outputs_finished(tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    out = tmp_path / "toy"
+    _run(out, Toy())
+    manifest = read_json(out / MANIFEST)
+    digest = input_hash(out)
+    with pytest.raises(KeyboardInterrupt):  # a forced rerun that fails (say, a missing model)
+        _run(out, Toy(fail_after=1), force=True)
+    with pytest.raises(KeyboardInterrupt):  # a rerun with another config that fails
+        _run(out, Toy(fail_after=1), ToyConfig(label="b"))
+    assert read_json(out / MANIFEST) == manifest and read_manifest(out) == manifest
+    assert _queries(out) == ["a 0", "a 1", "a 2"]
+    assert input_hash(out) == digest  # still finished, with its outputs, for the stages that read it
+    assert "the previous outputs in" in caplog.text and "are kept as they were" in caplog.text
+    body = Toy()
+    assert _run(out, body) is True and body.calls == 0  # the old config: still complete, skipped
+    assert not work_dir(out).exists()  # the unfinished run it did not need is gone
+
+
+def test_a_successful_rerun_replaces_the_folder(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="inpars.manifest")
+    out = tmp_path / "toy"
+    _run(out, Toy())
+    (out / "notes.txt").write_text("not an output")
+    assert _run(out, Toy(), ToyConfig(label="b"), force=True) is False
+    assert _queries(out) == ["b 0", "b 1", "b 2"]
+    assert read_json(out / MANIFEST)["config"]["label"] == "b"
+    assert read_json(out / MANIFEST)["out_dir"] == str(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy"]  # no work or old folder left
+    assert not (out / "notes.txt").exists() and not (out / IN_PROGRESS).exists()
+    assert "forced (--force); building the new outputs" in caplog.text
+    assert "config or inputs changed" not in caplog.text
+
+
+def test_an_interrupted_rerun_resumes_from_its_work_folder(tmp_path: Path) -> None:
+    out = tmp_path / "toy"
+    _run(out, Toy(), ToyConfig(size=5))
+    with pytest.raises(KeyboardInterrupt):
+        _run(out, Toy(fail_after=2), ToyConfig(size=5, label="b"))
+    assert _queries(out) == [f"a {i}" for i in range(5)]  # untouched meanwhile
+    assert _queries(work_dir(out)) == ["b 0", "b 1"]
+    resumed = Toy()
+    assert _run(out, resumed, ToyConfig(size=5, label="b")) is False
+    assert resumed.found_on_start == ["q0", "q1"]
+    assert _queries(out) == [f"b {i}" for i in range(5)]
+    assert not work_dir(out).exists()
+
+
+def test_a_leftover_work_folder_of_another_fingerprint_is_discarded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="inpars.manifest")
+    out = tmp_path / "toy"
+    with pytest.raises(KeyboardInterrupt):
+        _run(out, Toy(fail_after=2), ToyConfig(size=5, label="b"))
+    fresh = Toy()
+    _run(out, fresh, ToyConfig(size=5, label="c"))
+    assert fresh.found_on_start == []
+    assert _queries(out) == [f"c {i}" for i in range(5)]
+    assert "discarding the unfinished run" in caplog.text
+    with pytest.raises(KeyboardInterrupt):  # the same fingerprint, forced: starts over too
+        _run(out, Toy(fail_after=2), ToyConfig(size=5, label="d"))
+    forced = Toy()
+    _run(out, forced, ToyConfig(size=5, label="d"), force=True)
+    assert forced.found_on_start == []
+
+
+def test_foreign_files_where_inpars_builds_are_refused(tmp_path: Path) -> None:
+    out = tmp_path / "toy"
+    work_dir(out).mkdir()
+    (work_dir(out) / "mine.txt").write_text("precious")
+    with pytest.raises(StageError, match=r"\.toy\.next: inpars builds the 'toy' stage in this folder"):
+        _run(out, Toy())
+    assert (work_dir(out) / "mine.txt").read_text() == "precious"
+
+
+def test_a_swap_stopped_halfway_is_restored(tmp_path: Path) -> None:
+    out = tmp_path / "toy"
+    _run(out, Toy())
+    out.rename(tmp_path / ".toy.old")  # stopped between the two renames
+    body = Toy()
+    assert _run(out, body) is True and body.calls == 0
+    assert _queries(out) == ["a 0", "a 1", "a 2"] and not (tmp_path / ".toy.old").exists()
+
+
+def test_an_unfinished_run_inside_the_stage_folder_resumes(tmp_path: Path) -> None:
+    """Runs of earlier inpars versions built in the stage folder itself."""
+    out = tmp_path / "toy"
+    with pytest.raises(KeyboardInterrupt):
+        _run(out, Toy(fail_after=2), ToyConfig(size=5))
+    work_dir(out).rename(out)
+    resumed = Toy()
+    assert _run(out, resumed, ToyConfig(size=5)) is False
+    assert resumed.found_on_start == ["q0", "q1"]
+    assert _queries(out) == [f"a {i}" for i in range(5)]
+
+
+def test_an_edit_is_kept_aside_only_when_the_new_outputs_replace_it(tmp_path: Path) -> None:
+    out = tmp_path / "toy"
+    _run(out, Toy())
+    (out / "queries.jsonl").write_text('{"query_id": "q0", "text": "mine"}\n')
+    with pytest.raises(KeyboardInterrupt):
+        _run(out, Toy(fail_after=1), ToyConfig(label="b"))
+    assert _queries(out) == ["mine"]  # a failed rerun moves nothing
+    assert not list(tmp_path.glob("toy.edited-*"))
+    _run(out, Toy(), ToyConfig(label="b"))
+    kept = list(tmp_path.glob("toy.edited-*/queries.jsonl"))
+    assert len(kept) == 1 and _queries(kept[0].parent) == ["mine"]
+    assert _queries(out) == ["b 0", "b 1", "b 2"]

@@ -2,12 +2,15 @@
 one stage alone, skip and resume.
 
 Before any stage runs, every stage's :meth:`~inpars.pipeline.graph.Stage.check` sees the
-config (and the system names the graph will produce), so a typo fails before anything
-is cleared. Each stage then goes through :func:`inpars.manifest.run_stage`: skipped when
-its fingerprint (config, hashes of its inputs, seed) is unchanged and its outputs are
-still what it wrote, resumed when interrupted, run again otherwise. The whole run holds
-the experiment's lock and ends with a run manifest in the run folder (and next to the
-report when it evaluated).
+config (and the system names the graph will produce): a typo, a template or a model path
+that names nothing (:mod:`inpars.pipeline.model_checks`) fails before anything is
+indexed or replaced. Each stage then goes through :func:`inpars.manifest.run_stage`:
+skipped when its fingerprint (config, hashes of its inputs, seed) is unchanged and its
+outputs are still what it wrote, resumed when interrupted, run again otherwise, beside
+its folder, which the new outputs replace only when the stage succeeds (a failed rerun,
+``--force`` included, leaves the previous outputs finished and usable). The whole run
+holds the experiment's lock and ends with a run manifest in the run folder (and next to
+the report when it evaluated).
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from inpars.pipeline.workspace import RUN_PREFIX, Workspace
 log = logging.getLogger(__name__)
 
 
-
 class Executor:
     """Runs the stages of one experiment's graph."""
 
@@ -43,7 +45,8 @@ class Executor:
         return self.ws.graph
 
     def validate(self) -> None:
-        """Every stage's checks, before anything runs or is cleared."""
+        """Every stage's checks (config values, system names, templates, model settings),
+        before anything runs or is replaced."""
         systems = self.graph.systems(self.ws)
         for stage in self.graph:
             stage.check(self.ws, systems)

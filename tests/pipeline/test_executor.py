@@ -153,3 +153,20 @@ def test_a_second_run_of_the_experiment_is_refused_while_one_holds_the_lock(ws: 
         Executor(ws).run()
     assert not ws.stage_dir("words").exists()
     assert Executor(ws).run()["stages"]["words"]["skipped"] is False
+
+
+def test_a_failed_forced_rerun_keeps_the_finished_outputs(ws: Workspace, model: Path, caplog: Any) -> None:
+    caplog.set_level("INFO", logger="inpars.manifest")
+    Executor(ws).run()
+    words = (ws.stage_dir("words") / "words.txt").read_text()
+    manifest = ws.manifest("words")
+    model.unlink()  # say, `inpars words --force` with the model gone
+    with pytest.raises(FileNotFoundError):
+        Executor(ws, force=["words"]).run_single("words")
+    assert "forced (--force); building the new outputs" in caplog.text
+    assert ws.finished("words") and ws.manifest("words") == manifest
+    assert (ws.stage_dir("words") / "words.txt").read_text() == words
+    assert Executor(ws).run_single("shout").skipped  # what reads it still finds it finished, unchanged
+    model.write_text("alpha")
+    assert Executor(ws, force=["words"]).run_single("words").skipped is False
+    assert not list(ws.run_dir.glob(".words.*"))  # no work or old folder left behind
