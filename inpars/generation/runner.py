@@ -18,7 +18,7 @@ from inpars.generation.backends.base import Backend, Completion, GenerationReque
 from inpars.generation.parsing import QueryCheck, check_query, clean_query, content_stems, normalized
 from inpars.generation.prompts import PromptBuilder, join_title
 from inpars.generation.sampling import SamplingSettings, derive_seed
-from inpars.generation.shards import BatchDone, ShardFiles, check_run_file, read_done_markers
+from inpars.generation.shards import BatchDone, ShardFiles, check_run_file, check_run_ids, read_done_markers
 from inpars.io import chunked
 from inpars.records import Document, Dropped, SyntheticQuery
 
@@ -165,7 +165,9 @@ def generate_queries(
     """Generate ``run.queries_per_doc`` queries per document into shards under ``out_dir``.
 
     Resumable: finished shards and batches are skipped, an interrupted batch is redone;
-    ``documents`` must come in the same order on every call (see :mod:`.selection`).
+    ``documents`` must come in the same order on every call (see :mod:`.selection`). At
+    the end every query id of every shard is checked to appear once (a
+    :class:`~inpars.errors.StageError` names a duplicate).
     """
     from tqdm.auto import tqdm
 
@@ -207,6 +209,7 @@ def generate_queries(
         result.rejected += marker["rejected"]
         result.rejects.update(marker["reasons"])
         result.batch_seconds += float(marker.get("seconds", 0.0))
+    check_run_ids(folder)
     log.info(
         "generated %d queries for %d documents (%d samples rejected%s); this session: %.2f docs/s, "
         "%.2f queries/s, %.1f generated tokens/s",

@@ -2,9 +2,11 @@
 
 Every query is drawn with its own seed, derived from (run seed, doc id, sample number),
 so the random draws of a document never depend on the order documents are processed in,
-nor on whether the run was interrupted and resumed. (The logits themselves can differ in
-the last digits with the batch a document is decoded in, which is why batches are fixed
-groups of documents: see :mod:`inpars.generation.shards`.)
+on the batch it is decoded in, on the thread count, nor on whether the run was interrupted
+and resumed. (The logits themselves can differ in the last digits with the batch a
+document is decoded in and with the thread count, which is why batches are fixed groups
+of documents, see :mod:`inpars.generation.shards`, and why the thread count is fixed for
+a run and reused on resume, see :mod:`inpars.generation.backends.threads`.)
 
 Log-probabilities are always those of the model itself (softmax of the raw logits, at
 temperature 1), whatever temperature / top-k / top-p shaped the choice.

@@ -7,24 +7,31 @@ For shard ``k`` (``shard_docs`` consecutive chosen documents) the folder holds:
 - ``part-0000k.progress.jsonl``  one line per finished batch (written after its records)
 - ``part-0000k.done.json``       the completion marker, with the shard's counts
 
+and ``threads.json`` records the CPU thread count the model computed with (results depend
+on it), which a resumed run reuses (:func:`recorded_threads`).
+
 A batch counts as done only once its progress line is complete. On resume, records of
 batches without one (the batch in flight when the run stopped) are removed and the
-batch runs again, so no (doc_id, sample) pair is ever written twice.
+batch runs again, so no (doc_id, sample) pair is ever written twice; a shard is marked
+done, and a run complete, only once every query id in them is checked to appear once
+(:func:`check_unique_ids`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from inpars.errors import DataError, StageError
-from inpars.io import RecordAppender, read_json, read_records, write_json, write_records
+from inpars.io import RecordAppender, iter_json_lines, read_json, read_records, write_json, write_records
 from inpars.records import Dropped, SyntheticQuery
 
 RUN_FILE = "run.json"
+THREADS_FILE = "threads.json"
+FIX_DUPLICATES = "Fix: generate the queries again with `inpars generate CONFIG --force`"
 
 
 @dataclass(frozen=True)
@@ -82,9 +89,8 @@ class ShardFiles:
 
     def finish(self, batches: Sequence[BatchDone]) -> dict[str, Any]:
         """Close the files and write the completion marker with the shard's counts."""
-        for appender in self._appenders:
-            appender.close()
-        self._appenders = []
+        self.close()
+        check_unique_ids([self.queries, self.rejects])
         reasons: Counter[str] = Counter()
         for b in batches:
             reasons.update(b.reasons)
@@ -145,3 +151,56 @@ def read_rejects(path: Path | str) -> Iterator[Dropped]:
 
 def read_done_markers(folder: Path) -> list[dict[str, Any]]:
     return [read_json(p) for p in sorted(folder.glob("part-*.done.json"))]
+
+
+def check_unique_ids(paths: Iterable[Path], seen: dict[str, tuple[Path, int]] | None = None
+                     ) -> dict[str, tuple[Path, int]]:
+    """Check that no query id appears twice in these query or rejects files (nor in ``seen``,
+    the ids of files checked before, with where each was found); returns the ids seen.
+
+    Kept and rejected samples share one id space (``<doc_id>#q<sample>``), so an id in both a
+    query file and a rejects file is a duplicate too."""
+    found = {} if seen is None else seen
+    for path in paths:
+        if not path.is_file():
+            continue
+        for line, obj in iter_json_lines(path):
+            query_id = obj.get("query_id")
+            if not isinstance(query_id, str):
+                continue  # not a record of this run (the readers name such a line)
+            first = found.setdefault(query_id, (path, line))
+            if first != (path, line):
+                raise StageError(
+                    f"{path}, line {line}: query id {query_id!r} appears twice (first at {first[0]}, "
+                    f"line {first[1]}): the shards were written twice or edited. {FIX_DUPLICATES}"
+                )
+    return found
+
+
+def check_run_ids(folder: Path) -> int:
+    """Check that every query id of a generate run (all its shards, kept and rejected)
+    appears once; returns how many there are."""
+    seen: dict[str, tuple[Path, int]] = {}
+    for suffix in (".jsonl", ".rejects.jsonl"):
+        check_unique_ids(shard_paths(folder, suffix), seen)
+    return len(seen)
+
+
+def recorded_threads(folder: Path) -> int | None:
+    """The thread count recorded by an earlier session of the run in ``folder``, if any."""
+    path = folder / THREADS_FILE
+    if not path.is_file():
+        return None
+    threads = read_json(path).get("threads")
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise StageError(f"{path}: 'threads' is {threads!r}, not a thread count. Fix: write the count "
+                         "the run started with, or start over with `inpars generate CONFIG --force`")
+    return threads
+
+
+def record_threads(folder: Path, threads: int, backend: str) -> None:
+    """Record the thread count the run's queries are generated with (first session only)."""
+    path = folder / THREADS_FILE
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(path, {"threads": threads, "backend": backend})

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Sequence
+from pathlib import Path
 
 from inpars.config import GenerateConfig
 from inpars.data import Collection
 from inpars.generation.backends import load_backend
 from inpars.generation.parsing import QueryCheck
-from inpars.generation.prompts import PromptBuilder, check_no_test_queries, select_examples
-from inpars.generation.runner import RunSettings, generate_queries
+from inpars.generation.prompts import FewShotExample, PromptBuilder, check_no_test_queries, select_examples
+from inpars.generation.runner import GenerationResult, RunSettings, generate_queries
 from inpars.generation.sampling import SamplingSettings
 from inpars.generation.selection import iter_documents, select_doc_ids
-from inpars.generation.templates import load_template
+from inpars.generation.shards import THREADS_FILE, record_threads, recorded_threads
+from inpars.generation.templates import Template, load_template
 from inpars.io import write_text
 from inpars.manifest import ALL_SESSIONS_TIMING, StageContext
 
@@ -31,6 +35,23 @@ def sampling_settings(cfg: GenerateConfig) -> SamplingSettings:
     )
 
 
+def resume_threads(cfg: GenerateConfig, shards: Path) -> GenerateConfig:
+    """``cfg`` with the thread count an earlier session of this run recorded in ``shards``
+    (results depend on it, so a resumed run must compute with the same count). An explicit
+    ``[generate] threads`` still wins, with a warning when it differs."""
+    recorded = recorded_threads(shards)
+    if recorded is None or recorded == cfg.threads:
+        return cfg
+    if cfg.threads:
+        log.warning("generate: [generate] threads = %d, but the queries in %s so far were generated with "
+                    "%d threads (%s); the rest may differ from what %d threads would give",
+                    cfg.threads, shards, recorded, THREADS_FILE, recorded)
+        return cfg
+    log.info("generate: resuming with the %d threads this run started with (%s), whatever the load now",
+             recorded, shards / THREADS_FILE)
+    return dataclasses.replace(cfg, threads=recorded)
+
+
 def generate_stage(
     ctx: StageContext, cfg: GenerateConfig, collection: Collection, *, train_split: str, test_split: str
 ) -> None:
@@ -38,7 +59,8 @@ def generate_stage(
 
     Fills ``ctx.counts`` (docs, queries, rejected...), ``ctx.drops`` (rejects by reason)
     and ``ctx.extra`` (``example_query_ids``: the train queries shown as few-shot
-    examples, which evaluation must leave out; throughput; the prompt's prefix size).
+    examples, which evaluation must leave out; throughput; the prompt's prefix size; the
+    thread count, which a resumed run reuses: :func:`resume_threads`).
     """
     template = load_template(cfg.template)
     splits = collection.splits()
@@ -48,9 +70,13 @@ def generate_stage(
         examples = select_examples(
             collection, train_split=train_split, test_split=test_split, k=cfg.num_examples, seed=ctx.seed
         )
+    shards = ctx.out_dir / "shards"
     with ctx.timed("load_model"):
-        backend = load_backend(cfg)
+        backend = load_backend(resume_threads(cfg, shards))
+    threads = backend.thread_count()
     try:
+        if threads is not None:
+            record_threads(shards, threads, backend.kind)
         builder = PromptBuilder(
             template,
             truncate=backend.truncate,
@@ -62,31 +88,43 @@ def generate_stage(
         write_text(ctx.out_dir / "prompt_prefix.txt", builder.prefix)
         with ctx.timed("select_docs"):
             doc_ids = select_doc_ids(collection, num_docs=cfg.num_docs, how=cfg.doc_sampling, seed=ctx.seed)
-        run = RunSettings(
-            template=template.name,
-            model=cfg.model,
-            queries_per_doc=cfg.queries_per_doc,
-            seed=ctx.seed,
-            sampling=sampling_settings(cfg),
-            limits=QueryCheck(cfg.min_query_words, cfg.max_query_words, cfg.max_copied_ngram),
-            batch_docs=cfg.batch_docs,
-            shard_docs=cfg.shard_docs,
-        )
         with ctx.timed("generate"):
             result = generate_queries(
                 iter_documents(collection, doc_ids),
-                ctx.out_dir / "shards",
+                shards,
                 backend=backend,
                 builder=builder,
-                run=run,
+                run=run_settings(cfg, template.name, ctx.seed),
                 total=len(doc_ids),
             )
         ctx.timings[ALL_SESSIONS_TIMING] = result.batch_seconds  # generation time of every session
         prefix_tokens = backend.count_tokens(builder.prefix)
     finally:
         backend.close()
-    ctx.output("shards", ctx.out_dir / "shards")
+    ctx.output("shards", shards)
     ctx.output("prompt_prefix", ctx.out_dir / "prompt_prefix.txt")
+    _record(ctx, result, examples=examples, template=template)
+    ctx.extra.update({"backend": backend.kind, "model": cfg.model, "threads": threads,
+                      "prompt_prefix_tokens": prefix_tokens})
+
+
+def run_settings(cfg: GenerateConfig, template: str, seed: int) -> RunSettings:
+    """What, besides the documents, decides the records of a run of this ``[generate]`` section."""
+    return RunSettings(
+        template=template,
+        model=cfg.model,
+        queries_per_doc=cfg.queries_per_doc,
+        seed=seed,
+        sampling=sampling_settings(cfg),
+        limits=QueryCheck(cfg.min_query_words, cfg.max_query_words, cfg.max_copied_ngram),
+        batch_docs=cfg.batch_docs,
+        shard_docs=cfg.shard_docs,
+    )
+
+
+def _record(ctx: StageContext, result: GenerationResult, *, examples: Sequence[FewShotExample],
+            template: Template) -> None:
+    """Counts, drops and the run's extras (few-shot examples, template, throughput)."""
     ctx.counts.update(
         {
             "docs": result.docs,
@@ -103,9 +141,6 @@ def generate_stage(
             "example_doc_ids": [ex.doc_id for ex in examples],
             "template": template.name,
             "template_source": template.source,
-            "backend": backend.kind,
-            "model": cfg.model,
-            "prompt_prefix_tokens": prefix_tokens,
             "throughput": {
                 "docs_per_s": round(result.docs_per_s, 3),
                 "queries_per_s": round(result.queries_per_s, 3),

@@ -62,6 +62,11 @@ class Backend(ABC):
         """One list of completions per request, one completion per seed; sample ``i`` of a
         request uses ``settings.for_sample(i)`` and ``request.seeds[i]``."""
 
+    def thread_count(self) -> int | None:
+        """The CPU thread count the model computes with, when its results depend on it
+        (``None``: they do not, as with a server or a GPU). A resumed run reuses it."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
         """Free the model (and stop threads or connections)."""
 

@@ -185,3 +185,7 @@ class HFBackend(Backend):
 
     def truncate(self, text: str, max_tokens: int) -> str:
         return self._tokens.truncate(text, max_tokens)
+
+    def thread_count(self) -> int | None:
+        """torch's CPU thread count (its sums, and so the samples, depend on it); ``None`` on a GPU."""
+        return int(self._torch.get_num_threads()) if self.device == "cpu" else None

@@ -10,7 +10,10 @@ How it saves work on a CPU:
   twice) and all live sequences of the batch decode together, one token each per step.
 
 A batch always starts from the same restored state, so a document's completions do not
-depend on what ran before it (a resumed run writes what an uninterrupted one writes).
+depend on what ran before it (a resumed run writes what an uninterrupted one writes). The
+thread count is fixed for the backend's life (``threads``, or the fastest of 1 and every
+core, timed once at start: :mod:`.threads`), because llama.cpp's sums, and so its samples,
+depend on it; :meth:`LlamaCppBackend.thread_count` says which count was used.
 """
 
 from __future__ import annotations
@@ -34,10 +37,13 @@ from inpars.generation.backends.base import (
     decode_bytes,
 )
 from inpars.generation.backends.llama_model import LlamaVocab, import_llama_cpp, load_model
-from inpars.generation.backends.threads import ThreadTuner, work_kind
+from inpars.generation.backends.threads import fastest, usable_cores
 from inpars.generation.sampling import SamplingSettings, TokenSampler, log_normalizers
 
 log = logging.getLogger(__name__)
+
+CALIBRATION_TEXT = "Search engines rank documents by how well they match the words of a query."
+CALIBRATION_STEPS = 2  # timed decoding steps per candidate and round
 
 
 @dataclass
@@ -73,8 +79,7 @@ class LlamaCppBackend(Backend):
         self._model = load_model(lc, path)
         self.vocab = LlamaVocab(lc, lc.llama_model_get_vocab(self._model))
         self.n_vocab = int(lc.llama_vocab_n_tokens(lc.llama_model_get_vocab(self._model)))
-        self._tuner = ThreadTuner([threads]) if threads else ThreadTuner.automatic()
-        self.threads = threads or self._tuner.choices[-1]
+        self.threads = threads or usable_cores()
         params = lc.llama_context_default_params()
         params.n_ctx = min(context_tokens, int(lc.llama_model_n_ctx_train(self._model)))
         params.n_batch = params.n_ubatch = batch_tokens
@@ -96,12 +101,48 @@ class LlamaCppBackend(Backend):
         self._batch_tokens = batch_tokens
         self._max_sequences = max_sequences
         self._prefixes: dict[str, tuple[list[int], Any]] = {}
+        if not threads:
+            self._use_threads(self._calibrate(sorted({1, usable_cores()})))
         log.info(
-            "llama.cpp: %s, context %d tokens, threads %s",
+            "llama.cpp: %s, context %d tokens, %d threads (%s, fixed for the run)",
             path.name,
             self.n_ctx,
-            threads or f"tuned among {self._tuner.choices}",
+            self.threads,
+            "as set" if threads else "the faster of 1 and every core, timed",
         )
+
+    def thread_count(self) -> int:
+        return self.threads
+
+    def _use_threads(self, threads: int) -> None:
+        self._lc.llama_set_n_threads(self._ctx, threads, threads)
+        self.threads = threads
+
+    def _calibrate(self, choices: list[int]) -> int:
+        """The fastest of ``choices`` on decoding steps of several tokens (the shape of a
+        batch's steps) after a short prompt; the context is left empty."""
+        lc = self._lc
+        prompt = self.vocab.tokenize(CALIBRATION_TEXT, add_bos=self.vocab.add_bos) or [0]
+        width = max(1, min(8, self._max_sequences - 1, len(prompt)))
+        lc.llama_memory_clear(self._mem, True)
+        self._use_threads(choices[0])
+        self._decode([(t, i, 0, i == len(prompt) - 1) for i, t in enumerate(prompt)])
+        end = len(prompt)
+
+        def timer(threads: int) -> float:
+            self._use_threads(threads)
+            start = time.perf_counter()
+            for step in range(CALIBRATION_STEPS):
+                pos = end + step * width
+                self._decode([(prompt[k], pos + k, 0, k == width - 1) for k in range(width)])
+            seconds = time.perf_counter() - start
+            lc.llama_memory_seq_rm(self._mem, 0, end, -1)  # every measurement starts at the prompt's end
+            return seconds
+
+        try:
+            return fastest(choices, timer)
+        finally:
+            lc.llama_memory_clear(self._mem, True)
 
     # ------------------------------------------------------------------ tokenizer
     def count_tokens(self, text: str) -> int:
@@ -181,7 +222,7 @@ class LlamaCppBackend(Backend):
                 "Fix: fewer or shorter few-shot examples, or raise generate.context_tokens"
             )
         lc.llama_memory_clear(self._mem, True)
-        self._decode([(t, i, 0, False) for i, t in enumerate(tokens)], "prompt")
+        self._decode([(t, i, 0, False) for i, t in enumerate(tokens)])
         size = int(lc.llama_state_seq_get_size(self._ctx, 0))
         state = (ctypes.c_uint8 * max(size, 1))()
         if tokens:
@@ -218,7 +259,7 @@ class LlamaCppBackend(Backend):
             firsts.append(next_seq)
             next_seq += len(requests[i].seeds)
         self.stats["prompt_tokens"] += len(entries)
-        doc_logits = self._decode(entries, "prompt")
+        doc_logits = self._decode(entries)
         live: list[_Sequence] = []
         rows: list[np.ndarray] = []
         for d, (i, suffix) in enumerate(zip(group, suffixes, strict=True)):
@@ -257,7 +298,7 @@ class LlamaCppBackend(Backend):
                     feed.append(st)
             if not feed:
                 break
-            logits = self._decode([(st.token, st.pos, st.seq, True) for st in feed], "step")
+            logits = self._decode([(st.token, st.pos, st.seq, True) for st in feed])
             self.stats["generated_tokens"] += len(feed)
             for st in feed:
                 st.pos += 1
@@ -272,10 +313,8 @@ class LlamaCppBackend(Backend):
         )
         self._lc.llama_memory_seq_rm(self._mem, st.seq, -1, -1)
 
-    def _decode(self, entries: Sequence[tuple[int, int, int, bool]], kind: str) -> np.ndarray:
-        """Evaluate (token, position, sequence, wants logits) entries; the wanted logits, in order.
-
-        ``kind`` ("prompt" or "step") is the kind of work whose thread count is tuned."""
+    def _decode(self, entries: Sequence[tuple[int, int, int, bool]]) -> np.ndarray:
+        """Evaluate (token, position, sequence, wants logits) entries; the wanted logits, in order."""
         lc = self._lc
         batch = self._batch
         outputs: list[np.ndarray] = []
@@ -288,14 +327,7 @@ class LlamaCppBackend(Backend):
                 batch.n_seq_id[j] = 1
                 batch.seq_id[j][0] = seq
                 batch.logits[j] = wants
-            work = work_kind(kind, len(chunk))
-            threads = self._tuner.pick(work)
-            if threads != self.threads:
-                lc.llama_set_n_threads(self._ctx, threads, threads)
-                self.threads = threads
-            start_time = time.perf_counter()
             code = lc.llama_decode(self._ctx, batch)
-            self._tuner.record(work, threads, time.perf_counter() - start_time, len(chunk))
             if code != 0:
                 raise BackendError(
                     f"llama_decode failed (code {code}; 1 means the context is full). "
@@ -309,16 +341,10 @@ class LlamaCppBackend(Backend):
             return np.zeros((0, self.n_vocab), dtype=np.float32)
         return np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
 
-    def thread_choice(self) -> dict[str, int]:
-        """The thread count in use for each kind and size of work (measured fastest so far)."""
-        return {kind: self._tuner.best(kind) for kind in self._tuner.kinds()}
-
     def close(self) -> None:
         lc = getattr(self, "_lc", None)
         if lc is None:
             return
-        if getattr(self, "_ctx", None) is not None:
-            log.debug("llama.cpp threads in use: %s", self.thread_choice())
         if getattr(self, "_batch", None) is not None:
             lc.llama_batch_free(self._batch)
             self._batch = None

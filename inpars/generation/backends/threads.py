@@ -1,17 +1,24 @@
-"""Choosing llama.cpp's thread count by measuring, while generating.
+"""Choosing llama.cpp's thread count by measuring, once, before generating.
 
 On a machine whose cores other processes also use, more threads can be much slower:
 with two cores and one of them busy, two threads wait on each other at every step
-(Gemma 270M decoding fell from ~40 to ~4 tokens/s). :class:`ThreadTuner` times each kind
-of work (prompt chunks, decoding steps) with each candidate count, keeps the fastest, and
-now and then tries the others again, less often each time they lose. llama.cpp's results
-do not depend on the thread count (each output value is computed by one thread), so
-tuning never changes what is generated.
+(Gemma 270M decoding fell from ~40 to ~4 tokens/s). So when ``[generate] threads`` is 0
+the backend times a few decoding steps with each candidate count (:func:`fastest`) and
+keeps the fastest for the whole run.
+
+The count is never changed while generating, because llama.cpp's results *do* depend on
+it: its matrix products split their sums among the threads, and floating-point sums in
+another order differ in the last bits, enough to change a sampled token now and then
+(1 and 2 threads give different samples). The generate stage records the count it used
+(``shards/threads.json``) and a resumed run uses it again, so that a run stopped and
+resumed writes what an uninterrupted one writes; set ``[generate] threads`` to make runs
+on different machines (or under different load) comparable too.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 
 START_INTERVAL = 16
 MAX_INTERVAL = 1024
@@ -32,8 +39,32 @@ def work_kind(kind: str, tokens: int) -> str:
     return f"{kind}/{1 << max(0, tokens - 1).bit_length()}"
 
 
+def fastest(choices: Sequence[int], timer: Callable[[int], float], rounds: int = 3,
+            margin: float = 2.0) -> int:
+    """The thread count among ``choices`` whose work ``timer(threads)`` (its seconds) is
+    fastest on average: one untimed warm-up with the fewest threads, then rounds that time
+    every candidate in turn (a change of load weighs on all of them). A candidate over
+    ``margin`` times slower than the best is dropped after a round: on a busy core one
+    step with too many threads can take seconds, so it is not timed again."""
+    live = sorted(set(choices))
+    if len(live) == 1:
+        return live[0]
+    timer(live[0])
+    totals = dict.fromkeys(live, 0.0)
+    for _ in range(rounds):
+        for threads in live:
+            totals[threads] += timer(threads)
+        best = min(totals[t] for t in live)
+        live = [t for t in live if totals[t] <= margin * best]
+        if len(live) == 1:
+            break
+    return min(live, key=lambda t: (totals[t], t))  # the candidates left were timed equally often
+
+
 class ThreadTuner:
-    """Per kind of work: a seconds-per-token estimate for each candidate thread count."""
+    """Per kind of work: a seconds-per-token estimate for each candidate thread count, with
+    an adaptive :meth:`pick`. Generation no longer uses it (switching counts mid-run would
+    change the samples; see the module docstring): :func:`fastest` chooses once."""
 
     def __init__(self, choices: list[int]) -> None:
         self.choices = sorted(set(choices))
