@@ -16,6 +16,7 @@ from inpars.errors import ConfigError
 from inpars.manifest import StageContext
 from inpars.pipeline.evaluate import EvaluateStage
 from inpars.pipeline.graph import Output, Stage, StageGraph
+from inpars.pipeline.model_checks import check_model
 from inpars.pipeline.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -75,6 +76,10 @@ class IndexStage(Stage):
     def outputs(self, ws: Workspace) -> tuple[Output, ...]:
         return (Output.run("bm25"),) + ((Output.run("dense"),) if ws.config.index.dense else ())
 
+    def check(self, ws: Workspace, systems: Sequence[str]) -> None:
+        if ws.config.index.dense:
+            check_model(ws, "[index] dense_model", ws.config.index.dense_model)
+
     def run(self, ctx: StageContext, ws: Workspace) -> None:
         from inpars.indexing import index_stage
 
@@ -106,7 +111,13 @@ class GenerateStage(Stage):
     def check(self, ws: Workspace, systems: Sequence[str]) -> None:
         from inpars.generation.templates import load_template
 
-        load_template(ws.config.generate.template)
+        cfg = ws.config.generate
+        load_template(cfg.template)
+        if cfg.backend != "openai":
+            check_model(ws, "[generate] model", cfg.model,
+                        kind="gguf" if cfg.backend == "llama-cpp" else "transformers")
+        elif cfg.tokenizer:
+            check_model(ws, "[generate] tokenizer", cfg.tokenizer)
 
     def run(self, ctx: StageContext, ws: Workspace) -> None:
         from inpars.generation.stage import generate_stage
@@ -124,6 +135,10 @@ class FilterStage(Stage):
     def inputs(self, ws: Workspace) -> dict[str, Path]:
         cfg = ws.config.filter
         return model_inputs("reranker", cfg.reranker_model) if "reranker" in cfg.steps else {}
+
+    def check(self, ws: Workspace, systems: Sequence[str]) -> None:
+        if "reranker" in ws.config.filter.steps:
+            check_model(ws, "[filter] reranker_model", ws.config.filter.reranker_model)
 
     def outputs(self, ws: Workspace) -> tuple[Output, ...]:
         return Output("kept", "records", "kept.jsonl"), Output("dropped", "records", "dropped.jsonl")
@@ -217,6 +232,12 @@ class TrainStage(Stage):
         cfg = ws.config.train
         return model_inputs("start", cfg.model, *((cfg.dense_model,) if cfg.dense else ()))
 
+    def check(self, ws: Workspace, systems: Sequence[str]) -> None:
+        cfg = ws.config.train
+        check_model(ws, "[train] model", cfg.model)
+        if cfg.dense:
+            check_model(ws, "[train] dense_model", cfg.dense_model)
+
     def outputs(self, ws: Workspace) -> tuple[Output, ...]:
         return tuple(Output(name, "model", name) for name in trained_models(ws).values())
 
@@ -270,6 +291,11 @@ class RerankStage(Stage):
                 f"([index] depth = {first}). Fix: set [rerank] depth to at most {first}, "
                 "or raise [index] depth"
             )
+        if ws.config.rerank.zero_shot:
+            check_model(ws, "[index] dense_model (the zero_shot encoder)", ws.config.index.dense_model)
+        for spec in ws.config.rerank.extra_systems:
+            check_model(ws, f"[rerank] extra_systems entry {spec!r}: model",
+                        spec.partition("=")[2].partition(":")[2])
 
     def run(self, ctx: StageContext, ws: Workspace) -> None:
         from inpars.reranking import rerank_stage
