@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -270,17 +270,22 @@ def negatives_stage(
     dense: DenseRetriever | None = None,
     teacher: HybridTeacher | None = None,
     qrels: Sequence[Qrel] | None = None,
+    held_out: Collection[str] = (),
 ) -> None:
     """Mine negatives for every query of ``kept_path`` (the filter stage's ``kept.jsonl``)
     into ``examples.jsonl`` (with the teacher's labels when ``cfg.teacher`` asks for them),
-    then export it in the formats of ``cfg.export``.
+    then export it in the formats of ``cfg.export``. Queries in ``held_out`` (a label-free
+    dev set) are left out of the examples.
 
     Resumable: examples already written by an interrupted run are kept, and mining goes
     on from the next query (each query's sample depends only on the seed and its id).
     """
     out = ctx.out_dir / EXAMPLES
     with ctx.timed("mine"):
-        stats = mine_to_file(ctx, cfg, Path(kept_path), out, bm25, dense=dense, teacher=teacher, qrels=qrels)
+        stats = mine_to_file(ctx, cfg, Path(kept_path), out, bm25, dense=dense, teacher=teacher, qrels=qrels,
+                             held_out=held_out)
+    if held_out:
+        stats["held_out_dev"] = len(held_out)
     ctx.output("examples", out)
     with ctx.timed("export"):
         for name in cfg.export:
@@ -327,18 +332,23 @@ def mine_to_file(
     dense: DenseRetriever | None,
     teacher: HybridTeacher | None,
     qrels: Sequence[Qrel] | None,
+    held_out: Collection[str] = (),
 ) -> dict[str, int]:
-    """Mine examples for the queries of ``queries_path`` into ``out``, going on after the
-    examples an interrupted run already wrote; counts of what ``out`` holds."""
+    """Mine examples for the queries of ``queries_path`` (but those in ``held_out``) into
+    ``out``, going on after the examples an interrupted run already wrote; counts of what
+    ``out`` holds."""
     from tqdm import tqdm
 
+    def queries() -> Iterator[SyntheticQuery]:
+        return (q for q in read_records(queries_path, SyntheticQuery) if q.query_id not in held_out)
+
     done = sum(1 for _ in read_records(out, TrainingExample)) if out.is_file() else 0
-    total = sum(1 for _ in read_records(queries_path, SyntheticQuery))
+    total = sum(1 for _ in queries())
     if done > total:
         raise DataError(f"{out}: holds {done} examples for {total} queries. Fix: delete it and rerun")
     if done:
         log.info("negatives: resuming %s after %d of %d examples", out.name, done, total)
-    remaining = (q for i, q in enumerate(read_records(queries_path, SyntheticQuery)) if i >= done)
+    remaining = (q for i, q in enumerate(queries()) if i >= done)
     with RecordAppender(out) as appender, tqdm(
         total=total, initial=done, desc=out.stem, unit="query", disable=total < 2 * cfg.batch_size
     ) as bar:

@@ -217,3 +217,16 @@ def test_real_examples_never_take_a_judged_relevant_document(tmp_path: Path) -> 
         assert not {"d00", "d01"} & set(example.negative_ids)
         assert "d02" in example.negative_ids  # judged, but not relevant
     assert ctx.counts["real_examples"] == 2 and "real_examples" in ctx.outputs
+
+
+def test_held_out_dev_queries_are_left_out_of_the_examples(tmp_path: Path) -> None:
+    qs = queries(6)
+    kept = tmp_path / "kept.jsonl"
+    write_records(kept, qs)
+    ctx = StageContext(name="negatives", out_dir=tmp_path / "out", seed=1, config=None)
+    (tmp_path / "out").mkdir()
+    index = FakeIndex(rankings(qs), corpus())
+    negatives_stage(ctx, NegativesConfig(depth=10, count=2, export=[]), kept, index, held_out={"q1", "q4"})
+    examples = list(read_records(tmp_path / "out" / EXAMPLES, TrainingExample))
+    assert [e.query_id for e in examples] == ["q0", "q2", "q3", "q5"]
+    assert ctx.counts["held_out_dev"] == 2 and ctx.counts["examples"] == 4

@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python", *sys.argv]) if argv is None else "interpolation.main",
         "experiment": config.experiment.name,
         "split": config.data.train_split,
+        "dev_set": experiment.dev_set_kind(),
         "queries": len(ev.query_ids),
         "excluded_example_queries": len(experiment.example_query_ids()),
         "seed": seed,
@@ -96,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"`{result['command']}`",
         "",
-        f"{len(ev.query_ids)} {config.data.train_split}-split queries (the dev set: seed {seed}; few-shot "
-        f"example queries excluded; real-label training leaves them out), BM25 top-{config.rerank.depth} "
+        f"{len(ev.query_ids)} dev queries: {experiment.dev_set_kind()} (seed {seed}; few-shot "
+        f"example queries excluded; training leaves them out), BM25 top-{config.rerank.depth} "
         f"reranked by the trained models in {seconds:.0f} s.",
         "w is BM25's weight in `w * bm25 + (1 - w) * reranker` (per-query min-max normalized).",
         "",

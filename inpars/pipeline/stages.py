@@ -169,6 +169,9 @@ class NegativesStage(Stage):
     needs = ("filter", "index")
 
     def settings(self, ws: Workspace) -> Any:
+        if not ws.has_judged_train():  # the label-free dev set is held out of training
+            held_out = {"dev_queries": ws.config.data.dev_queries, "seed": ws.config.experiment.seed}
+            return {"negatives": ws.config.negatives, "held_out_dev": held_out}
         if not uses_real_labels(ws):
             return ws.config.negatives
         data = ws.config.data
@@ -191,10 +194,11 @@ class NegativesStage(Stage):
             raise ConfigError(f"{ws.config.source_path}: [negatives] retriever = {cfg.retriever!r}, "
                               f"teacher = {cfg.teacher!r}, dense_count = {cfg.dense_count} need the dense "
                               "index. Fix: set [index] dense = true")
-        if uses_real_labels(ws) and not ws.config.data.train_split:
+        if uses_real_labels(ws) and not ws.has_judged_train():
             raise ConfigError(f"{ws.config.source_path}: [train] labels 'real' and 'both' train on the "
-                              "judged train queries, but [data] train_split is empty. Fix: name the split, "
-                              "or set labels = ['synthetic']")
+                              f"judged train queries, but the collection has no judged split "
+                              f"{ws.config.data.train_split!r}. Fix: name the split in [data] train_split, "
+                              "or set labels and dense_labels to ['synthetic']")
         uses_teacher = ws.config.train.loss == "margin-mse" or (
             ws.config.train.dense and ws.config.train.dense_loss == "margin-mse")
         if uses_teacher and cfg.teacher == "none":
@@ -211,7 +215,9 @@ class NegativesStage(Stage):
         if dense is not None and (cfg.retriever == "hybrid" or cfg.teacher != "none"):
             teacher = HybridTeacher(dense, cfg.teacher_bm25_weight)
         with ws.bm25() as bm25:
-            negatives_stage(ctx, cfg, ws.output("filter", "kept"), bm25, dense=dense, teacher=teacher)
+            negatives_stage(ctx, cfg, ws.output("filter", "kept"), bm25, dense=dense, teacher=teacher,
+                            held_out=ws.held_out_ids())
+            ctx.extra["dev_set"] = ws.dev_set_kind()
             if uses_real_labels(ws):
                 from inpars.negatives import real_examples_stage
 

@@ -131,18 +131,50 @@ class Workspace(RunFolder):
             return set()
         return set(self.manifest("generate").get("extra", {}).get("example_query_ids", []))
 
+    def has_judged_train(self) -> bool:
+        """Whether the collection has judged queries in ``[data] train_split``."""
+        split = self.config.data.train_split
+        return bool(split) and split in self.collection.splits()
+
+    def dev_set_kind(self) -> str:
+        """What the dev set is, for reports: real train queries, or held-out synthetic ones."""
+        return (f"{self.config.data.train_split}-split queries" if self.has_judged_train()
+                else "held-out synthetic queries (the collection has no judged train queries)")
+
     def dev_queries(self) -> tuple[list[Query], list[Qrel]]:
-        """The dev set: ``[data] dev_queries`` train queries drawn with the experiment seed
-        (few-shot example queries left out), and their qrels. Settings are tuned on these,
-        never on the test split; real-label training leaves them out."""
+        """The dev set, on which settings are tuned (never on the test split): ``[data]
+        dev_queries`` train queries drawn with the experiment seed (few-shot example queries
+        left out) and their qrels, which real-label training leaves out. A collection
+        without judged train queries gets :meth:`synthetic_dev_queries` instead."""
         import random
 
+        if not self.has_judged_train():
+            return self.synthetic_dev_queries()
         split, size = self.config.data.train_split, self.config.data.dev_queries
         excluded = self.example_query_ids()
         pool = [q for q in self.collection.split_queries(split) if q.query_id not in excluded]
         queries = random.Random(self.config.experiment.seed).sample(pool, min(size, len(pool)))
         wanted = {q.query_id for q in queries}
         return queries, [r for r in self.collection.qrels(split) if r.query_id in wanted]
+
+    def synthetic_dev_queries(self) -> tuple[list[Query], list[Qrel]]:
+        """The label-free dev set: a seeded slice of the kept synthetic queries (at most a
+        quarter of them), each judged relevant to the document it was written for. The
+        negatives stage holds them out of training (:meth:`held_out_ids`)."""
+        import random
+
+        from inpars.records import Qrel, Query
+
+        kept = self.kept_queries()
+        size = min(self.config.data.dev_queries, len(kept) // 4)
+        picked = random.Random(self.config.experiment.seed).sample(kept, size)
+        return ([Query(q.query_id, q.text) for q in picked],
+                [Qrel(q.query_id, q.doc_id, 1) for q in picked])
+
+    def held_out_ids(self) -> set[str]:
+        """Synthetic query ids kept out of training as the label-free dev set (none when the
+        collection has judged train queries)."""
+        return set() if self.has_judged_train() else {q.query_id for q in self.synthetic_dev_queries()[0]}
 
     def real_training_queries(self) -> tuple[list[SyntheticQuery], list[Qrel]]:
         """The collection's judged train queries as training pairs (the worth table's

@@ -10,7 +10,7 @@ import pytest
 from inpars.config import Config, DataConfig, EvaluateConfig, RerankConfig, TrainConfig
 from inpars.errors import ConfigError
 from inpars.pipeline import STAGES, Executor, Workspace, stages_until
-from inpars.pipeline.stages import RerankStage
+from inpars.pipeline.stages import NegativesStage, RerankStage
 from inpars.reranking import SystemSpec
 from tests.conftest import BeirWriter
 
@@ -97,3 +97,35 @@ def test_worth_labels_add_systems_and_real_examples(write_beir: BeirWriter, tmp_
     assert {p.query_id for p in pairs} == expected
     assert all(p.text == f"query {p.query_id[1]}" for p in pairs)
     assert {(r.query_id, r.doc_id) for r in judged} >= {(p.query_id, p.doc_id) for p in pairs}
+
+
+def test_a_collection_without_train_queries_gets_a_held_out_synthetic_dev_set(
+    write_beir: BeirWriter, tmp_path: Path
+) -> None:
+    """Label-free model selection: kept synthetic queries, each judged relevant to its own
+    document, are the dev set (at most a quarter of them) and are held out of training."""
+    from inpars.io import write_records
+    from inpars.manifest import StageContext, run_stage
+    from inpars.records import SyntheticQuery
+
+    source = write_beir(qrels={"test": [("q1", "d1", 1)]})
+    ws = workspace(source, tmp_path, data=DataConfig(source=str(source), dev_queries=3))
+    kept = [SyntheticQuery(f"d{i % 4 + 1}#q{i}", f"d{i % 4 + 1}", f"query {i}", "inpars", "m", 0, 0)
+            for i in range(16)]
+
+    def body(ctx: StageContext) -> None:
+        write_records(ctx.out_dir / "kept.jsonl", kept)
+        ctx.output("kept", ctx.out_dir / "kept.jsonl")
+
+    run_stage("filter", ws.stage_dir("filter"), {}, {}, body, seed=1)
+    assert not ws.has_judged_train() and ws.dev_set_kind().startswith("held-out synthetic queries")
+    queries, qrels = ws.dev_queries()
+    assert len(queries) == 3 and queries == ws.dev_queries()[0]  # seeded
+    by_id = {q.query_id: q for q in kept}
+    assert all(by_id[r.query_id].doc_id == r.doc_id and r.relevance == 1 for r in qrels)
+    assert ws.held_out_ids() == {q.query_id for q in queries}
+    settings = NegativesStage().settings(ws)
+    assert settings["held_out_dev"] == {"dev_queries": 3, "seed": 42}
+    real = workspace(source, tmp_path, train=TrainConfig(labels=["real"]))
+    with pytest.raises(ConfigError, match="no judged split 'train'"):
+        NegativesStage().check(real, ())
