@@ -3,11 +3,12 @@
     python eval/tuning/interpolation.py configs/scifact.toml --queries 100
 
 Needs a finished ``inpars run`` of the config up to ``train``. It draws a seeded sample of
-the collection's train-split queries (never the test split, and never a query used as a
-few-shot example in generation), retrieves BM25 top-``[rerank] depth`` for them, reranks
-them with each model the train stage made (the cross-encoder, and the fine-tuned sentence
-encoder when there is one), and scores ``w * bm25 + (1 - w) * reranker`` (per-query min-max
-normalized, :func:`inpars.evaluation.interpolate`) for w = 0, 0.1, ..., 1 with ranx.
+the collection's train-split queries (``Workspace.dev_queries``: never the test split, never
+a query used as a few-shot example in generation; held-out synthetic queries when the
+collection has no train queries), retrieves BM25 top-``[rerank] depth`` for them, reranks
+them with each model the train stage made and with the untuned encoder, and scores
+``w * bm25 + (1 - w) * reranker`` (per-query min-max normalized,
+:func:`inpars.evaluation.interpolate`) for w = 0, 0.1, ..., 1 with ranx.
 Writes ``eval/tuning/<experiment>-interpolation.{json,md}``; the chosen weight goes into the
 config's ``[evaluate] interpolate`` by hand, with this file as its evidence.
 """
@@ -25,7 +26,7 @@ from inpars.evaluation.interpolation import interpolate
 from inpars.evaluation.metrics import evaluate_runs
 from inpars.io import write_json
 from inpars.pipeline import Workspace
-from inpars.pipeline.stages import RerankStage, trained_models
+from inpars.pipeline.stages import ZERO_SHOT_BI, RerankStage, trained_models
 from inpars.records import ScoredPair
 from inpars.reranking import load_system, rerank
 
@@ -49,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     seed = config.experiment.seed
     queries, qrels = experiment.dev_queries()
 
-    trained = trained_models(experiment)
+    tuned = {*trained_models(experiment), ZERO_SHOT_BI}  # each system gets its own dev-best weight
     models = {name: spec for name, spec in RerankStage().specs(experiment).items()
-              if name in trained and Path(spec.model).is_dir()}
+              if name in tuned and (name == ZERO_SHOT_BI or Path(spec.model).is_dir())}
     started = time.perf_counter()
     reranked: dict[str, dict[str, dict[str, float]]] = {}
     with experiment.bm25() as bm25:
