@@ -1,8 +1,8 @@
 """Experiment configs: one TOML file per experiment, validated on load.
 
 Each section of the TOML file is a frozen dataclass named after its stage
-(``[index]``, ``[generate]``, ``[filter]``, ``[negatives]``, ``[train]``, ``[rerank]``,
-``[evaluate]``; the last three live in :mod:`inpars.config_training`). Unknown keys, wrong
+(``[index]``, ``[generate]``, ``[filter]``, ``[expand]``, ``[negatives]``, ``[train]``,
+``[rerank]``, ``[evaluate]``; the last three live in :mod:`inpars.config_training`). Unknown keys, wrong
 types and values outside a ``Literal`` are errors that name the file, the key and the
 allowed values. Library functions receive these dataclasses, never argparse objects.
 """
@@ -101,6 +101,7 @@ class Config:
     generate: GenerateConfig = field(default_factory=lambda: GenerateConfig())
     filter: FilterConfig = field(default_factory=lambda: FilterConfig())
     negatives: NegativesConfig = field(default_factory=lambda: NegativesConfig())
+    expand: ExpandConfig = field(default_factory=lambda: ExpandConfig())
     source_path: str = ""  # the TOML file it came from (set by load_config)
 
 
@@ -164,7 +165,7 @@ class GenerateConfig:
         check_device(self.device)
 
 
-FilterStep = Literal["rules", "dedup", "contamination", "logprob", "reranker", "roundtrip"]
+FilterStep = Literal["rules", "dedup", "contamination", "logprob", "reranker", "roundtrip", "critic"]
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,10 @@ class FilterConfig:
     roundtrip_retriever: Literal["bm25", "dense", "hybrid"] = "bm25"
     hybrid_bm25_weight: float = 0.3  # BM25's weight in the hybrid round trip
     roundtrip_k: int = 10  # keep a query whose document is in this many top hits
+    # critic: a classifier of real vs synthetic queries keeps the most realistic (by P(real))
+    critic_keep: float = 0.5
+    critic_real_queries: str = ""  # JSONL/TSV of real user queries; "": the train split (minus the dev set)
+    critic_model: str = "all-MiniLM-L6-v2"  # the sentence encoder whose embeddings it classifies
     threads: int = 0  # 0: every core
     device: str = "auto"
 
@@ -218,13 +223,15 @@ class FilterConfig:
         for name in ("near_dup_threshold", "contamination_threshold"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name} = {getattr(self, name)}: must be in (0, 1], e.g. 0.85")
-        for name in ("logprob_keep", "reranker_keep"):
+        for name in ("logprob_keep", "reranker_keep", "critic_keep"):
             keep = getattr(self, name)
             if keep <= 0 or (keep > 1 and keep != int(keep)):
                 raise ValueError(
                     f"{name} = {keep}: use a fraction in (0, 1] (e.g. 0.5) "
                     "or a whole number of queries (e.g. 10000)"
                 )
+        if not self.critic_model:
+            raise ValueError("critic_model is empty: name a sentence encoder, e.g. 'all-MiniLM-L6-v2'")
         check_device(self.device)
 
 
@@ -261,6 +268,30 @@ class NegativesConfig:
             raise ValueError(f"teacher_bm25_weight = {self.teacher_bm25_weight}: must be in [0, 1]")
         if self.window_start > self.depth:
             raise ValueError(f"window_start = {self.window_start} is deeper than depth = {self.depth}")
+
+
+@dataclass(frozen=True)
+class ExpandConfig:
+    """``[expand]``: document expansion with the synthetic queries (docT5query, Doc2Query--).
+
+    Off by default. When on, each document is indexed again with its synthetic queries
+    appended, into a second BM25 index of the run, searched with the test queries
+    (system ``bm25-expanded``). ``k1`` and ``b`` default to ``[index]``'s.
+    """
+
+    enabled: bool = False
+    source: Literal["kept", "generated"] = "kept"  # the filter's kept queries, or all generated ones
+    repeat: int = 1  # how many times each query is appended
+    k1: float | None = None  # default: [index] k1
+    b: float | None = None  # default: [index] b
+
+    def __post_init__(self) -> None:
+        if self.repeat < 1:
+            raise ValueError(f"repeat = {self.repeat}: must be at least 1")
+        if self.k1 is not None and self.k1 < 0:
+            raise ValueError(f"k1 = {self.k1}: must be 0 or more (or leave it out for [index] k1)")
+        if self.b is not None and not 0 <= self.b <= 1:
+            raise ValueError(f"b = {self.b}: must be in [0, 1] (or leave it out for [index] b)")
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:

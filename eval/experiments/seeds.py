@@ -5,7 +5,7 @@
 Needs a finished ``inpars run CONFIG`` (its training seed is the experiment seed and counts
 as the first seed). For every other seed ``S`` it runs the train, rerank and evaluate
 stages again as experiment ``<name>-seed<S>`` with ``[train] seed = S``, on the base run's
-data: the index, generate, filter and negatives folders are hard-linked from
+data: the index, generate, filter, expand and negatives folders are hard-linked from
 ``runs/<name>/`` (same settings, so the executor checks and skips them), so only the
 training changes between seeds. Resumable: each seed's run skips what it finished; a killed
 seed goes on from its last finished stage. The models trained per seed are the config's
@@ -32,7 +32,7 @@ from inpars.evaluation.worth import load_evaluation, worth_json, worth_section, 
 from inpars.io import write_json
 from inpars.pipeline import Executor, Workspace
 
-SHARED_STAGES = ("index", "generate", "filter", "negatives")
+SHARED_STAGES = ("index", "generate", "filter", "expand", "negatives")  # those switched on are linked
 
 
 def seed_config(config: Config, seed: int) -> Config:
@@ -46,7 +46,7 @@ def seed_config(config: Config, seed: int) -> Config:
 
 def link_shared_stages(base: Workspace, ws: Workspace) -> None:
     """Hard-link the base run's data stages into a seed's run folder (once)."""
-    for stage in SHARED_STAGES:
+    for stage in (s for s in SHARED_STAGES if base.graph[s].enabled(base)):
         target = ws.stage_dir(stage)
         if not base.finished(stage):
             raise SystemExit(f"{base.stage_dir(stage)} is not finished: run `inpars run CONFIG` first")

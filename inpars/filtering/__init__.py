@@ -11,6 +11,7 @@ step                      drops
 ``logprob``               all but the top fraction/count by mean token log-prob (InPars-v1)
 ``reranker``              all but the top fraction/count by a relevance scorer (InPars-v2)
 ``roundtrip``             queries whose document a retriever does not rank in its top k
+``critic``                all but the top fraction/count by P(real) of a real-vs-synthetic classifier
 ========================  ==================================================================
 
 Library use::
@@ -35,6 +36,7 @@ from inpars.filtering.chain import (
     top_verdicts,
 )
 from inpars.filtering.contamination import ContaminationFilter
+from inpars.filtering.critic import CriticFilter, critic_real_queries
 from inpars.filtering.dedup import DedupFilter
 from inpars.filtering.logprob import LogprobFilter
 from inpars.filtering.minhash import Match, NearDuplicateIndex
@@ -58,6 +60,7 @@ __all__ = [
     "SCORES_KEY",
     "ChainResult",
     "ContaminationFilter",
+    "CriticFilter",
     "DedupFilter",
     "DocumentSource",
     "LogprobFilter",
@@ -72,6 +75,7 @@ __all__ = [
     "Verdict",
     "apply_filters",
     "build_filters",
+    "critic_real_queries",
     "drop",
     "filter_stage",
     "keep_count",

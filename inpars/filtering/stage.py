@@ -21,6 +21,7 @@ from inpars.data.lookup import DocumentLookup, DocumentSource
 from inpars.errors import ConfigError, DataError
 from inpars.filtering.chain import QueryFilter, apply_filters
 from inpars.filtering.contamination import ContaminationFilter
+from inpars.filtering.critic import CriticFilter, Encoder, load_encoder
 from inpars.filtering.dedup import DedupFilter
 from inpars.filtering.logprob import LogprobFilter
 from inpars.filtering.reranker import RerankerFilter
@@ -65,12 +66,17 @@ def build_filters(
     scorer: Scorer | None = None,
     work_dir: Path | None = None,
     seed: int = 0,
+    real_queries: Sequence[Query] = (),
+    real_source: str = "",
+    encoder: Encoder | None = None,
 ) -> list[QueryFilter]:
     """The filter objects for ``steps`` (in that order) with the settings of ``cfg``.
 
     ``roundtrip`` is the retriever ``cfg.roundtrip_retriever`` names (BM25, dense or the
     hybrid of :mod:`inpars.teacher`); ``scorer`` overrides the reranker model of ``cfg`` (it
     is loaded only when the reranker step runs); ``work_dir`` holds the reranker's resume cache.
+    ``real_queries`` (from ``real_source``) are what the critic learns real queries from;
+    ``encoder`` overrides its sentence encoder (else loaded when the critic has work).
     """
     filters: list[QueryFilter] = []
     for step in steps:
@@ -106,6 +112,9 @@ def build_filters(
                     "'dense' and 'hybrid') or set roundtrip_retriever = 'bm25'"
                 )
             filters.append(RoundtripFilter(roundtrip, cfg.roundtrip_k, label=cfg.roundtrip_retriever))
+        elif step == "critic":
+            filters.append(CriticFilter(real_queries, encoder, lambda: load_encoder(cfg),
+                                        keep=cfg.critic_keep, seed=seed, source=real_source))
         else:
             raise ConfigError(f"[filter] steps: unknown step {step!r}")
     return filters
@@ -120,10 +129,14 @@ def filter_stage(
     eval_queries: Sequence[Query],
     roundtrip: Retriever | None,
     scorer: Scorer | None = None,
+    real_queries: Sequence[Query] = (),
+    real_source: str = "",
+    encoder: Encoder | None = None,
 ) -> None:
     """Filter the synthetic queries of ``queries_dir`` (a generate stage folder or a JSONL
     file) with the steps of ``cfg``; ``eval_queries`` are the queries of every evaluated
-    split (their near-copies are always dropped)."""
+    split (their near-copies are always dropped); ``real_queries`` (from ``real_source``) are
+    the critic's real side (see :func:`~inpars.filtering.critic.critic_real_queries`)."""
     with ctx.timed("read"):
         queries = read_queries(Path(queries_dir))
         lookup = DocumentLookup(collection, fix="filter with the collection the queries were generated from")
@@ -135,7 +148,8 @@ def filter_stage(
         )
     steps = resolve_steps(cfg.steps, eval_queries)
     filters = build_filters(cfg, steps, documents, eval_queries=eval_queries, roundtrip=roundtrip,
-                            scorer=scorer, work_dir=ctx.out_dir, seed=ctx.seed)
+                            scorer=scorer, work_dir=ctx.out_dir, seed=ctx.seed, real_queries=real_queries,
+                            real_source=real_source, encoder=encoder)
     with ctx.timed("filter"):
         result = apply_filters(queries, filters)
 
@@ -168,5 +182,8 @@ def filter_stage(
         scorer_used = reranker.scorer
         ctx.extra["reranker"] = {"kind": getattr(scorer_used, "kind", "custom"), "model": scorer_used.name,
                                  "dtype": str(getattr(scorer_used, "dtype", ""))}
+    critic = next((f for f in filters if isinstance(f, CriticFilter)), None)
+    if critic is not None:
+        ctx.extra["critic"] = {**critic.report, "model": cfg.critic_model}
     log.info("filter: kept %d of %d queries (%s)", len(result.kept), len(queries),
              ", ".join(f"{r.step} -{r.seen - r.kept}" for r in result.steps))

@@ -70,10 +70,9 @@ class EvaluateStage(Stage):
 
         runs: dict[str, Path] = {}
         rescored: dict[str, int] = {}
-        for stage in self.earlier(ws):
-            if ws.finished(stage):
-                runs.update(ws.runs(stage))
-                rescored.update(reranked_depths(ws.manifest(stage)))
+        for stage in self.collected(ws):
+            runs.update(ws.runs(stage))
+            rescored.update(reranked_depths(ws.manifest(stage)))
         evaluate_stage(
             ctx, ws.config.evaluate, ws.collection.qrels(ws.config.data.test_split), runs,
             excluded_query_ids=ws.example_query_ids(), command=ws.command,
@@ -97,11 +96,15 @@ class EvaluateStage(Stage):
         names = ws.graph.names
         return names[: names.index(self.name)]
 
+    def collected(self, ws: Workspace) -> list[str]:
+        """The earlier stages it reads: finished, and switched on in this config."""
+        return [s for s in self.earlier(ws) if ws.graph[s].enabled(ws) and ws.finished(s)]
+
     def sections(self, ws: Workspace) -> dict[str, str]:
         """Extra report sections: the experiment's description, then the stage table."""
         from inpars.evaluation.pipeline_table import INTRO, pipeline_table
 
-        manifests = {s: ws.manifest(s) for s in self.earlier(ws) if ws.finished(s)}
+        manifests = {s: ws.manifest(s) for s in self.collected(ws)}
         sections = {"About this experiment": ws.config.experiment.description.strip(),
                     "Pipeline": f"{INTRO}\n\n{pipeline_table(manifests)}"}
         return {title: text for title, text in sections.items() if text}

@@ -21,7 +21,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from inpars.errors import StageError
+from inpars.errors import ConfigError, StageError
 from inpars.io import read_json, write_json
 from inpars.manifest import MANIFEST, StageResult, config_dict, package_versions, run_stage
 from inpars.pipeline.graph import Stage
@@ -59,7 +59,7 @@ class Executor:
         if stage.collects_runs:
             names = self.graph.names
             for name in names[: names.index(stage.name)]:
-                if ws.finished(name) and ws.runs(name):
+                if self.graph[name].enabled(ws) and ws.finished(name) and ws.runs(name):
                     found[name] = ws.stage_dir(name)
         return found | stage.inputs(ws)
 
@@ -82,7 +82,10 @@ class Executor:
         """``inpars <stage> CONFIG``: one stage, under the lock, after every stage's checks."""
         from inpars.lock import ExperimentLock
 
-        self.graph[name]
+        if not self.graph[name].enabled(self.ws):
+            where = self.ws.config.source_path or "config"
+            raise ConfigError(f"{where}: the '{name}' stage is switched off. "
+                              f"Fix: switch it on in the config's [{name}] section (enabled = true)")
         with ExperimentLock(self.ws.run_dir, command=self.ws.command or None):
             self.validate()
             return self.run_one(name)
@@ -92,7 +95,8 @@ class Executor:
         write the run manifest; returns it."""
         from inpars.lock import ExperimentLock
 
-        names = [n for n in self.graph.names if stages is None or n in stages]
+        names = [n for n in self.graph.names
+                 if (stages is None or n in stages) and self.graph[n].enabled(self.ws)]
         started = time.perf_counter()
         with ExperimentLock(self.ws.run_dir, command=self.ws.command or None):
             self.validate()

@@ -58,6 +58,12 @@ class Stage(ABC):
     uses: ClassVar[tuple[str, ...]] = ()  # stages whose outputs it reads when they have finished
     collects_runs: ClassVar[bool] = False  # also reads the runs of every earlier finished stage
 
+    def enabled(self, ws: Workspace) -> bool:
+        """Whether the config switches this stage on (an optional stage, e.g. ``[expand]
+        enabled``). A stage that is off is left out of ``inpars run``: no folder, no
+        manifest, no runs; the outputs of an earlier run with it on are not read."""
+        return True
+
     def settings(self, ws: Workspace) -> Any:
         """What the stage is fingerprinted with: by default its config section."""
         return getattr(ws.config, self.name)
@@ -145,6 +151,6 @@ class StageGraph:
         """The run names the stages (those before ``before``, or all) will produce for this config."""
         names = self.upstream(before) if before is not None else self.names
         found: list[str] = []
-        for name in names:
+        for name in (n for n in names if self[n].enabled(ws)):
             found.extend(o.system for o in self[name].outputs(ws) if o.system is not None)
         return tuple(found)

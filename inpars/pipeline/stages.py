@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from inpars.errors import ConfigError
 from inpars.manifest import StageContext
 from inpars.pipeline.evaluate import EvaluateStage
+from inpars.pipeline.expand import ExpandStage
 from inpars.pipeline.graph import Output, Stage, StageGraph
 from inpars.pipeline.model_checks import check_model
 from inpars.pipeline.workspace import Workspace
@@ -132,13 +133,28 @@ class FilterStage(Stage):
     help = "keep the best synthetic queries; count every drop with its reason"
     needs = ("generate", "index")
 
+    def settings(self, ws: Workspace) -> Any:
+        from inpars.filtering.critic import stage_settings
+
+        return stage_settings(ws.config.filter, ws.config.data.dev_queries)
+
     def inputs(self, ws: Workspace) -> dict[str, Path]:
         cfg = ws.config.filter
-        return model_inputs("reranker", cfg.reranker_model) if "reranker" in cfg.steps else {}
+        files = model_inputs("reranker", cfg.reranker_model) if "reranker" in cfg.steps else {}
+        if "critic" in cfg.steps:
+            files |= model_inputs("critic", cfg.critic_model)
+            if cfg.critic_real_queries:
+                files["critic_real_queries"] = Path(cfg.critic_real_queries).expanduser()
+        return files
 
     def check(self, ws: Workspace, systems: Sequence[str]) -> None:
         if "reranker" in ws.config.filter.steps:
             check_model(ws, "[filter] reranker_model", ws.config.filter.reranker_model)
+        if "critic" in ws.config.filter.steps:
+            from inpars.filtering.critic import check_critic
+
+            check_critic(ws.config.filter, ws.collection.splits(), ws.config.data.train_split)
+            check_model(ws, "[filter] critic_model", ws.config.filter.critic_model)
 
     def outputs(self, ws: Workspace) -> tuple[Output, ...]:
         return Output("kept", "records", "kept.jsonl"), Output("dropped", "records", "dropped.jsonl")
@@ -155,9 +171,17 @@ class FilterStage(Stage):
             from inpars.teacher import HybridRetriever, HybridTeacher
 
             roundtrip = HybridRetriever(bm25, dense, HybridTeacher(dense, cfg.hybrid_bm25_weight))
+        real: Sequence[Any] = ()
+        source = ""
+        if "critic" in cfg.steps:  # the critic's real queries: never the dev set nor an evaluated query
+            from inpars.filtering.critic import critic_real_queries
+
+            dev = ws.dev_queries()[0] if ws.has_judged_train() else []
+            real, source = critic_real_queries(cfg, ws.collection, ws.config.data.train_split,
+                                               held_out=[*dev, *ws.eval_queries()])
         try:
             filter_stage(ctx, cfg, ws.stage_dir("generate"), ws.collection, eval_queries=ws.eval_queries(),
-                         roundtrip=roundtrip)
+                         roundtrip=roundtrip, real_queries=real, real_source=source)
         finally:
             if bm25 is not None:
                 bm25.close()
@@ -337,7 +361,9 @@ def dense_tuned(ctx: StageContext, ws: Workspace) -> None:
 
 
 def builtin_graph() -> StageGraph:
-    """The seven built-in stages in order."""
-    return StageGraph([IndexStage(), GenerateStage(), FilterStage(), NegativesStage(), TrainStage(),
-                       RerankStage(), EvaluateStage()])
+    """The built-in stages in order (``expand`` is left out of runs unless ``[expand] enabled``)."""
+    graph = StageGraph([IndexStage(), GenerateStage(), FilterStage(), NegativesStage(), TrainStage(),
+                        RerankStage(), EvaluateStage()])
+    graph.register(ExpandStage(), before="negatives")
+    return graph
 
