@@ -6,7 +6,9 @@
   hard negatives, or margin-mse distillation of teacher scores).
 
 Both resume from their last checkpoint (a hidden folder beside the model) after an
-interruption and write ``training.json`` (data hash, settings, loss curve, throughput).
+interruption and write ``training.json`` (data hash, settings, loss curve, throughput);
+``[train] weighting`` weights each example's loss by its confidence
+(:mod:`inpars.training.weights`).
 - :func:`train_stage`: the pipeline's ``train`` stage.
 
 Heavy libraries (torch, transformers, sentence-transformers) load only when training.

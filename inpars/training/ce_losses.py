@@ -26,6 +26,11 @@ order; a ``label`` column holds the labels):
 ``batch_size`` rows, the group losses ``batch_size // (1 + negatives_per_example)`` rows
 (at least one). ``MarginMSELoss`` scores its rows column by column, one forward pass of
 that many pairs per column.
+
+With ``[train] weighting`` the rows carry a ``weight`` column (each pair, group or margin row
+the weight of its example; :mod:`inpars.training.weights`) and :func:`make_loss` returns the
+weighted twin of the loss (:mod:`inpars.training.weighted_losses`), ``mean(w * loss)`` over a
+micro-batch's rows in place of ``mean(loss)``.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from inpars.config import TrainConfig
 from inpars.errors import ConfigError
 from inpars.records import TrainingExample
 from inpars.training.examples import with_negatives
+from inpars.training.weights import WEIGHT
 
 QUERY = "query"  # the first column of every row; the trainer counts rows with it
 NO_TEACHER = "negatives without a teacher score"
@@ -66,9 +72,19 @@ def rows_per_batch(cfg: TrainConfig) -> int:
     return max(1, cfg.batch_size // (1 + cfg.negatives_per_example))
 
 
-def training_rows(examples: Sequence[TrainingExample], cfg: TrainConfig, rng: random.Random) -> Rows:
+def training_rows(examples: Sequence[TrainingExample], cfg: TrainConfig, rng: random.Random,
+                  weights: Sequence[float] | None = None) -> Rows:
     """The rows ``cfg.loss`` trains on (negatives topped up by
-    :func:`~inpars.training.examples.with_negatives`)."""
+    :func:`~inpars.training.examples.with_negatives`), with a ``weight`` column when
+    ``weights`` (one per example) are given."""
+    rows = _rows(examples, cfg, rng, weights)
+    if weights is None:
+        rows.columns.pop(WEIGHT)
+    return rows
+
+
+def _rows(examples: Sequence[TrainingExample], cfg: TrainConfig, rng: random.Random,
+          weights: Sequence[float] | None) -> Rows:
     if cfg.loss == "margin-mse" and not any(e.teacher_scores for e in examples):
         raise ConfigError(
             "train.loss = 'margin-mse' distils a teacher's scores, but the training examples have none. "
@@ -77,27 +93,29 @@ def training_rows(examples: Sequence[TrainingExample], cfg: TrainConfig, rng: ra
         )
     count = cfg.negatives_per_example
     groups, random_negatives = with_negatives(examples, count, rng)
+    weight_of = list(weights) if weights is not None else [1.0] * len(examples)
     if cfg.loss == "bce":
-        columns: dict[str, list[Any]] = {QUERY: [], "document": [], "label": []}
-        for query, positive, negatives in groups:
+        columns: dict[str, list[Any]] = {QUERY: [], "document": [], "label": [], WEIGHT: []}
+        for (query, positive, negatives), weight in zip(groups, weight_of, strict=True):
             for document, label in ((positive, 1.0), *((n, 0.0) for n in negatives)):
-                columns[QUERY].append(query)
-                columns["document"].append(document)
-                columns["label"].append(label)
+                for name, value in zip(columns, (query, document, label, weight), strict=True):
+                    columns[name].append(value)
         return Rows(columns, 1, random_negatives)
     if cfg.loss == "listwise":
-        rows = Rows({QUERY: [], "documents": [], "label": []}, 1 + count, random_negatives)
-        for query, positive, negatives in groups:
+        rows = Rows({QUERY: [], "documents": [], "label": [], WEIGHT: []}, 1 + count, random_negatives)
+        for (query, positive, negatives), weight in zip(groups, weight_of, strict=True):
             rows.columns[QUERY].append(query)
             rows.columns["documents"].append([positive, *negatives])
             rows.columns["label"].append([0.0] + [-math.inf] * count)  # softmax: one-hot on the positive
+            rows.columns[WEIGHT].append(weight)
         return rows
     text_columns = [QUERY, "positive", *(f"negative_{i + 1}" for i in range(count))]  # margin-mse
-    rows = Rows({**{name: [] for name in text_columns}, "label": []}, 1 + count, random_negatives)
-    for example, (query, positive, negatives) in zip(examples, groups, strict=True):
+    rows = Rows({**{name: [] for name in text_columns}, "label": [], WEIGHT: []}, 1 + count, random_negatives)
+    for example, (query, positive, negatives), weight in zip(examples, groups, weight_of, strict=True):
         scored, margins = _scored(example, negatives, rows.drops)
         if scored:
             rows.columns["label"].append(margins)
+            rows.columns[WEIGHT].append(weight)
             for name, text in zip(text_columns, (query, positive, *scored), strict=True):
                 rows.columns[name].append(text)
     return rows
@@ -122,14 +140,23 @@ def _scored(
     return [text for text, _ in filled], [margin for _, margin in filled]
 
 
-def make_loss(cfg: TrainConfig, model: Any) -> Any:
-    """The sentence-transformers loss of ``cfg.loss`` for ``model`` (see the module docstring)."""
+def make_loss(cfg: TrainConfig, model: Any, weighted: bool = False) -> Any:
+    """The sentence-transformers loss of ``cfg.loss`` for ``model`` (see the module docstring);
+    ``weighted``: its twin that reads the rows' ``weight`` column."""
     import torch
     from sentence_transformers.cross_encoder import losses
 
+    if weighted:
+        from inpars.training import weighted_losses as w
+
+        bce: Any = w.WeightedBCELoss
+        listwise: Any = w.WeightedListNetLoss
+        margin: Any = w.WeightedCEMarginMSELoss
+    else:
+        bce, listwise, margin = losses.BinaryCrossEntropyLoss, losses.ListNetLoss, losses.MarginMSELoss
     if cfg.loss == "bce":
         weight = cfg.bce_pos_weight or float(cfg.negatives_per_example)
-        return losses.BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(weight))
+        return bce(model, pos_weight=torch.tensor(weight))
     if cfg.loss == "listwise":
-        return losses.ListNetLoss(model, activation_fn=torch.nn.Identity(), mini_batch_size=cfg.batch_size)
-    return losses.MarginMSELoss(model)
+        return listwise(model, activation_fn=torch.nn.Identity(), mini_batch_size=cfg.batch_size)
+    return margin(model)

@@ -25,6 +25,7 @@ from transformers import PrinterCallback, TrainerCallback
 from inpars.io import read_json, write_json
 from inpars.training.ce_losses import QUERY
 from inpars.training.loop import LossCurve
+from inpars.training.weights import WEIGHT
 
 CURVE = "inpars_loss_curve.json"  # in a checkpoint: the curve so far; marks the checkpoint complete
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -60,7 +61,8 @@ class Progress(TrainerCallback):
 
 
 class Trainer(CrossEncoderTrainer):
-    """``CrossEncoderTrainer`` that reports each training micro-batch to :class:`Progress`."""
+    """``CrossEncoderTrainer`` that reports each training micro-batch to :class:`Progress`, and
+    hands a weighted loss the batch's ``weight`` column (:mod:`inpars.training.weighted_losses`)."""
 
     def __init__(self, progress: Progress, **kwargs: Any) -> None:
         super().__init__(callbacks=[progress], **kwargs)
@@ -69,6 +71,9 @@ class Trainer(CrossEncoderTrainer):
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
         rows = len(inputs[QUERY])
+        if WEIGHT in inputs:  # not a text column: the loss takes it, the library never sees it
+            weighted: Any = self.loss
+            weighted.set_weights(inputs.pop(WEIGHT))
         out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         if model.training:
             loss: Any = out[0] if return_outputs else out

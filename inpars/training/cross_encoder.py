@@ -27,7 +27,7 @@ import random
 import re
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from inpars.scoring.runtime import resolve_dtype
 from inpars.training.ce_losses import Rows, make_loss, rows_per_batch, training_rows
 from inpars.training.examples import ExampleSet, load_examples
 from inpars.training.loop import atomic_dir, pick_device, planned_steps, seed_everything, set_threads
+from inpars.training.weights import ExampleWeights, fingerprint_settings, weights_for
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +108,15 @@ def train_cross_encoder(
     cfg: TrainConfig,
     *,
     seed: int = 0,
+    signals: Mapping[str, float] | None = None,
 ) -> Path:
     """Fine-tune ``cfg.model`` as a cross-encoder on ``examples``; returns ``out_dir``.
 
-    ``seed`` is used when ``cfg.seed`` is unset. The folder is written atomically: an
-    interrupted run leaves any previous model in ``out_dir`` untouched, and a rerun with
-    the same settings, data and seed resumes from its last checkpoint.
+    ``seed`` is used when ``cfg.seed`` is unset; ``signals`` (query id -> signal) feed the
+    ``logprob`` and ``critic`` weightings (:mod:`inpars.training.weights`). The folder is
+    written atomically: an interrupted run leaves any previous model in ``out_dir``
+    untouched, and a rerun with the same settings, data (and weights) and seed resumes from
+    its last checkpoint.
     """
     from inpars.training.ce_trainer import (
         Progress,
@@ -127,18 +131,20 @@ def train_cross_encoder(
     threads = set_threads(cfg.threads)
     device = pick_device(cfg.device)
     data = load_examples(examples, max_examples=cfg.max_examples, seed=run_seed)
-    rows = training_rows(data.examples, cfg, random.Random(run_seed))
+    weights = weights_for(data.examples, cfg, signals, "cross-encoder")
+    rows = training_rows(data.examples, cfg, random.Random(run_seed), weights.values if weights else None)
     model, base_path, fresh_head = load_start_model(cfg.model, cfg.max_length, device)
     precision = "bfloat16" if _is_bf16(resolve_dtype(cfg.precision, device)) else "float32"
     head_lr = (cfg.head_learning_rate or cfg.learning_rate) if fresh_head else None
     target = Path(out_dir)
-    checkpoints = checkpoint_dir(target, config_dict(cfg), data.sha256, run_seed)
+    data_key = data.sha256 + (weights.digest() if weights else "")  # resumed only with the same weights
+    checkpoints = checkpoint_dir(target, fingerprint_settings(cfg), data_key, run_seed)
     rates = {head_pattern(model): head_lr} if head_lr and head_lr != cfg.learning_rate else {}
     steps = planned_steps(-(-len(rows) // rows_per_batch(cfg)), cfg.epochs, cfg.grad_accumulation,
                           cfg.max_steps)
     progress = Progress(cfg.log_every, rows.pairs_per_row)
     trainer = make_trainer(model, _arguments(cfg, checkpoints, run_seed, device, precision, rates, steps),
-                           rows.columns, make_loss(cfg, model), progress)
+                           rows.columns, make_loss(cfg, model, weighted=weights is not None), progress)
     resume = last_checkpoint(checkpoints)
     if resume is not None:
         progress.resume(resume)
@@ -160,7 +166,7 @@ def train_cross_encoder(
         "fresh_head": fresh_head,
         "head_learning_rate": head_lr,
         "resumed_from_step": int(resume.name.rsplit("-", 1)[1]) if resume else None,
-        "data": _data_summary(data, rows),
+        "data": _data_summary(data, rows, weights),
         "config": config_dict(cfg),
         **progress.curve.summary(),
     }
@@ -173,8 +179,9 @@ def train_cross_encoder(
     return target
 
 
-def _data_summary(data: ExampleSet, rows: Rows) -> dict[str, Any]:
+def _data_summary(data: ExampleSet, rows: Rows, weights: ExampleWeights | None) -> dict[str, Any]:
     return {
+        "weights": weights.summary() if weights else None,
         "source": data.source,
         "sha256": data.sha256,
         "examples_read": data.read,

@@ -14,6 +14,12 @@ Two losses (``[train] dense_loss``):
   (:attr:`~inpars.records.TrainingExample.teacher_scores`). A negative without a teacher
   score (a random top-up, or none mined) has no label: its row is dropped and counted.
 
+With ``[train] weighting`` each row is weighted by its example's weight
+(:mod:`inpars.training.weights`), carried in the label column: ``mnrl`` rows are labelled with
+the weight (each query's in-batch term is weighted), ``margin-mse`` rows with ``[margin,
+weight]``; the losses are the weighted twins of the library's
+(:mod:`inpars.training.weighted_losses`).
+
 The result is a sentence-transformers folder with ``training.json`` beside the weights;
 :mod:`inpars.indexing` re-encodes the corpus with it. Checkpoints go to a hidden sibling
 ``.<name>.checkpoints/`` every few minutes; a rerun with the same settings and data resumes
@@ -29,7 +35,7 @@ import logging
 import math
 import random
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +49,7 @@ from inpars.scoring.runtime import resolve_dtype
 from inpars.training.cross_encoder import SUMMARY
 from inpars.training.examples import ExampleSet, load_examples, with_negatives
 from inpars.training.loop import atomic_dir, pick_device, planned_steps, seed_everything, set_threads
+from inpars.training.weights import ExampleWeights, fingerprint_settings, weights_for
 
 log = logging.getLogger(__name__)
 
@@ -67,22 +74,27 @@ def load_sentence_encoder(name: str, device: str) -> tuple[Any, str]:
         ) from exc
 
 
-def mnrl_rows(examples: Sequence[TrainingExample], negatives: int,
-              rng: random.Random) -> tuple[dict[str, list[Any]], int]:
-    """Columns ``query, positive, negative_1..n`` (one row per example) and the number of
-    random negatives that topped up examples with fewer mined ones."""
+def mnrl_rows(examples: Sequence[TrainingExample], negatives: int, rng: random.Random,
+              weights: Sequence[float] | None = None) -> tuple[dict[str, list[Any]], int]:
+    """Columns ``query, positive, negative_1..n`` (one row per example; ``label``: its weight,
+    when ``weights`` are given) and the number of random negatives that topped up examples
+    with fewer mined ones."""
     groups, random_negatives = with_negatives(examples, negatives, rng)
     columns: dict[str, list[Any]] = {"query": [g[0] for g in groups], "positive": [g[1] for g in groups]}
     for k in range(negatives):
         columns[f"negative_{k + 1}"] = [g[2][k] for g in groups]
+    if weights is not None:
+        columns["label"] = list(weights)
     return columns, random_negatives
 
 
-def margin_rows(examples: Sequence[TrainingExample], negatives: int) -> tuple[dict[str, list[Any]], int, int]:
+def margin_rows(examples: Sequence[TrainingExample], negatives: int,
+                weights: Sequence[float] | None = None) -> tuple[dict[str, list[Any]], int, int]:
     """Columns ``query, positive, negative, label`` with ``label = teacher(positive) -
-    teacher(negative)``, one row per negative with a teacher score among an example's first
-    ``negatives``; the rows that could not be made (negatives missing or unscored, as random
-    top-ups are), and the examples left without any row.
+    teacher(negative)`` (``[margin, the example's weight]`` with ``weights``), one row per
+    negative with a teacher score among an example's first ``negatives``; the rows that could
+    not be made (negatives missing or unscored, as random top-ups are), and the examples left
+    without any row.
 
     One row per negative rather than sentence-transformers' (query, positive, negative_1..n)
     form with a margin per negative: that form needs every example to have ``n`` scored
@@ -95,14 +107,15 @@ def margin_rows(examples: Sequence[TrainingExample], negatives: int) -> tuple[di
                           "any. Fix: set [negatives] teacher = \"hybrid\" and rerun the negatives stage")
     columns: dict[str, list[Any]] = {"query": [], "positive": [], "negative": [], "label": []}
     unscored = unused = 0
-    for example in examples:
+    for n, example in enumerate(examples):
         scores = example.teacher_scores
         made = 0
         for i, negative in enumerate(example.negatives[:negatives]):
             if i + 1 >= len(scores) or not math.isfinite(scores[0] - scores[i + 1]):
                 continue
-            for name, value in zip(columns, (example.query, example.positive, negative,
-                                             scores[0] - scores[i + 1]), strict=True):
+            margin = scores[0] - scores[i + 1]
+            label: Any = margin if weights is None else [margin, weights[n]]
+            for name, value in zip(columns, (example.query, example.positive, negative, label), strict=True):
                 columns[name].append(value)
             made += 1
         unscored += negatives - made
@@ -113,9 +126,13 @@ def margin_rows(examples: Sequence[TrainingExample], negatives: int) -> tuple[di
     return columns, unscored, unused
 
 
-def _loss(model: Any, name: str) -> Any:
+def _loss(model: Any, name: str, weighted: bool = False) -> Any:
     from sentence_transformers.sentence_transformer import losses
 
+    if weighted:
+        from inpars.training.weighted_losses import WeightedMarginMSELoss, WeightedMNRLoss
+
+        return WeightedMarginMSELoss(model) if name == "margin-mse" else WeightedMNRLoss(model)
     if name == "margin-mse":
         return losses.MarginMSELoss(model)  # dot product, as GPL
     return losses.MultipleNegativesRankingLoss(model)
@@ -177,8 +194,10 @@ def _resume_point(folder: Path, key: str) -> str | None:
     return str(max(done)[1]) if done else None
 
 
-def _run_key(cfg: TrainConfig, data: ExampleSet, base_path: str, seed: int) -> str:
-    text = json.dumps([config_dict(cfg), data.sha256, base_path, seed], sort_keys=True)
+def _run_key(cfg: TrainConfig, data: ExampleSet, base_path: str, seed: int,
+             weights: ExampleWeights | None) -> str:
+    data_key = data.sha256 + (weights.digest() if weights else "")
+    text = json.dumps([fingerprint_settings(cfg), data_key, base_path, seed], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -189,10 +208,12 @@ def train_dense(
     *,
     seed: int = 0,
     callbacks: Sequence[Any] = (),
+    signals: Mapping[str, float] | None = None,
 ) -> Path:
     """Fine-tune ``cfg.dense_model`` with ``cfg.dense_loss``; returns ``out_dir`` (a
     sentence-transformers folder with ``training.json``, written atomically). ``callbacks``:
-    extra ``transformers.TrainerCallback`` objects."""
+    extra ``transformers.TrainerCallback`` objects; ``signals`` (query id -> signal) feed the
+    ``logprob`` and ``critic`` weightings."""
     import torch
 
     run_seed = cfg.seed if cfg.seed is not None else seed
@@ -200,20 +221,22 @@ def train_dense(
     threads = set_threads(cfg.threads)
     device = pick_device(cfg.device)
     data = load_examples(examples, max_examples=cfg.max_examples, seed=run_seed)
-    stats: dict[str, Any] = {"random_negatives": 0}
+    weights = weights_for(data.examples, cfg, signals, "dense")
+    values = weights.values if weights else None
+    stats: dict[str, Any] = {"random_negatives": 0, "weights": weights.summary() if weights else None}
     if cfg.dense_loss == "margin-mse":
-        columns, unscored, unused = margin_rows(data.examples, cfg.dense_negatives_per_example)
+        columns, unscored, unused = margin_rows(data.examples, cfg.dense_negatives_per_example, values)
         stats["examples_used"] = len(data.examples) - unused
         data.drops.update({"no negative with a teacher score": unused, UNSCORED: unscored})
     else:
         columns, stats["random_negatives"] = mnrl_rows(
-            data.examples, cfg.dense_negatives_per_example, random.Random(run_seed))
+            data.examples, cfg.dense_negatives_per_example, random.Random(run_seed), values)
     model, base_path = load_sentence_encoder(cfg.dense_model, device)
     model.max_seq_length = cfg.dense_max_length
     precision = "bfloat16" if resolve_dtype(cfg.precision, device) == torch.bfloat16 else "float32"
     target = Path(out_dir)
     checkpoints = target.with_name(f".{target.name}.checkpoints")
-    resume = _resume_point(checkpoints, _run_key(cfg, data, base_path, run_seed))
+    resume = _resume_point(checkpoints, _run_key(cfg, data, base_path, run_seed, weights))
     history = _fit(model, columns, cfg, checkpoints, device, precision == "bfloat16", run_seed, resume,
                    callbacks)
     summary = _summary(cfg, data, stats, history, base_path=base_path, seed=run_seed, device=device,
@@ -243,7 +266,8 @@ def _fit(model: Any, columns: dict[str, list[Any]], cfg: TrainConfig, checkpoint
     args = _arguments(cfg, checkpoints, len(dataset), device, bf16, seed)
     documents = 2 if cfg.dense_loss == "margin-mse" else 1 + cfg.dense_negatives_per_example
     ours = [TimedCheckpoints(CHECKPOINT_SECONDS), Progress("train dense encoder", cfg.log_every)]
-    trainer = DenseTrainer(model=model, args=args, train_dataset=dataset, loss=_loss(model, cfg.dense_loss),
+    loss = _loss(model, cfg.dense_loss, weighted=cfg.weighting != "none")
+    trainer = DenseTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
                            callbacks=[*ours, *callbacks], docs_per_query=documents)
     trainer.remove_callback(PrinterCallback)  # prints every log line (each step) when tqdm is off
     log.info("dense: %d rows, %s loss, on %s (%s)%s", len(dataset), cfg.dense_loss, device,

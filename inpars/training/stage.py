@@ -8,11 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from inpars.config import TrainConfig
-from inpars.errors import StageError
+from inpars.errors import ConfigError, StageError
 from inpars.io import atomic_open
-from inpars.manifest import StageContext, config_dict
+from inpars.manifest import StageContext
 from inpars.training.cross_encoder import SUMMARY, read_training_summary, train_cross_encoder
 from inpars.training.dense import train_dense
+from inpars.training.weights import (
+    QUERY_SIGNALS,
+    fingerprint_settings,
+    query_signals,
+    without_unused_weighting,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +38,8 @@ def _finished(model_dir: Path, cfg: TrainConfig) -> dict[str, Any] | None:
     if not (model_dir / SUMMARY).is_file():
         return None
     summary = read_training_summary(model_dir)
-    return summary if summary.get("config") == config_dict(cfg) else None
+    done = without_unused_weighting(summary.get("config") or {})
+    return summary if done == fingerprint_settings(cfg) else None
 
 
 def _examples_for(labels: str, examples: Mapping[str, Path], out_dir: Path) -> Path:
@@ -55,25 +62,47 @@ def _examples_for(labels: str, examples: Mapping[str, Path], out_dir: Path) -> P
     return path
 
 
-def train_stage(ctx: StageContext, cfg: TrainConfig, examples: Mapping[str, Path]) -> None:
+def _signals(cfg: TrainConfig, kept: Path | None) -> dict[str, float] | None:
+    """Query id -> signal of the kept synthetic queries, for the weightings that read them."""
+    if cfg.weighting not in QUERY_SIGNALS:
+        return None
+    if kept is None or not kept.is_file():
+        raise StageError(f"[train] weighting = {cfg.weighting!r} reads the filter stage's kept.jsonl, but "
+                         f"none was given ({kept}). Fix: rerun `inpars filter`, or set [train] weighting")
+    signals = query_signals(kept, cfg.weighting)
+    if not signals:
+        what = "mean_logprob" if cfg.weighting == "logprob" else "critic score"
+        raise ConfigError(f"[train] weighting = {cfg.weighting!r}, but no kept synthetic query in {kept} has "
+                          f"a {what}. Fix: use a backend that returns log-probs (logprob), add 'critic' to "
+                          "[filter] steps (critic), or set [train] weighting = 'none'")
+    log.info("train: %s weighting, signals for %d kept synthetic queries; examples without one (real "
+             "labels) are weighted 1", cfg.weighting, len(signals))
+    return signals
+
+
+def train_stage(ctx: StageContext, cfg: TrainConfig, examples: Mapping[str, Path],
+                kept: Path | None = None) -> None:
     """Train the cross-encoder on each of ``cfg.labels`` (and the dense encoder on each of
     ``cfg.dense_labels`` when ``cfg.dense``) into ``ctx.out_dir/<model_dir_name>/``; record
     counts, drops, throughput and loss curves in the manifest. ``examples`` maps "synthetic"
-    (and "real" when asked for) to the negatives stage's example files.
+    (and "real" when asked for) to the negatives stage's example files; ``kept`` is the filter
+    stage's ``kept.jsonl``, read for the ``logprob`` and ``critic`` weightings.
 
     A model folder already complete from an interrupted run of the same stage (same
     settings; :func:`~inpars.manifest.run_stage` checks the inputs) is kept, not retrained.
     """
-    jobs = [(CROSS_ENCODER_DIR, label, train_cross_encoder) for label in cfg.labels]
+    jobs: list[tuple[str, str, Any]] = [(CROSS_ENCODER_DIR, lab, train_cross_encoder) for lab in cfg.labels]
     if cfg.dense:
         jobs.extend((DENSE_DIR, label, train_dense) for label in cfg.dense_labels)
+    signals = _signals(cfg, kept)
     for kind_dir, labels, train in jobs:
         name = model_dir_name(kind_dir, labels)
         model_dir = ctx.out_dir / name
         summary = _finished(model_dir, cfg)
         if summary is None:
             with ctx.timed(name):
-                train(_examples_for(labels, examples, ctx.out_dir), model_dir, cfg, seed=ctx.seed)
+                train(_examples_for(labels, examples, ctx.out_dir), model_dir, cfg, seed=ctx.seed,
+                      signals=signals)
             summary = read_training_summary(model_dir)
         else:
             log.info("train: %s already trained in %s, keeping it", name, model_dir)
@@ -91,4 +120,6 @@ def _record(ctx: StageContext, name: str, summary: dict[str, Any]) -> None:
     ctx.counts[f"{key}_steps"] = summary["steps"]
     for reason, count in data["drops"].items():
         ctx.drops[f"{name}: {reason}"] = count
+    if data.get("weights"):
+        ctx.counts[f"{key}_weights_defaulted"] = data["weights"]["defaulted"]
     ctx.extra[key] = {k: v for k, v in summary.items() if k != "config"}
