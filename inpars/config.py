@@ -114,10 +114,15 @@ class GenerateConfig:
     backend: Literal["llama-cpp", "hf-causal", "hf-seq2seq", "openai"] = "llama-cpp"
     queries_per_doc: int = 3
     num_docs: int = 0  # 0: every document
-    doc_sampling: Literal["random", "first"] = "random"  # which num_docs documents (random: seeded)
+    # which num_docs documents: random (seeded), the first, or spread over k-means clusters of
+    # their embeddings (clusters, DUQGen-style: the dense index's vectors with [index] dense, else MiniLM's)
+    doc_sampling: Literal["random", "first", "clusters"] = "random"
+    clusters: int = 0  # k of doc_sampling = "clusters"; 0: min(num_docs, sqrt(corpus size), 1000)
     doc_max_tokens: int = 256  # documents are cut to this many tokens of the generator's tokenizer
     num_examples: int = 4  # few-shot examples drawn from the train split ({examples} templates)
     example_max_tokens: int = 128  # per drawn example document
+    neighbours: int = 2  # the neighbours template: the target's top BM25 neighbours its prompt shows
+    neighbour_max_tokens: int = 64  # each neighbour is cut to this many tokens
     max_new_tokens: int = 48
     temperature: float = 0.8  # 0: greedy
     top_p: float = 0.95
@@ -140,14 +145,18 @@ class GenerateConfig:
     tokenizer: str = ""  # openai backend: GGUF file/alias or HF tokenizer that counts tokens for truncation
 
     def __post_init__(self) -> None:
+        if self.neighbours < 0 or self.neighbour_max_tokens < 1:
+            raise ValueError(f"neighbours = {self.neighbours} and neighbour_max_tokens = "
+                             f"{self.neighbour_max_tokens}: must be 0 or more, and at least 1")
         for name in ("queries_per_doc", "doc_max_tokens", "example_max_tokens", "max_new_tokens",
                      "max_query_words", "batch_docs", "shard_docs", "context_tokens", "concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
         for name in ("num_docs", "num_examples", "top_k", "min_query_words", "max_copied_ngram", "threads",
-                     "retries"):
+                     "retries", "clusters"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} = {getattr(self, name)}: must be 0 or more")
+        self._check_clusters()
         if self.temperature < 0:
             raise ValueError(f"temperature = {self.temperature}: must be 0 (greedy) or more")
         if not 0 < self.top_p <= 1:
@@ -163,6 +172,17 @@ class GenerateConfig:
         if self.backend == "openai" and not self.api_base:
             raise ValueError("backend = 'openai' needs api_base, e.g. 'http://127.0.0.1:8000/v1'")
         check_device(self.device)
+
+    def _check_clusters(self) -> None:
+        if self.doc_sampling != "clusters":
+            return
+        if self.num_docs == 0:
+            raise ValueError("doc_sampling = 'clusters' picks num_docs documents, but num_docs = 0 (every "
+                             "document). Fix: set num_docs, e.g. 1000, or doc_sampling = 'random'")
+        if self.clusters > self.num_docs:
+            raise ValueError(f"clusters = {self.clusters} is more than num_docs = {self.num_docs}, so some "
+                             "clusters would get no document. Fix: set clusters to at most num_docs "
+                             "(or 0: chosen from the corpus size)")
 
 
 FilterStep = Literal["rules", "dedup", "contamination", "logprob", "reranker", "roundtrip", "critic"]

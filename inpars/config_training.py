@@ -57,6 +57,11 @@ class TrainConfig:
     # ("both"), same recipe; labels for the cross-encoder, dense_labels for the encoder
     labels: list[Labels] = field(default_factory=lambda: ["synthetic"])
     dense_labels: list[Labels] = field(default_factory=lambda: ["synthetic"])
+    # per-example loss weights from a confidence signal (inpars.training.weights): the synthetic
+    # query's mean log-prob, the teacher's margin (positive minus best negative), or the filter
+    # critic's P(real); min-max mapped to [weight_floor, 1], then scaled to mean 1
+    weighting: Literal["none", "logprob", "teacher_margin", "critic"] = "none"
+    weight_floor: float = 0.1  # the weight of the least confident example before scaling
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_length", "epochs", "grad_accumulation", "log_every",
@@ -76,6 +81,8 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio = {self.warmup_ratio}: must be in [0, 1)")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay = {self.weight_decay}: must be 0 or more")
+        if not 0 < self.weight_floor <= 1:
+            raise ValueError(f"weight_floor = {self.weight_floor}: must be in (0, 1], e.g. 0.1")
         if self.bce_pos_weight < 0 or not 0 <= self.head_learning_rate < 1:
             raise ValueError("bce_pos_weight must be 0 or more and head_learning_rate in [0, 1), e.g. 1e-3")
         for name in ("labels", "dense_labels"):
@@ -97,6 +104,8 @@ class RerankConfig:
     threads: int = 0  # 0: every core
     device: str = "auto"
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 where the chip has it
+    # int8: the scorers' linear layers quantized dynamically (torch), CPU only (device auto: the CPU)
+    quantize: Literal["none", "int8"] = "none"
     zero_shot: bool = True  # also rank with the untuned packaged encoder (cosine), a baseline
     extra_systems: list[str] = field(default_factory=list)  # "name=kind:model"
 
@@ -106,6 +115,13 @@ class RerankConfig:
                 raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
         if self.threads < 0:
             raise ValueError(f"threads = {self.threads}: must be 0 or more")
+        if self.quantize == "int8" and self.device not in ("auto", "cpu"):
+            raise ValueError(f"quantize = 'int8' runs on the CPU only (torch dynamic quantization), but "
+                             f"device = {self.device!r}. Fix: set device = 'cpu' (or 'auto'), "
+                             "or quantize = 'none'")
+        if self.quantize == "int8" and self.dtype == "bfloat16":
+            raise ValueError("quantize = 'int8' computes in int8 and float32, not bfloat16. Fix: set dtype = "
+                             "'auto' (or 'float32'), or quantize = 'none'")
         for spec in self.extra_systems:
             name, _, rest = spec.partition("=")
             kind, _, model = rest.partition(":")

@@ -13,7 +13,8 @@ Every query of the run is kept, also one with no documents. The document text a 
 sees is :func:`inpars.scoring.document_text` (title and text), as the index stored it.
 Run files hold the scorer's scores at full precision; the systems loaded from a
 :class:`SystemSpec` score with a cross-encoder's raw logit (no sigmoid, which saturates and
-ties) or a bi-encoder's cosine. A per-query interpolation with the first stage
+ties) or a bi-encoder's cosine, in int8 on the CPU with ``[rerank] quantize = "int8"``
+(:mod:`inpars.scoring.quantize`). A per-query interpolation with the first stage
 (``[evaluate] interpolate``) normalizes over the ``depth`` rescored documents only.
 
 :func:`rerank_stage` writes ``runs/<system>.trec`` for each system under the stage folder.
@@ -142,7 +143,18 @@ def load_system(spec: SystemSpec, cfg: RerankConfig) -> Scorer:
     scores of confident models saturate at 1.0 and would tie in the run file.
     """
     return load_scorer(spec.kind, spec.model, batch_size=cfg.batch_size, max_length=cfg.max_length,
-                       device=cfg.device, dtype=cfg.dtype, threads=cfg.threads, raw=True)
+                       device=cfg.device, dtype=cfg.dtype, threads=cfg.threads, raw=True,
+                       quantize=cfg.quantize)
+
+
+def stage_settings(cfg: RerankConfig) -> Any:
+    """What the rerank stage is fingerprinted with: ``cfg``, less ``quantize`` when it is
+    ``none`` (the fingerprints of runs finished before the key existed stay valid)."""
+    from inpars.manifest import config_dict
+
+    if cfg.quantize != "none":
+        return cfg
+    return {k: v for k, v in config_dict(cfg).items() if k != "quantize"}
 
 
 def rerank_stage(
@@ -200,3 +212,4 @@ def rerank_stage(
     ctx.extra["systems"] = speeds
     ctx.extra["depth"] = cfg.depth
     ctx.extra["below_depth"] = cfg.below_depth
+    ctx.extra["quantize"] = cfg.quantize

@@ -1,5 +1,6 @@
 """Prompts for documents: document fields cut to a token budget, few-shot examples drawn
-from a train split, and the guard that keeps test queries out of every prompt."""
+from a train split, the target's retrieved neighbours, and the guard that keeps test queries
+out of every prompt."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ log = logging.getLogger(__name__)
 
 Truncate = Callable[[str, int], str]
 """Cuts a text to at most N tokens of the generator's tokenizer."""
+
+NeighbourProvider = Callable[[Document], Sequence[Document]]
+"""The documents nearest to a target document, best first (e.g.
+:class:`inpars.generation.neighbours.Bm25Neighbours`); the builder drops the target itself."""
 
 _SPACE = re.compile(r"\s+")
 _NOT_WORD = re.compile(r"[^\w]+")
@@ -65,7 +70,12 @@ def _fields(title: str, text: str, wanted: Iterable[str], truncate: Truncate, bu
 
 
 class PromptBuilder:
-    """Renders a template for documents; the few-shot part is rendered once (``prefix``)."""
+    """Renders a template for documents; the few-shot part is rendered once (``prefix``).
+
+    A template with ``{neighbours}`` needs ``neighbours``, the search that finds a target's
+    nearest documents: the first ``neighbour_count`` of them other than the target (by id, or
+    by the same text) are shown, one numbered line each, cut to ``neighbour_max_tokens``.
+    """
 
     def __init__(
         self,
@@ -75,18 +85,25 @@ class PromptBuilder:
         doc_max_tokens: int,
         examples: Sequence[FewShotExample] = (),
         example_max_tokens: int = 128,
+        neighbours: NeighbourProvider | None = None,
+        neighbour_count: int = 2,
+        neighbour_max_tokens: int = 64,
     ) -> None:
         self.template = template
         self.examples = tuple(examples)
         self._truncate = truncate
         self._budget = doc_max_tokens
+        self._neighbours = neighbours
+        self._neighbour_count = neighbour_count
+        self._neighbour_budget = neighbour_max_tokens
         shared, self._rest = template.split_at_target()
-        self._wanted = [p for p in placeholders(self._rest) if p != "examples"]
+        self._wanted = [p for p in placeholders(self._rest) if p not in ("examples", "neighbours")]
         if template.uses_examples and not self.examples:
             raise ConfigError(
                 f"template {template.name!r} uses {{examples}} but no examples were given. "
                 "Fix: set generate.num_examples >= 1 (they are drawn from the train split)"
             )
+        _check_neighbours(template, neighbours, neighbour_count)
         blocks = [
             render(
                 template.example,
@@ -103,9 +120,43 @@ class PromptBuilder:
 
     def build(self, doc: Document) -> Prompt:
         """The prompt for one document."""
-        return Prompt(
-            self.prefix,
-            render(self._rest, _fields(doc.title, doc.text, self._wanted, self._truncate, self._budget)),
+        fields = _fields(doc.title, doc.text, self._wanted, self._truncate, self._budget)
+        if self.template.uses_neighbours:
+            fields["neighbours"] = self.neighbours_block(doc)
+        return Prompt(self.prefix, render(self._rest, fields))
+
+    def neighbours_block(self, doc: Document) -> str:
+        """The ``{neighbours}`` value for ``doc``: ``1. Title. Text`` lines, best first, the
+        target left out; ``(none)`` when the search found no other document."""
+        if self._neighbours is None:
+            return "(none)"
+        target = normalize_for_match(join_title(doc.title, doc.text))
+        seen = {doc.doc_id}
+        lines: list[str] = []
+        for other in self._neighbours(doc):
+            passage = join_title(other.title, other.text)
+            if other.doc_id in seen or not passage or normalize_for_match(passage) == target:
+                continue
+            seen.add(other.doc_id)
+            lines.append(f"{len(lines) + 1}. {self._truncate(passage, self._neighbour_budget)}")
+            if len(lines) == self._neighbour_count:
+                break
+        return "\n".join(lines) or "(none)"
+
+
+def _check_neighbours(template: Template, neighbours: NeighbourProvider | None, count: int) -> None:
+    if not template.uses_neighbours:
+        return
+    if neighbours is None:
+        raise ConfigError(
+            f"template {template.name!r} shows the target's neighbours ({{neighbours}}) but no neighbour "
+            "search was given. Fix: run it as the pipeline's generate stage (it searches the run's BM25 "
+            "index; run `inpars index` first), or pass neighbours= to PromptBuilder"
+        )
+    if count < 1:
+        raise ConfigError(
+            f"template {template.name!r} shows the target's neighbours but generate.neighbours = {count}. "
+            "Fix: set generate.neighbours to 1 or more"
         )
 
 

@@ -6,15 +6,22 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from inpars.config import GenerateConfig
 from inpars.data import Collection
 from inpars.generation.backends import load_backend
 from inpars.generation.parsing import QueryCheck
-from inpars.generation.prompts import FewShotExample, PromptBuilder, check_no_test_queries, select_examples
+from inpars.generation.prompts import (
+    FewShotExample,
+    NeighbourProvider,
+    PromptBuilder,
+    check_no_test_queries,
+    select_examples,
+)
 from inpars.generation.runner import GenerationResult, RunSettings, generate_queries
 from inpars.generation.sampling import SamplingSettings
-from inpars.generation.selection import iter_documents, select_doc_ids
+from inpars.generation.selection import choose_documents, iter_documents
 from inpars.generation.shards import THREADS_FILE, record_threads, recorded_threads
 from inpars.generation.templates import Template, load_template
 from inpars.io import write_text
@@ -53,14 +60,19 @@ def resume_threads(cfg: GenerateConfig, shards: Path) -> GenerateConfig:
 
 
 def generate_stage(
-    ctx: StageContext, cfg: GenerateConfig, collection: Collection, *, train_split: str, test_split: str
+    ctx: StageContext, cfg: GenerateConfig, collection: Collection, *, train_split: str, test_split: str,
+    dense_dir: Path | None = None, encoder: Any = None, neighbours: NeighbourProvider | None = None,
 ) -> None:
     """Write ``cfg.queries_per_doc`` queries for each chosen document into ``ctx.out_dir/shards``.
 
     Fills ``ctx.counts`` (docs, queries, rejected...), ``ctx.drops`` (rejects by reason)
     and ``ctx.extra`` (``example_query_ids``: the train queries shown as few-shot
-    examples, which evaluation must leave out; throughput; the prompt's prefix size; the
-    thread count, which a resumed run reuses: :func:`resume_threads`).
+    examples, which evaluation must leave out; ``doc_selection``: how the documents were
+    chosen, with the ids and cluster sizes for ``doc_sampling = "clusters"``; throughput;
+    the prompt's prefix size; the thread count, which a resumed run reuses:
+    :func:`resume_threads`). ``clusters`` sampling clusters the vectors of the dense index
+    in ``dense_dir`` when given, else the corpus encoded with ``encoder`` (default: MiniLM).
+    ``neighbours`` finds the documents a ``{neighbours}`` template shows beside each target.
     """
     template = load_template(cfg.template)
     splits = collection.splits()
@@ -69,6 +81,11 @@ def generate_stage(
     if template.uses_examples:
         examples = select_examples(
             collection, train_split=train_split, test_split=test_split, k=cfg.num_examples, seed=ctx.seed
+        )
+    with ctx.timed("select_docs"):  # before the model loads: clustering may need memory and time
+        doc_ids, ctx.extra["doc_selection"] = choose_documents(
+            collection, num_docs=cfg.num_docs, how=cfg.doc_sampling, seed=ctx.seed, clusters=cfg.clusters,
+            dense_dir=dense_dir, encoder=encoder,
         )
     shards = ctx.out_dir / "shards"
     with ctx.timed("load_model"):
@@ -83,11 +100,12 @@ def generate_stage(
             doc_max_tokens=cfg.doc_max_tokens,
             examples=examples,
             example_max_tokens=cfg.example_max_tokens,
+            neighbours=neighbours,  # the neighbours template: the target's BM25 neighbours
+            neighbour_count=cfg.neighbours,
+            neighbour_max_tokens=cfg.neighbour_max_tokens,
         )
         check_no_test_queries(builder.prefix, examples, test_queries)
         write_text(ctx.out_dir / "prompt_prefix.txt", builder.prefix)
-        with ctx.timed("select_docs"):
-            doc_ids = select_doc_ids(collection, num_docs=cfg.num_docs, how=cfg.doc_sampling, seed=ctx.seed)
         with ctx.timed("generate"):
             result = generate_queries(
                 iter_documents(collection, doc_ids),

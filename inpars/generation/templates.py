@@ -10,13 +10,18 @@ dropped). Placeholders of the main part:
 ``{text}``      the text alone (cut to the same budget)
 ``{examples}``  few-shot examples drawn from the collection's train split, each rendered
                 with the example block below and separated by a blank line
+``{neighbours}`` the target's nearest other documents (BM25 over the run's index, best
+                first; ``generate.neighbours`` of them, each cut to
+                ``neighbour_max_tokens``), one numbered line each (``1. Title. Text``);
+                ``(none)`` when the search finds none. The target is never among them
 
 Templates that use ``{examples}`` add the example block after a line that reads exactly
 ``--- example ---``; its placeholders are ``{document}``, ``{title}``, ``{text}`` (of the
 example's judged document, cut to ``example_max_tokens``) and ``{query}``. Write ``{{``
 and ``}}`` for literal braces. Any other ``{name}`` is an error that lists the valid ones.
 
-The built-in templates (``inpars``, ``inpars-gbq``, ``promptagator``, ``zero-shot``) live
+The built-in templates (``inpars``, ``inpars-gbq``, ``promptagator``, ``zero-shot``,
+``neighbours``) live
 in ``inpars/generation/templates/``; any other value of ``generate.template`` is read as
 a path to such a file.
 """
@@ -32,10 +37,11 @@ from pathlib import Path
 from inpars.errors import ConfigError
 
 EXAMPLE_MARKER = "--- example ---"
-MAIN_PLACEHOLDERS = ("document", "title", "text", "examples")
+MAIN_PLACEHOLDERS = ("document", "title", "text", "examples", "neighbours")
 EXAMPLE_PLACEHOLDERS = ("document", "title", "text", "query")
 TARGET_PLACEHOLDERS = ("document", "title", "text")
-BUILTIN_TEMPLATES = ("inpars", "inpars-gbq", "promptagator", "zero-shot")
+PER_DOCUMENT_PLACEHOLDERS = (*TARGET_PLACEHOLDERS, "neighbours")  # what differs from one prompt to the next
+BUILTIN_TEMPLATES = ("inpars", "inpars-gbq", "promptagator", "zero-shot", "neighbours")
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}|\{|\}")
 
@@ -54,15 +60,21 @@ class Template:
         """Whether the prompt holds few-shot examples drawn from the collection."""
         return "examples" in placeholders(self.body)
 
+    @property
+    def uses_neighbours(self) -> bool:
+        """Whether the prompt shows the target's retrieved neighbours (``{neighbours}``)."""
+        return "neighbours" in placeholders(self.body)
+
     def split_at_target(self) -> tuple[str, str]:
-        """The body cut at the start of the line of the first target placeholder: the part
-        shared by every prompt (it may still hold ``{examples}``) and the rest. Cutting at
-        a line start keeps the tokens of the two parts what they are in the whole prompt."""
+        """The body cut at the start of the line of the first placeholder of the document
+        (target or neighbours): the part shared by every prompt (it may still hold
+        ``{examples}``) and the rest. Cutting at a line start keeps the tokens of the two
+        parts what they are in the whole prompt."""
         examples_end = 0
         for match in _TOKEN.finditer(self.body):
             if match.group(1) == "examples":
                 examples_end = match.end()
-            if match.group(1) in TARGET_PLACEHOLDERS:
+            if match.group(1) in PER_DOCUMENT_PLACEHOLDERS:
                 cut = max(self.body.rfind("\n", 0, match.start()) + 1, examples_end)
                 return self.body[:cut], self.body[cut:]
         raise ConfigError(f"{self.source}: the template has no {{document}} placeholder")
@@ -147,7 +159,7 @@ def parse_template(text: str, *, name: str, source: str = "<string>") -> Templat
             )
         if "query" not in placeholders(example):
             raise ConfigError(f"{source}: the example block never shows {{query}}. Fix: add it")
-        first_target = min(used.index(p) for p in TARGET_PLACEHOLDERS if p in used)
+        first_target = min(used.index(p) for p in PER_DOCUMENT_PLACEHOLDERS if p in used)
         if used.index("examples") > first_target:
             raise ConfigError(
                 f"{source}: {{examples}} comes after the target document. "

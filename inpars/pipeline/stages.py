@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inpars.errors import ConfigError
+from inpars.errors import ConfigError, StageError
 from inpars.manifest import StageContext
 from inpars.pipeline.evaluate import EvaluateStage
 from inpars.pipeline.expand import ExpandStage
@@ -95,15 +95,24 @@ class GenerateStage(Stage):
     help = "write synthetic queries for documents with a language model"
 
     def settings(self, ws: Workspace) -> Any:
-        data = ws.config.data
-        return {"generate": ws.config.generate, "train_split": data.train_split,
-                "test_split": data.test_split}
+        from inpars.generation.neighbours import neighbour_settings
+        from inpars.generation.selection import fingerprint_settings
+
+        data, cfg = ws.config.data, ws.config.generate
+        vectors = {"doc_vectors": cluster_vectors(ws)[0]} if cfg.doc_sampling == "clusters" else {}
+        generate = neighbour_settings(fingerprint_settings(cfg), cfg, ws.config.index)
+        return {"generate": generate, "train_split": data.train_split,
+                "test_split": data.test_split, **vectors}
 
     def inputs(self, ws: Workspace) -> dict[str, Path]:
+        from inpars.generation.clusters import CLUSTER_ENCODER
+
         cfg = ws.config.generate
         template = Path(cfg.template).expanduser()
         files = {"template": template} if template.is_file() else {}
         models = model_inputs("generator", cfg.model) if cfg.backend != "openai" else {}
+        if cfg.doc_sampling == "clusters" and not ws.config.index.dense:
+            models |= model_inputs("clusters", CLUSTER_ENCODER)
         return ws.corpus_inputs() | files | models
 
     def outputs(self, ws: Workspace) -> tuple[Output, ...]:
@@ -119,13 +128,36 @@ class GenerateStage(Stage):
                         kind="gguf" if cfg.backend == "llama-cpp" else "transformers")
         elif cfg.tokenizer:
             check_model(ws, "[generate] tokenizer", cfg.tokenizer)
+        if cfg.doc_sampling == "clusters" and not ws.config.index.dense:
+            from inpars.generation.clusters import CLUSTER_ENCODER
+
+            check_model(ws, "[generate] doc_sampling = 'clusters': its encoder", CLUSTER_ENCODER)
 
     def run(self, ctx: StageContext, ws: Workspace) -> None:
+        from inpars.generation.neighbours import neighbour_search
         from inpars.generation.stage import generate_stage
 
-        data = ws.config.data
-        generate_stage(ctx, ws.config.generate, ws.collection, train_split=data.train_split,
-                       test_split=data.test_split)
+        data, cfg = ws.config.data, ws.config.generate
+        dense_dir = cluster_vectors(ws)[1] if cfg.doc_sampling == "clusters" else None
+        if cfg.doc_sampling == "clusters" and ws.config.index.dense and dense_dir is None:
+            raise StageError("[generate] doc_sampling = 'clusters' clusters the vectors of the dense index "
+                             "([index] dense = true), which is not built yet. Fix: run `inpars index` first")
+        with neighbour_search(cfg, ws.bm25) as neighbours:  # the neighbours template: BM25 of the run's index
+            generate_stage(ctx, cfg, ws.collection, train_split=data.train_split, test_split=data.test_split,
+                           dense_dir=dense_dir, neighbours=neighbours)
+
+
+def cluster_vectors(ws: Workspace) -> tuple[dict[str, Any], Path | None]:
+    """What ``[generate] doc_sampling = "clusters"`` clusters (as fingerprinted) and the dense index
+    folder holding it: with ``[index] dense``, the finished index stage's vectors (``None`` before
+    it has run), else the corpus encoded with the packaged MiniLM (folder ``None``)."""
+    from inpars.generation.clusters import CLUSTER_ENCODER, ENCODER_MAX_LENGTH
+
+    if not ws.config.index.dense:
+        return {"encoder": CLUSTER_ENCODER, "max_length": ENCODER_MAX_LENGTH}, None
+    dense = (ws.manifest("index").get("extra", {}).get("dense") if ws.finished("index") else None) or {}
+    folder = Path(dense["index"]) if dense else None
+    return {"dense_index": dense.get("fingerprint"), "model": dense.get("model")}, folder
 
 
 class FilterStage(Stage):
@@ -255,6 +287,12 @@ class TrainStage(Stage):
     needs = ("negatives",)
 
     def settings(self, ws: Workspace) -> Any:
+        from inpars.training.weights import fingerprint_settings
+
+        return fingerprint_settings(self.train_config(ws))
+
+    def train_config(self, ws: Workspace) -> Any:
+        """``[train]`` with the experiment seed when it sets none."""
         cfg = ws.config.train
         return cfg if cfg.seed is not None else dataclasses.replace(cfg, seed=ws.config.experiment.seed)
 
@@ -267,6 +305,10 @@ class TrainStage(Stage):
         check_model(ws, "[train] model", cfg.model)
         if cfg.dense:
             check_model(ws, "[train] dense_model", cfg.dense_model)
+        from inpars.training.weights import check_weighting
+
+        check_weighting(cfg.weighting, ws.config.filter.steps, ws.config.negatives.teacher,
+                        ws.config.source_path)
 
     def outputs(self, ws: Workspace) -> tuple[Output, ...]:
         return tuple(Output(name, "model", name) for name in trained_models(ws).values())
@@ -277,13 +319,18 @@ class TrainStage(Stage):
         examples = {"synthetic": ws.output("negatives", "examples")}
         if uses_real_labels(ws):
             examples["real"] = ws.output("negatives", "real_examples")
-        train_stage(ctx, self.settings(ws), examples)
+        train_stage(ctx, self.train_config(ws), examples, kept=ws.output("filter", "kept"))
 
 
 class RerankStage(Stage):
     name = "rerank"
     help = "rerank the BM25 run with each model"
     needs = ("index", "train")
+
+    def settings(self, ws: Workspace) -> Any:
+        from inpars.reranking import stage_settings
+
+        return stage_settings(ws.config.rerank)
 
     def inputs(self, ws: Workspace) -> dict[str, Path]:
         cfg = ws.config.rerank

@@ -50,6 +50,7 @@ def load_scorer(
     seed: int = 0,
     show_progress: bool = False,
     raw: bool = False,
+    quantize: str = "none",
 ) -> Scorer:
     """A scorer of ``kind`` (``bi-encoder`` or ``cross-encoder``) for ``model``.
 
@@ -58,20 +59,22 @@ def load_scorer(
     core; ``seed`` draws a fresh head when a cross-encoder ``model`` has none. ``raw``
     makes a cross-encoder return its logit rather than the activated score (same ranking,
     no saturation; see :mod:`inpars.scoring.cross_encoder`); a bi-encoder's cosine is raw.
+    ``quantize="int8"`` runs the model's linear layers in int8 on the CPU (see
+    :mod:`inpars.scoring.quantize`).
     """
     if kind == "cross-encoder":
         from inpars.scoring.cross_encoder import CrossEncoderScorer
 
         return CrossEncoderScorer(
             model, batch_size=batch_size, max_length=max_length, device=device, dtype=dtype,
-            threads=threads, seed=seed, show_progress=show_progress, raw=raw,
+            threads=threads, seed=seed, show_progress=show_progress, raw=raw, quantize=quantize,
         )
     if kind == "bi-encoder":
         from inpars.scoring.bi_encoder import BiEncoderScorer
 
         return BiEncoderScorer(
             model, batch_size=batch_size, max_length=max_length, device=device, dtype=dtype,
-            threads=threads, show_progress=show_progress,
+            threads=threads, show_progress=show_progress, quantize=quantize,
         )
     raise ConfigError(f"scorer kind {kind!r}: use one of {', '.join(SCORER_KINDS)}")
 

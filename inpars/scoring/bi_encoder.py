@@ -3,7 +3,8 @@
 The default is the packaged all-MiniLM-L6-v2 (no MS MARCO cross-encoder is packaged);
 its cosine separates relevant from unrelated (query, document) pairs well. Each distinct
 text is encoded once per call, and recent embeddings are kept, so a document with many
-synthetic queries costs one encoding.
+synthetic queries costs one encoding. ``quantize="int8"`` runs the encoder's linear layers
+in int8 on the CPU (:mod:`inpars.scoring.quantize`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from inpars.errors import ModelError
 from inpars.models import resolve_model
+from inpars.scoring.quantize import quantize_int8, resolve_quantize
 from inpars.scoring.runtime import resolve_device, resolve_dtype, set_threads
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ class BiEncoderScorer:
         threads: int = 0,
         cache_size: int = 50_000,
         show_progress: bool = False,
+        quantize: str = "none",
     ) -> None:
         if batch_size < 1 or max_length < 8:
             raise ModelError(
@@ -52,6 +55,8 @@ class BiEncoderScorer:
         self.max_length = max_length
         self.show_progress = show_progress
         self.cache_size = cache_size
+        self.quantize = quantize
+        device, dtype = resolve_quantize(quantize, device, dtype)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         if self.device == "cpu":
@@ -66,6 +71,8 @@ class BiEncoderScorer:
             ) from exc
         encoder.max_seq_length = max_length
         self.encoder: Any = encoder.to(self.dtype).eval()
+        if quantize == "int8":
+            self.encoder = quantize_int8(self.encoder)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -7,7 +7,8 @@ training; its scores mean nothing until then).
 
 Speed on CPU comes from tokenizing a chunk of pairs in one call, sorting them by token
 length into buckets padded only to their longest pair, ``torch.inference_mode`` and, where
-the chip has it, bfloat16. Scores match ``sentence_transformers.CrossEncoder.predict``
+the chip has it, bfloat16; or int8 (``quantize="int8"``, CPU only: see
+:mod:`inpars.scoring.quantize`). Scores match ``sentence_transformers.CrossEncoder.predict``
 (same tokenization, same activation) in float32.
 
 With ``raw=True`` the scorer returns the logit before the activation instead (for a
@@ -30,6 +31,7 @@ from typing import Any
 from inpars.errors import ModelError
 from inpars.models import resolve_model
 from inpars.scoring.batching import length_buckets, pad_rows, restore_order
+from inpars.scoring.quantize import quantize_int8, resolve_quantize
 from inpars.scoring.runtime import resolve_device, resolve_dtype, set_threads
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,7 @@ class CrossEncoderScorer:
         seed: int = 0,
         show_progress: bool = False,
         raw: bool = False,
+        quantize: str = "none",
     ) -> None:
         if batch_size < 1 or max_length < 8:
             raise ModelError(
@@ -95,6 +98,8 @@ class CrossEncoderScorer:
         self.max_length = max_length
         self.show_progress = show_progress
         self.raw = raw
+        self.quantize = quantize
+        device, dtype = resolve_quantize(quantize, device, dtype)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         if self.device == "cpu":
@@ -131,6 +136,8 @@ class CrossEncoderScorer:
             "sigmoid" if self.num_labels == 1 else "identity"
         )
         self.model = net.to(self.device, dtype=self.dtype).eval()
+        if quantize == "int8":
+            self.model = quantize_int8(self.model)
         accepted = set(inspect.signature(self.model.forward).parameters)
         self._inputs = [name for name in MODEL_INPUTS if name in accepted]
         self.pad_id = int(self.tokenizer.pad_token_id or 0)

@@ -57,7 +57,7 @@ def builder_for(name: str) -> PromptBuilder:
     )
 
 
-@pytest.mark.parametrize("name", BUILTIN_TEMPLATES)
+@pytest.mark.parametrize("name", [n for n in BUILTIN_TEMPLATES if n != "neighbours"])  # test_gen_neighbours
 def test_builtin_template_renders_like_its_golden_file(name: str) -> None:
     builder = builder_for(name)
     prompt = builder.build(DOC)

@@ -1,0 +1,111 @@
+"""Int8 scoring (``[rerank] quantize = "int8"``): tiny random-weight BERTs scored in float32
+and in int8 rank a handful of pairs alike, and the linear layers really are quantized; the
+settings that cannot work are refused. Fast (no real model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from inpars import reranking
+from inpars.config import RerankConfig, parse_config
+from inpars.errors import ConfigError
+from inpars.reranking import SystemSpec, stage_settings
+from inpars.scoring.quantize import resolve_quantize
+from tests.training.conftest import TOPICS, make_tiny_bert
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+PAIRS = [(query, text) for _, query, _ in TOPICS[:4] for _, _, text in TOPICS[:6]]  # 24 pairs
+
+
+def _tiny(folder: Path, *, classifier: bool) -> Path:
+    """make_tiny_bert's tokenizer with a 2-layer BERT whose weights are drawn wide enough
+    (initializer range 0.2) for the scores of different pairs to differ clearly."""
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+    make_tiny_bert(folder)
+    config = BertConfig.from_pretrained(folder)
+    config.update({"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_labels": 1,
+                   "initializer_range": 0.2})
+    torch.manual_seed(0)
+    (BertForSequenceClassification if classifier else BertModel)(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_ce(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny(tmp_path_factory.mktemp("tiny-ce"), classifier=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_bi(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny(tmp_path_factory.mktemp("tiny-bi"), classifier=False)
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b)[0])
+
+
+def plain_linears(module: object) -> int:
+    return sum(type(m) is torch.nn.Linear for m in module.modules())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", ["cross-encoder", "bi-encoder"])
+def test_int8_scores_rank_like_float32_and_the_layers_are_quantized(
+    kind: str, tiny_ce: Path, tiny_bi: Path
+) -> None:
+    from inpars.scoring import load_scorer
+    from inpars.scoring.quantize import quantized_linears
+
+    folder = str(tiny_ce if kind == "cross-encoder" else tiny_bi)
+    common = {"device": "cpu", "threads": 1, "max_length": 64, "raw": True}
+    fp32 = load_scorer(kind, folder, dtype="float32", **common)  # type: ignore[arg-type]
+    int8 = load_scorer(kind, folder, quantize="int8", **common)  # type: ignore[arg-type]
+    net = int8.model if kind == "cross-encoder" else int8.encoder  # type: ignore[attr-defined]
+    assert quantized_linears(net) >= 12 and plain_linears(net) == 0  # every nn.Linear, the head too
+    assert int8.dtype == torch.float32  # type: ignore[attr-defined]  # around the int8 products
+    reference, scores = fp32.score(PAIRS), int8.score(PAIRS)
+    assert spearman(reference, scores) > 0.95
+    spread = max(reference) - min(reference)
+    assert max(abs(a - b) for a, b in zip(reference, scores, strict=True)) < 0.5 * spread
+
+
+def test_int8_runs_on_the_cpu_in_float32_only() -> None:
+    assert resolve_quantize("none", "cuda", "bfloat16") == ("cuda", "bfloat16")
+    assert resolve_quantize("int8", "auto", "auto") == ("cpu", "float32")  # auto means the CPU under int8
+    with pytest.raises(ConfigError, match=r"CPU only.*Fix: set device = 'cpu'"):
+        resolve_quantize("int8", "cuda:0", "auto")
+    with pytest.raises(ConfigError, match=r"dtype = 'bfloat16'.*Fix:"):
+        resolve_quantize("int8", "cpu", "bfloat16")
+    with pytest.raises(ConfigError, match=r"quantize = 'int4'.*Fix: use one of none, int8"):
+        resolve_quantize("int4", "cpu", "auto")
+
+
+def test_the_rerank_section_validates_quantize() -> None:
+    with pytest.raises(ConfigError, match="quantize: expected one of 'none', 'int8'"):
+        parse_config({"rerank": {"quantize": "int4"}})
+    with pytest.raises(ConfigError, match=r"\[rerank\].*CPU only.*Fix:"):
+        parse_config({"rerank": {"quantize": "int8", "device": "cuda"}})
+    with pytest.raises(ConfigError, match=r"bfloat16.*Fix:"):
+        parse_config({"rerank": {"quantize": "int8", "dtype": "bfloat16"}})
+    assert parse_config({"rerank": {"quantize": "int8", "device": "cpu"}}).rerank.quantize == "int8"
+
+
+def test_quantize_reaches_the_scorers_and_the_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, object] = {}
+
+    def fake_load_scorer(kind: str, model: str, **kwargs: object) -> object:
+        seen.update(kwargs)
+        return object()
+
+    monkeypatch.setattr(reranking, "load_scorer", fake_load_scorer)
+    reranking.load_system(SystemSpec("bi-encoder", "m"), RerankConfig(quantize="int8"))
+    assert seen["quantize"] == "int8"
+    plain = stage_settings(RerankConfig())
+    assert isinstance(plain, dict) and "quantize" not in plain  # older runs keep their fingerprint
+    assert stage_settings(RerankConfig(quantize="int8")) == RerankConfig(quantize="int8")
