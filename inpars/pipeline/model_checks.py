@@ -76,3 +76,11 @@ def _check_kind(where: str, path: str, kind: ModelKind) -> None:
     if kind == "transformers" and path.endswith(".gguf"):
         raise ConfigError(f"{where}: a GGUF file, which the transformers backends cannot load. "
                           "Fix: set [generate] backend = 'llama-cpp', or give a transformers model")
+
+
+def model_inputs(role: str, *models: str) -> dict[str, Path]:
+    """Model weights as stage inputs (fingerprinted by content); hub ids are not files and are
+    identified by their name in the config alone."""
+    from inpars.models import is_local, resolve_model
+
+    return {f"model:{role}:{m}": Path(resolve_model(m)) for m in models if m and is_local(m)}
