@@ -11,10 +11,10 @@ import logging
 import shlex
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from inpars import __version__
-from inpars.errors import InparsError
+from inpars.errors import ConfigError, InparsError
 
 if TYPE_CHECKING:
     from inpars.pipeline import Executor
@@ -29,7 +29,21 @@ def _executor(args: argparse.Namespace) -> Executor:
     config = load_config(args.config)
     if args.skip_bad_lines:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, skip_bad_lines=True))
+    if getattr(args, "run", None):  # evaluate --run NAME=PATH: external runs for this call
+        try:
+            evaluate = dataclasses.replace(config.evaluate, runs={**config.evaluate.runs, **dict(args.run)})
+        except ValueError as exc:
+            raise ConfigError(f"--run: {exc}") from None
+        config = dataclasses.replace(config, evaluate=evaluate)
     return Executor(Workspace(config, command=_command_line()), force=args.force or ())
+
+
+def _name_path(text: str) -> tuple[str, str]:
+    """``NAME=PATH`` of ``evaluate --run``."""
+    name, sep, path = text.partition("=")
+    if not (sep and name.strip() and path.strip()):
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=PATH, e.g. --run splade=runs/splade.trec")
+    return name.strip(), path.strip()
 
 
 def _command_line() -> str:
@@ -82,6 +96,48 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from inpars import compare
+    from inpars.evaluation.report_md import md_table
+    from inpars.evaluation.tables import baseline_table, comparison_table
+
+    paths = [Path(p) for p in args.runs]
+    names = compare.run_names(paths, args.names or ())
+    cfg = compare.compare_config(args.metrics or (), args.baseline or "", args.stat_test)
+    out = Path(args.out) if args.out else compare.default_out_dir()
+    result = compare.compare_runs(compare.load_qrels(args.qrels), dict(zip(names, paths, strict=True)), cfg,
+                                  out, command=_command_line())
+    ev, digits = result.evaluation, cfg.rounding_digits
+    print(md_table(comparison_table(ev, digits)))
+    if ev.others:
+        print("\n" + md_table(baseline_table(ev, digits)))
+    print(f"\njudgements: {result.qrels} ({len(ev.query_ids)} queries evaluated)")
+    for run in result.runs:
+        notes = compare.run_notes(run)
+        print(f"{run.name}: {run.path}, {run.queries} queries" + (f"; {'; '.join(notes)}" if notes else ""))
+    print(compare.TIE_RULE)
+    print(f"report: {out / 'report.md'} (and report.html, metrics.json)")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from inpars.config import load_config
+    from inpars.export import export_run
+    from inpars.pipeline import Workspace
+
+    ws = Workspace(load_config(args.config), command=_command_line())
+    result = export_run(ws, args.format, Path(args.out), negatives=args.negatives, corpus=args.corpus)
+    print(f"export: {result.format}, {result.rows} rows -> {result.out_dir}")
+    print("  columns: " + ", ".join(result.columns))
+    for note in result.notes:
+        print(f"  {note}")
+    return 0
+
+
 def _print_counts(manifest: dict[str, object]) -> None:
     for key in ("counts", "drops"):
         values = manifest.get(key) or {}
@@ -128,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(stage.name, help=stage.help)
         with_config(p)
         p.add_argument("--force", action="store_const", const=[stage.name], help="rerun even if complete")
+        if stage.name == "evaluate":
+            p.add_argument("--run", metavar="NAME=PATH", action="append", type=_name_path,
+                           help="also report this TREC run file as system NAME (repeatable; adds to and "
+                           "overrides [evaluate] runs for this call)")
         p.set_defaults(func=_stage)
     publish = sub.add_parser("publish", help="copy the finished report to the committed reference "
                              "(eval/results/<experiment>/)")
@@ -139,9 +199,46 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--no-embeddings", action="store_true",
                          help="skip the embedding similarity (no encoder is loaded)")
     inspect.set_defaults(func=_inspect)
+    _add_compare(sub)
+    _add_export(sub)
     doctor = sub.add_parser("doctor", help="show versions and check Java 21")
     doctor.set_defaults(func=_doctor)
     return parser
+
+
+def _add_compare(sub: Any) -> None:
+    compare = sub.add_parser("compare", help="evaluate TREC run files of any system on qrels, no config "
+                             "needed (paired tests, Holm; report.md/html, metrics.json)")
+    compare.add_argument("runs", nargs="+", metavar="RUN",
+                         help="TREC run files (qid Q0 docid rank score tag)")
+    compare.add_argument("--qrels", required=True, help="TREC or BEIR qrels file, BEIR folder (test split), "
+                         "or ir_datasets id such as beir/scifact/test")
+    compare.add_argument("--names", nargs="+", metavar="NAME", help="system names, one per run (default: "
+                         "the file names without extension)")
+    compare.add_argument("--metrics", nargs="+", metavar="METRIC", help="ranx metrics (default: ndcg@10 "
+                         "recall@100 mrr@10 map@100)")
+    compare.add_argument("--baseline", metavar="NAME", help="the system the others are tested against "
+                         "(default: the first run)")
+    compare.add_argument("--stat-test", choices=["student", "fisher"], default="student",
+                         help="paired t-test or randomization test (default: student)")
+    compare.add_argument("--out", metavar="DIR", help="report folder (default: runs/compare-<date>-<time>/)")
+    compare.set_defaults(func=_compare)
+
+
+def _add_export(sub: Any) -> None:
+    from inpars.export import FORMATS
+
+    export = sub.add_parser("export", help="write a finished run's training data as a Hugging Face dataset, "
+                            "Parquet, or its kept queries as a BEIR folder")
+    export.add_argument("config", help="experiment config, e.g. configs/scifact.toml")
+    export.add_argument("--format", required=True, choices=FORMATS,
+                        help="hf (save_to_disk), parquet, or beir")
+    export.add_argument("--out", required=True, metavar="DIR", help="the folder to write (new or empty)")
+    export.add_argument("--negatives", type=int, metavar="N", help="hf/parquet: negatives per row (default: "
+                        "the most an example has; examples with fewer are left out)")
+    export.add_argument("--corpus", choices=["copy", "link"], default="copy",
+                        help="beir: copy the corpus into the folder (default) or link to the source's")
+    export.set_defaults(func=_export)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -160,6 +160,9 @@ class EvaluateConfig:
     rounding_digits: int = 4
     plots: bool = True  # report.html plots (matplotlib)
     examples: int = 20  # synthetic queries listed in report.html
+    # external systems reported beside the pipeline's: name -> TREC run file (relative paths from
+    # the folder inpars runs in); `inpars evaluate CONFIG --run NAME=PATH` adds one for a call
+    runs: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.metrics:
@@ -182,6 +185,10 @@ class EvaluateConfig:
             raise ValueError(f"rounding_digits = {self.rounding_digits}: must be in [0, 8]")
         if self.examples < 0:
             raise ValueError(f"examples = {self.examples}: must be 0 or more")
+        for name, path in self.runs.items():
+            if not name or any(ch.isspace() for ch in name) or not path:
+                raise ValueError(f"runs: {name!r} = {path!r}: name each run without spaces and give its "
+                                 "TREC run file, e.g. runs = { \"splade\" = \"splade.trec\" }")
         for group in self.fusion:
             if len(group) < 2 or len(set(group)) != len(group):
                 raise ValueError(

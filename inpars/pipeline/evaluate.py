@@ -1,5 +1,7 @@
 """The evaluate stage's declaration: it discovers the runs of every finished earlier stage,
-checks the system names the config uses, and compares the report with the committed one."""
+adds the external runs of ``[evaluate] runs`` (checked and ranked by
+:func:`inpars.compare.read_run`; their files are inputs of its fingerprint), checks the system
+names the config uses, and compares the report with the committed one."""
 
 from __future__ import annotations
 
@@ -9,11 +11,38 @@ from pathlib import Path
 from typing import Any
 
 from inpars.errors import ConfigError
-from inpars.manifest import StageContext, StageResult
+from inpars.manifest import StageContext, StageResult, config_dict
 from inpars.pipeline.graph import Stage
 from inpars.pipeline.workspace import Workspace
 
 log = logging.getLogger(__name__)
+
+EXTERNAL_PREFIX = "external-run:"  # input and output names of the [evaluate] runs files
+EXTERNAL_DIR = "external"  # the external runs as evaluated (checked, ties broken), in the stage folder
+
+
+def external_runs(ws: Workspace) -> dict[str, Path]:
+    """System name -> run file of ``[evaluate] runs`` (relative paths from the current folder)."""
+    return {name: Path(path) for name, path in ws.config.evaluate.runs.items()}
+
+
+def check_external_runs(ws: Workspace, systems: Sequence[str]) -> None:
+    """An external run needs its own name (not a system, fusion or interpolation of this run)
+    and a file that is there."""
+    from inpars.evaluation.interpolation import interpolated_name
+
+    cfg = ws.config.evaluate
+    where = f"{ws.config.source_path or 'config'} [evaluate] runs"
+    produced = [*systems, *(interpolated_name(s) for s in cfg.interpolate),
+                *("+".join(group) for group in cfg.fusion)]
+    for name, path in external_runs(ws).items():
+        if name in produced:
+            raise ConfigError(f"{where}: {name!r} is also the name of a system of this run. Fix: give the "
+                              f"external run another name, e.g. '{name}-external' (this run's systems: "
+                              f"{', '.join(dict.fromkeys(produced))})")
+        if not path.is_file():
+            raise ConfigError(f"{where}: {name} = '{path}' is not a file. Fix: check the path (relative "
+                              f"paths are read from {Path.cwd()})")
 
 
 def check_system_names(ws: Workspace, systems: Sequence[str]) -> None:
@@ -60,10 +89,17 @@ class EvaluateStage(Stage):
     collects_runs = True
 
     def settings(self, ws: Workspace) -> Any:
-        return {"evaluate": ws.config.evaluate, "description": ws.config.experiment.description}
+        # the external runs are inputs (their names and file hashes), not settings: a run that
+        # names none keeps the fingerprint it had before [evaluate] runs existed
+        evaluate = {k: v for k, v in config_dict(ws.config.evaluate).items() if k != "runs"}
+        return {"evaluate": evaluate, "description": ws.config.experiment.description}
+
+    def inputs(self, ws: Workspace) -> dict[str, Path]:
+        return {f"{EXTERNAL_PREFIX}{name}": path for name, path in external_runs(ws).items()}
 
     def check(self, ws: Workspace, systems: Sequence[str]) -> None:
-        check_system_names(ws, systems)
+        check_external_runs(ws, systems)
+        check_system_names(ws, [*systems, *external_runs(ws)])
 
     def run(self, ctx: StageContext, ws: Workspace) -> None:
         from inpars.evaluation import evaluate_stage
@@ -73,15 +109,40 @@ class EvaluateStage(Stage):
         for stage in self.collected(ws):
             runs.update(ws.runs(stage))
             rescored.update(reranked_depths(ws.manifest(stage)))
+        qrels = ws.collection.qrels(ws.config.data.test_split)
+        sections = self.sections(ws)
+        if ws.config.evaluate.runs:
+            judged = {q.query_id for q in qrels} - ws.example_query_ids()
+            with ctx.timed("read_external_runs"):
+                external, sections["External runs"] = self.external(ctx, ws, judged)
+            runs.update(external)
         evaluate_stage(
-            ctx, ws.config.evaluate, ws.collection.qrels(ws.config.data.test_split), runs,
+            ctx, ws.config.evaluate, qrels, runs,
             excluded_query_ids=ws.example_query_ids(), command=ws.command,
             synthetic=ws.kept_queries() if ws.finished("filter") else None,
-            extra_sections=self.sections(ws),
+            extra_sections=sections,
             title=f"{ws.name}: {ws.config.data.test_split} split",
             query_texts={q.query_id: q.text for q in ws.test_queries()},
             rescored_depth=rescored,
         )
+
+    def external(self, ctx: StageContext, ws: Workspace, judged: set[str]) -> tuple[dict[str, Path], str]:
+        """The external runs read and checked, written as evaluated into ``external/<name>.trec``
+        (ranked by score, ties broken by document id), and the report section on them."""
+        from inpars.compare import read_run, runs_section
+        from inpars.io import write_trec_run
+
+        files = [read_run(path, name).judge(judged) for name, path in external_runs(ws).items()]
+        written: dict[str, Path] = {}
+        for run in files:
+            written[run.name] = ctx.output(f"{EXTERNAL_PREFIX}{run.name}",
+                                           ctx.out_dir / EXTERNAL_DIR / f"{run.name}.trec")
+            write_trec_run(written[run.name], run.pairs, tag=run.name)
+        ctx.counts["external_runs"] = len(files)
+        ctx.extra["external_runs"] = {run.name: str(run.path) for run in files}
+        intro = ("Systems from outside this pipeline (`[evaluate] runs`, or `--run NAME=PATH`), each read "
+                 f"from its file and evaluated as written to `{EXTERNAL_DIR}/` in this folder.")
+        return written, f"{intro}\n\n{runs_section(files)}"
 
     def finished(self, ws: Workspace, result: StageResult) -> None:
         """Compare the headline numbers with the committed reference (``eval/results/``,
