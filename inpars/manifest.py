@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import time
 from collections import Counter
@@ -39,6 +40,7 @@ MANIFEST = "manifest.json"
 IN_PROGRESS = ".in-progress.json"
 NEXT_SUFFIX = ".next"  # the work folder a stage builds in: .<stage>.next beside <stage>
 OLD_SUFFIX = ".old"  # the previous folder, moved aside for the instant of the swap
+_OLD_AT_PID = re.compile(r"\.old-\d+$")  # a folder an atomic replace moved aside (inpars.training.loop)
 # A timing a stage may record when it can measure its work over every session of a resumed
 # run (``timings["total"]`` covers the last session only); reports show it next to the total.
 ALL_SESSIONS_TIMING = "all_sessions"
@@ -291,9 +293,11 @@ def _build(name: str, out: Path, work: Path, fp: str, hashes: dict[str, dict[str
 
 def _recover(out: Path, work: Path, name: str) -> None:
     """Repair what a run stopped at the wrong instant can leave: a stage folder moved aside
-    but not yet replaced (restored), a moved-aside folder after the swap (deleted), and an
-    unfinished run of an older inpars that built inside the stage folder (moved to ``work``
-    so that it resumes there)."""
+    but not yet replaced (restored), a moved-aside folder after the swap (deleted), the
+    in-progress marker in a finished stage folder (deleted), and an unfinished run of an
+    older inpars that built inside the stage folder (moved to ``work`` so that it resumes
+    there). The temporaries of writes stopped in ``work`` go when it resumes
+    (:func:`remove_temporaries`)."""
     old = _old_dir(out)
     if old.is_dir():
         if out.exists():
@@ -302,6 +306,8 @@ def _recover(out: Path, work: Path, name: str) -> None:
             os.replace(old, out)
             log.warning("%s: restored the previous outputs in %s (a run stopped while replacing them)",
                         name, out)
+    if (out / IN_PROGRESS).is_file() and read_manifest(out) is not None:
+        (out / IN_PROGRESS).unlink()  # a run stopped between the swap and the marker's removal
     if (out / IN_PROGRESS).is_file() and not (out / MANIFEST).is_file() and not work.exists():
         os.replace(out, work)
         log.info("%s: moved the unfinished run in %s to %s", name, out, work)
@@ -324,6 +330,7 @@ def _prepare(work: Path, fp: str, name: str, *, force: bool) -> None:
     marker = work / IN_PROGRESS
     if marker.is_file() and not force and read_json(marker).get("fingerprint") == fp:
         log.info("%s: resuming the interrupted run in %s", name, work)
+        remove_temporaries(work, name)
         return
     _discard(work, name, "forced (--force)" if force else "it ran with another config or inputs")
     work.mkdir(parents=True)
@@ -334,7 +341,8 @@ def _discard(work: Path, name: str, why: str) -> None:
     """Delete an unfinished run's work folder (only one inpars wrote)."""
     if not work.exists():
         return
-    ours = (work / IN_PROGRESS).is_file() or (work / MANIFEST).is_file() or not any(work.iterdir())
+    ours = ((work / IN_PROGRESS).is_file() or (work / MANIFEST).is_file()
+            or all(_is_temporary(p) for p in work.iterdir()))  # empty, or killed writing the marker
     if not ours:
         raise StageError(
             f"{work}: inpars builds the '{name}' stage in this folder, but it holds files inpars did not "
@@ -342,6 +350,36 @@ def _discard(work: Path, name: str, why: str) -> None:
         )
     log.info("%s: discarding the unfinished run in %s (%s)", name, work, why)
     shutil.rmtree(work)
+
+
+def _is_temporary(path: Path) -> bool:
+    """Whether ``path`` is a temporary of an atomic write (:func:`inpars.io.atomic_path`,
+    ``inpars.training.loop.atomic_dir``: ``.<name>.<random>.tmp``) or a folder such a write
+    moved aside (``.<name>.old-<pid>``)."""
+    name = path.name
+    return name.startswith(".") and (name.endswith(".tmp") or _OLD_AT_PID.search(name) is not None)
+
+
+def remove_temporaries(folder: Path, name: str, *, deep: bool = True) -> None:
+    """Delete the temporaries that writes stopped by a kill left in ``folder`` (at any depth
+    with ``deep``, else only in it): a resumed stage's work folder, so that they do not end in
+    the stage folder, or the run folder (the run manifest). Call it only while holding the
+    experiment's lock: only the run holding it writes there, so none is still being written."""
+    if not folder.is_dir():
+        return
+    entries = folder.rglob(".*") if deep else folder.glob(".*")
+    found = sorted((p for p in entries if _is_temporary(p)), key=lambda p: len(p.parts))
+    removed = 0
+    for path in found:
+        if not os.path.lexists(path):  # inside a temporary folder removed just before
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        removed += 1
+    if removed:
+        log.info("%s: removed %d temporary file(s) left in %s by an interrupted run", name, removed, folder)
 
 
 def _swap(work: Path, out: Path) -> None:

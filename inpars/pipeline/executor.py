@@ -23,7 +23,14 @@ from typing import Any
 
 from inpars.errors import ConfigError, StageError
 from inpars.io import read_json, write_json
-from inpars.manifest import MANIFEST, StageResult, config_dict, package_versions, run_stage
+from inpars.manifest import (
+    MANIFEST,
+    StageResult,
+    config_dict,
+    package_versions,
+    remove_temporaries,
+    run_stage,
+)
 from inpars.pipeline.graph import Stage
 from inpars.pipeline.workspace import RUN_PREFIX, Workspace
 
@@ -87,6 +94,7 @@ class Executor:
             raise ConfigError(f"{where}: the '{name}' stage is switched off. "
                               f"Fix: switch it on in the config's [{name}] section (enabled = true)")
         with ExperimentLock(self.ws.run_dir, command=self.ws.command or None):
+            remove_temporaries(self.ws.run_dir, "run", deep=False)
             self.validate()
             return self.run_one(name)
 
@@ -99,6 +107,7 @@ class Executor:
                  if (stages is None or n in stages) and self.graph[n].enabled(self.ws)]
         started = time.perf_counter()
         with ExperimentLock(self.ws.run_dir, command=self.ws.command or None):
+            remove_temporaries(self.ws.run_dir, "run", deep=False)  # e.g. a run manifest a kill stopped
             self.validate()
             for name in names:
                 self.run_one(name)
