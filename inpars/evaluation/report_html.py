@@ -16,14 +16,16 @@ from inpars.evaluation.tables import metric_label
 from inpars.evaluation.worth import worth_section, worth_table
 from inpars.records import SyntheticQuery
 
-_STYLE = """
+# the look every inpars page shares (reports and the inspection page)
+BASE_STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
 p.note { color: #555; font-size: 0.85em; }
+"""
+_STYLE = BASE_STYLE + """pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
 img { max-width: 100%; }
 """
 

@@ -8,14 +8,9 @@ controls and follows them: ``index.html#q=heart&status=dropped&reason=dedup:near
 
 from __future__ import annotations
 
-STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-p.note { color: #555; font-size: 0.85em; }
-div.summary { display: flex; flex-wrap: wrap; gap: 0 2em; }
+from inpars.evaluation.report_html import BASE_STYLE
+
+STYLE = BASE_STYLE + """div.summary { display: flex; flex-wrap: wrap; gap: 0 2em; }
 div.summary section { max-width: 560px; }
 div.summary h3 { margin: 0.8em 0 0.2em; font-size: 1em; }
 #controls { position: sticky; top: 0; background: #fff; padding: 0.6em 0; border-bottom: 1px solid #ddd; }
