@@ -19,6 +19,7 @@ import glob
 import importlib.util
 import logging
 import os
+import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -110,7 +111,14 @@ def start_jvm(max_heap: str | None = None) -> None:
             if "-Xrs" not in options:  # SIGINT stays Python's: Ctrl-C is a KeyboardInterrupt
                 options.append("-Xrs")
             jnius_config.set_options(*options)
-        import jnius  # noqa: F401  (starts the JVM)
+        # The JVM's threads inherit this thread's signal mask: with SIGINT blocked while they
+        # are created, the kernel delivers Ctrl-C to a Python thread, so a main thread blocked
+        # in a sleep or a read is woken and raises KeyboardInterrupt at once.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            import jnius  # noqa: F401  (starts the JVM)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
         _STARTED = True
         log.debug("JVM started from %s", os.environ.get("JAVA_HOME"))
