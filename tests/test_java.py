@@ -104,8 +104,10 @@ def test_ctrl_c_after_the_jvm_started_is_a_keyboard_interrupt() -> None:
 
     code = ("from inpars import java; java.start_jvm(); import time; print('ready', flush=True); "
             "time.sleep(60)")
+    # SIGINT back to its default in the child: a test run started in the background by a shell
+    # without job control inherits SIGINT ignored, and Python then installs no Ctrl-C handler
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+                             text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
         child.send_signal(signal.SIGINT)
