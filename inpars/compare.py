@@ -12,12 +12,13 @@ Qrels (:func:`load_qrels`): a TREC qrels file (``qid 0 docid rel``), a BEIR qrel
 ``test`` split), or an ir_datasets id such as ``beir/scifact/test`` (read through
 :mod:`inpars.data`, which checks the judgements against the corpus: the corpus is read once).
 
-Run files (:func:`read_run`) are checked line by line; a wrong number of fields, a score that
-is not a finite number and a (query, document) pair listed twice are errors naming the file
-and line. What other tools do differently is accepted: tabs or runs of spaces between fields,
-scores in scientific notation, rank columns that disagree with the scores (every run is
-ranked by its scores; see :data:`TIE_RULE`), queries missing from a run (they score 0) and
-queries the qrels do not judge (ignored); the report counts each of them per run.
+Run files (:func:`read_run`) are checked line by line (:func:`inpars.trec.iter_trec_run`, the
+reader of every run file); a wrong number of fields, a score that is not a finite number and a
+(query, document) pair listed twice are errors naming the file and line. What other tools do
+differently is accepted: tabs or runs of spaces between fields, scores in scientific notation,
+rank columns that disagree with the scores (every run is ranked by its scores; see
+:data:`TIE_RULE`), queries missing from a run (they score 0) and queries the qrels do not
+judge (ignored); the report counts each of them per run.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from inpars.config import EvaluateConfig
 from inpars.errors import BadLineError, ConfigError, DataError
 from inpars.evaluation.metrics import Evaluation
 from inpars.records import Qrel, ScoredPair
+from inpars.trec import TREC_RUN_FORMAT, RunEntry, iter_trec_run
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,6 @@ TIE_RULE = (
     "Every run is ranked by its scores; the rank column of a run file is not used. Tied scores are "
     "broken by document id in descending string order, as trec_eval does."
 )
-RUN_FORMAT = "write 'qid Q0 docid rank score tag', six fields separated by spaces or tabs"
 
 
 @dataclass
@@ -70,72 +71,24 @@ class RunFile:
         return self
 
 
-@dataclass(slots=True)
-class _Entry:
-    doc_id: str
-    score: float
-    rank: int | None
-    line: int
-
-
-def _parse(path: Path, number: int, raw: bytes) -> tuple[str, _Entry] | None:
-    """``(query id, entry)`` of one run line; ``None`` for a blank line."""
-    try:
-        parts = raw.decode("utf-8").split()
-    except UnicodeDecodeError:
-        raise BadLineError(path, number, None, "bytes that are not UTF-8",
-                           "write run files as UTF-8", reason="not UTF-8") from None
-    if not parts:
-        return None
-    if len(parts) != 6:
-        raise BadLineError(path, number, None, f"{len(parts)} fields instead of 6", RUN_FORMAT,
-                           reason="wrong number of fields")
-    try:
-        score = float(parts[4])
-    except ValueError:
-        raise BadLineError(path, number, "score (field 5)", f"not a number: {parts[4]!r}",
-                           "write a number such as 12.5 or 1.2e-03 in the fifth field",
-                           reason="score not a number") from None
-    if not math.isfinite(score):
-        raise BadLineError(path, number, "score (field 5)", f"{parts[4]!r} is not a finite number",
-                           "write finite scores (replace nan and inf by numbers)", reason="score not finite")
-    rank = int(parts[3]) if parts[3].lstrip("-").isdigit() else None
-    return parts[0], _Entry(parts[2], score, rank, number)
-
-
 def read_run(path: Path | str, name: str = "") -> RunFile:
-    """Read and check a TREC run file (see the module doc); ``name`` defaults to the file's
-    stem. Raises :class:`BadLineError` (file, line, field, fix) on the first bad line."""
+    """Read and check a TREC run file (:func:`inpars.trec.iter_trec_run`; see the module doc);
+    ``name`` defaults to the file's stem. Raises :class:`BadLineError` (file, line, field, fix)
+    on the first bad line."""
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: run file not found. Fix: check the path")
-    entries: dict[str, dict[str, _Entry]] = {}
-    lines = 0
-    with open(p, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            parsed = _parse(p, number, raw)
-            if parsed is None:
-                continue
-            query_id, entry = parsed
-            docs = entries.setdefault(query_id, {})
-            first = docs.get(entry.doc_id)
-            if first is not None:
-                raise BadLineError(
-                    p, number, "docid (field 3)",
-                    f"document {entry.doc_id!r} is listed twice for query {query_id!r} (first at line "
-                    f"{first.line})", "keep one line per query and document (the tool that wrote the run "
-                    "may have merged two rankings)", reason="duplicate query-document pair")
-            docs[entry.doc_id] = entry
-            lines += 1
+    entries: dict[str, list[RunEntry]] = {}
+    for entry in iter_trec_run(p):
+        entries.setdefault(entry.query_id, []).append(entry)
+    lines = sum(len(found) for found in entries.values())
     if not lines:
-        raise DataError(f"{p}: no run entries. Fix: {RUN_FORMAT}, one line per retrieved document")
+        raise DataError(f"{p}: no run entries. Fix: {TREC_RUN_FORMAT}, one line per retrieved document")
     run = RunFile(name or p.stem, p, {}, lines)
-    for query_id, docs in entries.items():
-        run.pairs[query_id] = _ranked(query_id, list(docs.values()), run)
+    for query_id, found in entries.items():
+        run.pairs[query_id] = _ranked(query_id, found, run)
     return run
 
 
-def _ranked(query_id: str, entries: list[_Entry], run: RunFile) -> list[ScoredPair]:
+def _ranked(query_id: str, entries: list[RunEntry], run: RunFile) -> list[ScoredPair]:
     """One query's pairs best first (:data:`TIE_RULE`), counting disagreeing ranks and ties."""
     ranked_in_file = all(e.rank is not None for e in entries)  # else: in line order
     by_file = sorted(entries, key=lambda e: (e.rank or 0, e.line)) if ranked_in_file else entries

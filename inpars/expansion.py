@@ -31,9 +31,9 @@ from inpars.config import ExpandConfig, IndexConfig
 from inpars.errors import DataError
 from inpars.indexing.bm25 import Bm25Searcher, ensure_bm25_index
 from inpars.indexing.store import Corpus, empty_corpus_error
-from inpars.io import write_trec_run
 from inpars.manifest import StageContext
 from inpars.records import Document, Query, SyntheticQuery
+from inpars.trec import write_trec_run
 
 log = logging.getLogger(__name__)
 

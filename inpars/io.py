@@ -1,6 +1,7 @@
-"""Reading and writing inpars records: JSONL, TREC run files, atomic file writes.
+"""Reading and writing inpars records: JSONL, atomic file writes.
 
-Every stage goes through this module, so that one record has one on-disk form.
+Every stage goes through this module (and :mod:`inpars.trec` for TREC run files), so that
+one record has one on-disk form.
 Writers are atomic (a temporary file in the same folder, then ``os.replace``); the
 appending writer flushes whole lines so an interrupted run loses at most the batch in
 flight, and readers ignore (and report) a torn last line.
@@ -13,18 +14,15 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import tempfile
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any, TypeVar, get_args, get_origin, get_type_hints
 
+from inpars.bad_lines import LineReport, handle_bad_line
 from inpars.errors import BadLineError, DataError
-from inpars.records import ScoredPair
 
 log = logging.getLogger(__name__)
 
@@ -89,54 +87,7 @@ def read_json(path: Path | str) -> Any:
         ) from exc
 
 
-# --------------------------------------------------------------------------- bad lines
-SKIP_HINT = "or pass --skip-bad-lines to skip such lines"  # ends fixes; not shown for skipped lines
-_SKIP_HINT_RE = re.compile(r"[,;]?\s*" + re.escape(SKIP_HINT))
-
-
-@dataclass
-class LineReport:
-    """Counts of lines skipped while reading with ``skip_bad_lines``, by reason and by
-    (file name, reason)."""
-
-    skipped: Counter[str] = field(default_factory=Counter)
-    examples: list[str] = field(default_factory=list)
-    by_file: Counter[tuple[str, str]] = field(default_factory=Counter)
-    _seen: set[tuple[str, int, str | None]] = field(default_factory=set, repr=False, compare=False)
-
-    def add(self, error: BadLineError) -> None:
-        """Count ``error`` once: a file read again (a corpus is streamed once per pass)
-        reports the same bad line again, which is not counted twice."""
-        key = (str(error.path), error.line, error.field)
-        if key in self._seen:
-            return
-        self._seen.add(key)
-        self.skipped[error.reason] += 1
-        self.by_file[(error.path.name, error.reason)] += 1
-        fix = _SKIP_HINT_RE.sub("", error.fix).strip()  # the line is skipped already
-        shown = str(BadLineError(error.path, error.line, error.field, error.problem, fix))
-        if len(self.examples) < 5:
-            self.examples.append(shown)
-        log.warning("skipped bad line: %s", shown)
-
-    @property
-    def total(self) -> int:
-        return sum(self.skipped.values())
-
-    def by_reason(self, *, per_file: bool = False) -> dict[str, int]:
-        """Most frequent first: ``{reason: n}``, or ``{"<file name>: <reason>": n}``."""
-        if per_file:
-            return {f"{name}: {reason}": n for (name, reason), n in self.by_file.most_common()}
-        return dict(self.skipped.most_common())
-
-
-def handle_bad_line(error: BadLineError, report: LineReport | None) -> None:
-    """Raise ``error`` unless a report collects skipped lines."""
-    if report is None:
-        raise error
-    report.add(error)
-
-
+# --------------------------------------------------------------------------- JSON lines
 def _undecodable_field(raw: bytes) -> str | None:
     """The top-level key of a JSON line whose value holds the bytes that are not UTF-8."""
     try:
@@ -350,56 +301,3 @@ def _truncate_torn_tail(path: Path) -> None:
     log.warning("%s: dropping a torn last line left by an interrupted run", path)
     with open(path, "r+b") as handle:
         handle.truncate(keep)
-
-
-# --------------------------------------------------------------------------- TREC runs
-def trec_score(score: float) -> str:
-    """A score as run files store it: the shortest text that reads back as the same float
-    (``repr``), so scores that differ in memory never tie on disk (a fixed ``%.6f`` made
-    saturated sigmoid scores such as 0.99999991 and 0.99999998 equal)."""
-    return repr(float(score))
-
-
-def write_trec_run(path: Path | str, run: Mapping[str, Sequence[ScoredPair]], tag: str) -> int:
-    """Write a run (query id -> pairs, any order) as a TREC run file, ranked by score.
-
-    Scores are written at full precision (:func:`trec_score`). Pairs with equal scores keep
-    the order they are given in (a stable sort), so ranks are deterministic and
-    :func:`read_trec_run` reads each query's pairs back in exactly the written order.
-    """
-    count = 0
-    with atomic_open(path) as handle:
-        for query_id in run:
-            ranked = sorted(run[query_id], key=lambda p: -p.score)  # stable: ties in given order
-            for rank, pair in enumerate(ranked, start=1):
-                handle.write(f"{query_id} Q0 {pair.doc_id} {rank} {trec_score(pair.score)} {tag}\n")
-                count += 1
-    return count
-
-
-def read_trec_run(path: Path | str) -> dict[str, list[ScoredPair]]:
-    """Read a TREC run file (``qid Q0 docid rank score tag``) into query id -> pairs, each
-    query's pairs in file order (the written rank order for files of :func:`write_trec_run`)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: run file not found. Fix: check the path or run the stage that writes it")
-    run: dict[str, list[ScoredPair]] = {}
-    with open(p, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                parts = raw.decode("utf-8").split()
-            except UnicodeDecodeError:
-                raise BadLineError(p, number, None, "bytes that are not UTF-8",
-                                   "write run files as UTF-8", reason="not UTF-8") from None
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise BadLineError(p, number, None, f"{len(parts)} columns instead of 6",
-                                   "use the TREC run format 'qid Q0 docid rank score tag'")
-            try:
-                score = float(parts[4])
-            except ValueError:
-                raise BadLineError(p, number, "score", f"not a number: {parts[4]!r}",
-                                   "write a numeric score in column 5") from None
-            run.setdefault(parts[0], []).append(ScoredPair(parts[0], parts[2], score))
-    return run

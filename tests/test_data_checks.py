@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from inpars.bad_lines import LineReport
 from inpars.data import FileCollection
 from inpars.errors import BadLineError
-from inpars.io import LineReport
 from tests.conftest import TINY_DOCS, TINY_QUERIES, write_lines
 
 D1, D2, D3, D4 = TINY_DOCS

@@ -22,9 +22,9 @@ from inpars.expansion import (
     group_expansions,
 )
 from inpars.indexing import Corpus
-from inpars.io import read_trec_run
 from inpars.manifest import run_stage
 from inpars.records import Document, Query, SyntheticQuery
+from inpars.trec import read_trec_run
 from tests.indexing.fakes import FakeBm25
 
 DOCS = [

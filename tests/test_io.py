@@ -1,4 +1,4 @@
-"""inpars.io: atomic writes, JSONL records, the resumable appender, TREC runs, bad lines."""
+"""inpars.io: atomic writes, JSONL records, the resumable appender, bad lines in JSONL files."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from inpars.bad_lines import LineReport
 from inpars.errors import BadLineError, DataError
 from inpars.io import (
-    LineReport,
     RecordAppender,
     atomic_open,
     chunked,
@@ -18,11 +18,9 @@ from inpars.io import (
     iter_json_lines,
     read_json,
     read_records,
-    read_trec_run,
     write_json,
     write_records,
     write_text,
-    write_trec_run,
 )
 from inpars.records import (
     RECORD_TYPES,
@@ -158,63 +156,6 @@ def test_non_utf8_line_names_the_field(tmp_path: Path) -> None:
     path.write_bytes(b'{"_id": "1", "text": "ok"}\n{"_id": "2", "text": "caf\xe9"}\n')
     with pytest.raises(BadLineError, match=r"line 2, field 'text': bytes that are not UTF-8 .*Fix: re-enc"):
         list(iter_json_lines(path))
-
-
-def test_line_report_counts_each_line_once() -> None:
-    report = LineReport()
-    error = BadLineError("f.tsv", 3, "score", "relevance 'x' is not an integer", "fix it", reason="bad score")
-    report.add(error)
-    report.add(error)
-    report.add(BadLineError("f.tsv", 4, "score", "relevance 'y' is bad", "fix it", reason="bad score"))
-    assert report.skipped == {"bad score": 2}
-    assert report.total == 2
-    assert report.examples[0].startswith("f.tsv, line 3, field 'score': relevance 'x'")
-
-
-def test_trec_run_round_trip(tmp_path: Path) -> None:
-    run = {
-        "q1": [ScoredPair("q1", "d2", 1.5), ScoredPair("q1", "d1", 3.25), ScoredPair("q1", "d3", 1.5)],
-        "q2": [ScoredPair("q2", "d9", -0.5)],
-    }
-    path = tmp_path / "run.trec"
-    assert write_trec_run(path, run, tag="bm25") == 4
-    lines = path.read_text().splitlines()
-    assert lines[0] == "q1 Q0 d1 1 3.25 bm25"
-    assert lines[1].startswith("q1 Q0 d2 2 ")  # ties keep the given order
-    assert lines[3] == "q2 Q0 d9 1 -0.5 bm25"
-    back = read_trec_run(path)
-    assert back == {q: sorted(pairs, key=lambda p: -p.score) for q, pairs in run.items()}
-
-
-def test_trec_run_keeps_full_precision_and_the_given_order_of_ties(tmp_path: Path) -> None:
-    # saturated sigmoid scores: equal at 6 decimals, different in memory
-    close = [ScoredPair("q", "low", 0.99999991), ScoredPair("q", "high", 0.99999998)]
-    ties = [ScoredPair("q", d, 0.25) for d in ("z", "b", "m")]  # not in doc id order
-    tiny = [ScoredPair("q", "tiny", 1.2345678901234567e-9), ScoredPair("q", "neg", -1e-12)]
-    path = tmp_path / "run.trec"
-    write_trec_run(path, {"q": [*close, *ties, *tiny]}, tag="ce")
-    back = read_trec_run(path)["q"]
-    assert [p.doc_id for p in back] == ["high", "low", "z", "b", "m", "tiny", "neg"]
-    assert {p.doc_id: p.score for p in back} == {p.doc_id: p.score for p in [*close, *ties, *tiny]}
-    ranks = [int(line.split()[3]) for line in path.read_text().splitlines()]
-    assert ranks == list(range(1, 8))
-    write_trec_run(path, {"q": back}, tag="ce")  # reading and writing again changes nothing
-    assert read_trec_run(path)["q"] == back
-
-
-def test_trec_run_errors(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="run file not found"):
-        read_trec_run(tmp_path / "none.trec")
-    path = tmp_path / "bad.trec"
-    path.write_text("q1 Q0 d1 1 2.0 tag\nq1 Q0 d2 2 tag\n")
-    with pytest.raises(BadLineError, match=r"bad\.trec, line 2: 5 columns instead of 6"):
-        read_trec_run(path)
-    path.write_text("q1 Q0 d1 1 high tag\n")
-    with pytest.raises(BadLineError, match=r"line 1, field 'score': not a number: 'high'"):
-        read_trec_run(path)
-    path.write_bytes(b"q1 Q0 d1 1 2.0 tag\nq\xe9 Q0 d1 1 2.0 tag\n")
-    with pytest.raises(BadLineError, match=r"line 2: bytes that are not UTF-8"):
-        read_trec_run(path)
 
 
 def test_chunked_cuts_any_stream_into_batches_lazily() -> None:

@@ -17,9 +17,9 @@ import inpars.indexing.stage as stage_module
 from inpars.config import load_config
 from inpars.data import IrDatasetsCollection, open_from_config
 from inpars.indexing import ensure_dense_index, index_root
-from inpars.io import read_trec_run
 from inpars.pipeline import Executor, Workspace
 from inpars.records import Query
+from inpars.trec import read_trec_run
 from tests.conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, write_lines
 from tests.indexing.fakes import FakeBm25, FakeEncoder
 

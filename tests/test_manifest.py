@@ -11,18 +11,9 @@ import pytest
 from inpars.errors import StageError
 from inpars.fingerprint import file_sha256
 from inpars.io import RecordAppender, read_json, read_records
-from inpars.manifest import (
-    IN_PROGRESS,
-    MANIFEST,
-    StageContext,
-    config_dict,
-    input_hash,
-    read_manifest,
-    require_manifest,
-    run_stage,
-    work_dir,
-)
+from inpars.manifest import StageContext, config_dict, input_hash, run_stage
 from inpars.records import Query
+from inpars.stage_folders import IN_PROGRESS, MANIFEST, read_manifest, require_manifest, work_dir
 
 
 @dataclass(frozen=True)
@@ -263,7 +254,7 @@ def test_an_interrupted_rerun_resumes_from_its_work_folder(tmp_path: Path) -> No
 def test_a_leftover_work_folder_of_another_fingerprint_is_discarded(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("INFO", logger="inpars.manifest")
+    caplog.set_level("INFO", logger="inpars.stage_folders")
     out = tmp_path / "toy"
     with pytest.raises(KeyboardInterrupt):
         _run(out, Toy(fail_after=2), ToyConfig(size=5, label="b"))

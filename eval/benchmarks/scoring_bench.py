@@ -55,15 +55,25 @@ def cpu_name() -> str:
     return platform.processor()
 
 
-def timed_rounds(systems: dict[str, Callable[[], Sequence[float]]], rounds: int) -> dict[str, list[float]]:
+def timed_rounds(
+    systems: dict[str, Callable[[], Sequence[float]]], rounds: int, *, label: str = "",
+    before: Callable[[str], object] | None = None,
+) -> tuple[dict[str, list[float]], dict[str, Sequence[float]]]:
+    """Run every system once per round, interleaved round after round (so that a busy machine
+    slows them alike): the seconds of each run per system, and each system's last scores.
+    ``before(name)`` runs untimed before each run (e.g. to empty a cache); ``label`` starts
+    the progress lines."""
     seconds: dict[str, list[float]] = {name: [] for name in systems}
+    scores: dict[str, Sequence[float]] = {}
     for r in range(rounds):
         for name, run in systems.items():
+            if before is not None:
+                before(name)
             start = time.perf_counter()
-            run()
+            scores[name] = run()
             seconds[name].append(time.perf_counter() - start)
-            print(f"round {r + 1}/{rounds} {name}: {seconds[name][-1]:.1f} s", flush=True)
-    return seconds
+            print(f"{label}round {r + 1}/{rounds} {name}: {seconds[name][-1]:.1f} s", flush=True)
+    return seconds, scores
 
 
 def render_markdown(result: dict[str, Any]) -> str:
@@ -157,19 +167,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         ours_fp32 = load_scorer("cross-encoder", tmp, batch_size=args.batch_size, max_length=args.max_length,
                                 device="cpu", dtype="float32", threads=threads)
     ours_dtype = str(getattr(ours, "dtype", "")).replace("torch.", "")
-    scores: dict[str, Any] = {}
     systems: dict[str, Callable[[], Sequence[float]]] = {
-        "st": lambda: scores.__setitem__("st", st.predict(pairs, batch_size=args.batch_size)),
-        "ours_fp32": lambda: scores.__setitem__("ours_fp32", ours_fp32.score(pairs)),
-        "st_bf16": lambda: scores.__setitem__("st_bf16", st_bf16.predict(pairs, batch_size=args.batch_size)),
-        "ours": lambda: scores.__setitem__("ours", ours.score(pairs)),
+        "st": lambda: st.predict(pairs, batch_size=args.batch_size),
+        "ours_fp32": lambda: ours_fp32.score(pairs),
+        "st_bf16": lambda: st_bf16.predict(pairs, batch_size=args.batch_size),
+        "ours": lambda: ours.score(pairs),
     }
     warm = pairs[: args.batch_size]
     st.predict(warm, batch_size=args.batch_size)
     st_bf16.predict(warm, batch_size=args.batch_size)
     ours.score(warm)
     ours_fp32.score(warm)
-    seconds = timed_rounds(systems, args.rounds)
+    seconds, scores = timed_rounds(systems, args.rounds)
     rate = {name: len(pairs) / statistics.median(values) for name, values in seconds.items()}
     reference = np.asarray(scores["st"], dtype=np.float64)
 

@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import platform
 import statistics
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scoring_bench import cpu_name, timed_rounds  # beside this file (run as a script)
 
 from inpars.config import EvaluateConfig, load_config
 from inpars.data.lookup import DocumentLookup
@@ -61,21 +62,12 @@ def pick_systems(ws: Workspace) -> dict[str, SystemSpec]:
     return found
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
-def timed(scorer: Scorer, pairs: Sequence[tuple[str, str]]) -> tuple[float, list[float]]:
-    """Seconds to score ``pairs`` from a cold embedding cache, and the scores."""
+def clear_cache(scorer: Scorer) -> None:
+    """Empty the scorer's embedding cache: the bi-encoder keeps embeddings between calls, and
+    every round must encode."""
     cache = getattr(scorer, "_cache", None)
     if cache is not None:
-        cache.clear()  # the bi-encoder keeps embeddings between calls; every round must encode
-    start = time.perf_counter()
-    scores = scorer.score(pairs)
-    return time.perf_counter() - start, scores
+        cache.clear()
 
 
 def as_run(keys: Sequence[tuple[str, str]], scores: Sequence[float]) -> dict[str, list[ScoredPair]]:
@@ -108,13 +100,9 @@ def bench_system(name: str, spec: SystemSpec, args: argparse.Namespace, ws: Work
                for variant in args.variants}
     for scorer in scorers.values():
         scorer.score(pairs[: cfg.batch_size])  # warm-up
-    seconds: dict[str, list[float]] = {v: [] for v in scorers}
-    scores: dict[str, list[float]] = {}
-    for r in range(args.rounds):
-        for variant, scorer in scorers.items():
-            spent, scores[variant] = timed(scorer, pairs)
-            seconds[variant].append(spent)
-            print(f"{name} round {r + 1}/{args.rounds} {variant}: {spent:.1f} s", flush=True)
+    scoring = {variant: functools.partial(scorer.score, pairs) for variant, scorer in scorers.items()}
+    seconds, scores = timed_rounds(scoring, args.rounds, label=f"{name} ",
+                                   before=lambda variant: clear_cache(scorers[variant]))
     rate = {v: len(pairs) / statistics.median(s) for v, s in seconds.items()}
     runs = {f"{name} {v}": as_run(keys, scores[v]) for v in scorers}
     qrels = ws.dev_queries()[1]

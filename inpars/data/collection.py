@@ -7,7 +7,7 @@ their format; this module imports neither (:func:`inpars.data.sources.open_colle
 picks the reader for a source).
 
 A bad record raises :class:`~inpars.errors.BadLineError` naming the file, line, field and
-the fix; with a :class:`~inpars.io.LineReport` (``--skip-bad-lines``) it is counted by
+the fix; with a :class:`~inpars.bad_lines.LineReport` (``--skip-bad-lines``) it is counted by
 reason and skipped instead. Input files are only ever read.
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from inpars.bad_lines import SKIP_HINT, LineReport, handle_bad_line
 from inpars.errors import BadLineError, DataError
-from inpars.io import SKIP_HINT, LineReport, handle_bad_line
 from inpars.records import Document, Qrel, Query
 
 log = logging.getLogger(__name__)

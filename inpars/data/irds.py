@@ -13,9 +13,9 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from inpars.bad_lines import LineReport
 from inpars.data.collection import Collection, Where
 from inpars.errors import DataError, DependencyError, InparsError
-from inpars.io import LineReport
 from inpars.records import Document, Qrel, Query
 
 log = logging.getLogger(__name__)

@@ -163,58 +163,24 @@ def evaluate_runs(
     pair of systems with ranx's ``compare`` (``cfg.stat_test``; ``seed`` drives Fisher's
     permutations), Holm-corrected per metric (see the module doc).
     """
-    from ranx import Qrels, compare
+    from ranx import Qrels
 
     if not runs:
         raise DataError(
             "no runs to evaluate. Fix: pass at least one run (e.g. the bm25 run of the index stage)"
         )
-    judged = qrels_dict(qrels)
     excluded = set(excluded_query_ids)
-    dropped = sorted(q for q in judged if q in excluded)
-    judged = {q: docs for q, docs in judged.items() if q not in excluded}
-    if not judged:
-        raise DataError(
-            f"no qrels left to evaluate ({len(dropped)} queries excluded). "
-            "Fix: check the split's qrels and the excluded query ids"
-        )
+    judged, dropped = _judged_qrels(qrels, excluded)
     ranx_qrels = Qrels.from_dict(judged)
     query_ids = sorted(judged)
     notes: list[str] = []
-
-    ranx_runs: dict[str, Any] = {}
-    missing: dict[str, int] = {}
-    unjudged: dict[str, int] = {}
-    as_dicts: dict[str, dict[str, dict[str, float]]] = {}
-    for name, pairs in runs.items():
-        as_dicts[name] = run_dict(pairs, judged)
-        missing[name] = sum(1 for q in query_ids if q not in as_dicts[name])
-        unjudged[name] = sum(1 for q, p in pairs.items() if q not in judged and q not in excluded and p)
-    interpolated = add_interpolations(as_dicts, cfg, notes, rescored_depth or {})
-    for name, docs in as_dicts.items():
-        ranx_runs[name] = _ranx_run(docs, name, ranx_qrels)
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_UINT_CAST)
-        fused = interpolated | _add_fusions(ranx_runs, cfg, notes)
-    if cfg.baseline not in ranx_runs:
-        raise ConfigError(
-            f"[evaluate] baseline = {cfg.baseline!r} is not among the systems ({', '.join(ranx_runs)}). "
-            "Fix: set baseline to one of them"
-        )
-    order = [cfg.baseline] + [s for s in ranx_runs if s != cfg.baseline]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_UINT_CAST)
-        report = compare(
-            ranx_qrels,
-            [ranx_runs[s] for s in order],
-            list(cfg.metrics),
-            stat_test=cfg.stat_test,
-            n_permutations=cfg.n_permutations,
-            max_p=cfg.max_p,
-            random_seed=seed,
-            make_comparable=True,
-        )
+    as_dicts = {name: run_dict(pairs, judged) for name, pairs in runs.items()}
+    missing = {name: sum(1 for q in query_ids if q not in docs) for name, docs in as_dicts.items()}
+    unjudged = {name: sum(1 for q, p in pairs.items() if q not in judged and q not in excluded and p)
+                for name, pairs in runs.items()}
+    ranx_runs, fused = _ranx_systems(as_dicts, ranx_qrels, cfg, notes, rescored_depth or {})
+    order = _report_order(ranx_runs, cfg.baseline)
+    report = _ranx_compare(ranx_qrels, [ranx_runs[s] for s in order], cfg, seed)
     per_query = {
         s: {m: {q: float(ranx_runs[s].scores[m][q]) for q in query_ids} for m in cfg.metrics} for s in order
     }
@@ -228,6 +194,63 @@ def evaluate_runs(
     )
     _fill_comparisons(evaluation, report.comparisons)
     return evaluation
+
+
+def _judged_qrels(
+    qrels: QrelsInput, excluded: Collection[str]
+) -> tuple[dict[str, dict[str, int]], list[str]]:
+    """The qrels without the excluded queries, and the excluded queries that had qrels (sorted)."""
+    judged = qrels_dict(qrels)
+    dropped = sorted(q for q in judged if q in excluded)
+    judged = {q: docs for q, docs in judged.items() if q not in excluded}
+    if not judged:
+        raise DataError(
+            f"no qrels left to evaluate ({len(dropped)} queries excluded). "
+            "Fix: check the split's qrels and the excluded query ids"
+        )
+    return judged, dropped
+
+
+def _ranx_systems(
+    as_dicts: dict[str, dict[str, dict[str, float]]], ranx_qrels: Any, cfg: EvaluateConfig,
+    notes: list[str], rescored_depth: Mapping[str, int],
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Every system as a ranx Run: the given runs, their interpolations (added to ``as_dicts``)
+    and fusions; with the components of each interpolated or fused system."""
+    interpolated = add_interpolations(as_dicts, cfg, notes, rescored_depth)
+    ranx_runs = {name: _ranx_run(docs, name, ranx_qrels) for name, docs in as_dicts.items()}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_UINT_CAST)
+        fused = interpolated | _add_fusions(ranx_runs, cfg, notes)
+    return ranx_runs, fused
+
+
+def _report_order(systems: Collection[str], baseline: str) -> list[str]:
+    """The baseline first, then the other systems in the given order."""
+    if baseline not in systems:
+        raise ConfigError(
+            f"[evaluate] baseline = {baseline!r} is not among the systems ({', '.join(systems)}). "
+            "Fix: set baseline to one of them"
+        )
+    return [baseline] + [s for s in systems if s != baseline]
+
+
+def _ranx_compare(ranx_qrels: Any, ranx_runs: list[Any], cfg: EvaluateConfig, seed: int) -> Any:
+    """ranx's report of every metric of ``ranx_runs`` and its pairwise tests (``cfg.stat_test``)."""
+    from ranx import compare
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_UINT_CAST)
+        return compare(
+            ranx_qrels,
+            ranx_runs,
+            list(cfg.metrics),
+            stat_test=cfg.stat_test,
+            n_permutations=cfg.n_permutations,
+            max_p=cfg.max_p,
+            random_seed=seed,
+            make_comparable=True,
+        )
 
 
 def _add_fusions(ranx_runs: dict[str, Any], cfg: EvaluateConfig, notes: list[str]) -> dict[str, list[str]]:

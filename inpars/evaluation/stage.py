@@ -18,9 +18,10 @@ from inpars.evaluation.metrics import Evaluation, evaluate_runs
 from inpars.evaluation.report_html import render_html
 from inpars.evaluation.report_md import render_markdown
 from inpars.evaluation.worth import worth_json, worth_table
-from inpars.io import read_trec_run, write_json, write_text
+from inpars.io import write_json, write_text
 from inpars.manifest import StageContext
 from inpars.records import Qrel, ScoredPair, SyntheticQuery
+from inpars.trec import read_trec_run
 
 log = logging.getLogger(__name__)
 

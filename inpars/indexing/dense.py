@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,8 @@ from inpars.indexing.store import (
     replace_folder,
     write_index_manifest,
 )
-from inpars.io import read_json, write_json
-from inpars.records import Document, Query, ScoredPair
+from inpars.io import chunked, read_json, write_json
+from inpars.records import Query, ScoredPair
 
 log = logging.getLogger(__name__)
 
@@ -104,19 +104,13 @@ def ensure_dense_index(
     chunk_size: int = 1024,
 ) -> tuple[DenseIndex, bool]:
     """:func:`build_dense_index`, also saying whether it encoded (``True``) or reused."""
-    import numpy as np
-
     start = time.perf_counter()
     corpus_id = corpus_fingerprint(collection)
     root = corpus_index_root(collection, "", corpus_id) if not out_dir else None
     folder = dense_index_dir(root, model) if root is not None else Path(str(out_dir))
     identity = model_identity(model)
-    settings = {
-        "max_length": max_length,
-        "normalized": True,
-        "text": "title + newline + text",
-        "faiss": "IndexFlatIP",
-    }
+    settings = {"max_length": max_length, "normalized": True, "text": "title + newline + text",
+                "faiss": "IndexFlatIP"}
     fingerprint = fingerprint_of(
         {"kind": KIND, "corpus": corpus_id, "model": {**identity, "resolved": None}, "settings": settings}
     )
@@ -133,21 +127,72 @@ def ensure_dense_index(
     dim = int(
         (getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension)()
     )
+    manifest = base_manifest(KIND, fingerprint, collection, corpus_id)
+    manifest.update({"model": identity, "dim": dim, "docs": total, "settings": settings,
+                     "batch_size": batch_size})
+    _build_index(collection, encoder, folder, manifest, force=force, chunk_size=chunk_size, start=start)
+    log.info("dense: %s encoded with %s -> %s (%.1f s)", collection.name, model, folder,
+             time.perf_counter() - start)
+    dense = DenseIndex.load(folder, device=device, batch_size=batch_size, encoder=encoder)
+    dense.collection = collection
+    return dense, True
+
+
+def _build_index(
+    collection: Corpus, encoder: Any, folder: Path, manifest: dict[str, Any], *, force: bool, chunk_size: int,
+    start: float,
+) -> None:
+    """Encode ``collection`` into a hidden sibling of ``folder`` (resuming an interrupted build
+    of the same index), add its FAISS index and ``manifest`` (with the timings since ``start``),
+    then put it in place of ``folder``."""
     work = folder.parent / f".{folder.name}.partial"
-    done = _resume_point(work, fingerprint, total, dim, force)
+    total, dim = manifest["docs"], manifest["dim"]
+    progress = {"fingerprint": manifest["fingerprint"], "rows": 0, "docs": total, "dim": dim}
+    done = _start_or_resume(work, progress, force)
+    if done:
+        log.info("dense: resuming %s after %d of %d documents", folder, done, total)
+    t0 = time.perf_counter()
+    doc_ids = _encode_rows(collection, encoder, work, progress, done, batch_size=manifest["batch_size"],
+                           chunk_size=chunk_size, desc=f"encode {model_slug(manifest['model']['name'])}")
+    encode_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    write_json(work / DOC_IDS, doc_ids)
+    _write_faiss(work, dim)
+    (work / PROGRESS).unlink()
+    manifest["timings"] = {"encode": round(encode_seconds, 3), "faiss": round(time.perf_counter() - t0, 3)}
+    manifest["build_seconds"] = round(time.perf_counter() - start, 3)
+    write_index_manifest(work, manifest)
+    replace_folder(work, folder)
+
+
+def _start_or_resume(work: Path, progress: dict[str, Any], force: bool) -> int:
+    """Rows already encoded by an interrupted build with the same ``progress`` (fingerprint,
+    documents, dimension); else a fresh work folder with an empty embeddings file (0)."""
+    import numpy as np
+
+    done = _resume_point(work, progress["fingerprint"], progress["docs"], progress["dim"], force)
     if done == 0:
         work.mkdir(parents=True, exist_ok=True)
-        np.lib.format.open_memmap(work / EMBEDDINGS, mode="w+", dtype=np.float32, shape=(total, dim)).flush()
-        write_json(work / PROGRESS, {"fingerprint": fingerprint, "rows": 0, "docs": total, "dim": dim})
-    else:
-        log.info("dense: resuming %s after %d of %d documents", folder, done, total)
-    embeddings = np.load(work / EMBEDDINGS, mmap_mode="r+")
-    doc_ids: list[str] = []
-    t0 = time.perf_counter()
+        shape = (progress["docs"], progress["dim"])
+        np.lib.format.open_memmap(work / EMBEDDINGS, mode="w+", dtype=np.float32, shape=shape).flush()
+        write_json(work / PROGRESS, progress)
+    return done
+
+
+def _encode_rows(
+    collection: Corpus, encoder: Any, work: Path, progress: dict[str, Any], done: int, *, batch_size: int,
+    chunk_size: int, desc: str,
+) -> list[str]:
+    """Encode the documents after the first ``done`` into the work folder's embeddings, chunk by
+    chunk, recording the rows written after each; returns every document id in corpus order."""
+    import numpy as np
     from tqdm import tqdm
 
-    with tqdm(total=total, initial=done, desc=f"encode {model_slug(model)}", unit="doc") as bar:
-        for chunk in _chunks(collection.docs(), chunk_size):
+    total = progress["docs"]
+    embeddings = np.load(work / EMBEDDINGS, mmap_mode="r+")
+    doc_ids: list[str] = []
+    with tqdm(total=total, initial=done, desc=desc, unit="doc") as bar:
+        for chunk in chunked(collection.docs(), chunk_size):
             begin = len(doc_ids)
             doc_ids.extend(d.doc_id for d in chunk)
             if len(doc_ids) > total:
@@ -162,43 +207,11 @@ def ensure_dense_index(
                 encoder, [d.contents for d in todo], batch_size=batch_size, queries=False
             )
             embeddings.flush()
-            write_json(
-                work / PROGRESS,
-                {"fingerprint": fingerprint, "rows": row + len(todo), "docs": total, "dim": dim},
-            )
+            write_json(work / PROGRESS, {**progress, "rows": row + len(todo)})
             bar.update(len(todo))
-    encode_seconds = time.perf_counter() - t0
     if len(doc_ids) != total:
         raise DataError(f"{collection.name}: {len(doc_ids)} documents read but {total} counted. Fix: rebuild")
-    del embeddings
-    t0 = time.perf_counter()
-    write_json(work / DOC_IDS, doc_ids)
-    _write_faiss(work, dim)
-    (work / PROGRESS).unlink()
-    manifest = base_manifest(KIND, fingerprint, collection, corpus_id)
-    manifest.update(
-        {
-            "model": identity,
-            "dim": dim,
-            "docs": total,
-            "settings": settings,
-            "batch_size": batch_size,
-            "timings": {"encode": round(encode_seconds, 3), "faiss": round(time.perf_counter() - t0, 3)},
-            "build_seconds": round(time.perf_counter() - start, 3),
-        }
-    )
-    write_index_manifest(work, manifest)
-    replace_folder(work, folder)
-    log.info(
-        "dense: %s encoded with %s -> %s (%.1f s)",
-        collection.name,
-        model,
-        folder,
-        time.perf_counter() - start,
-    )
-    dense = DenseIndex.load(folder, device=device, batch_size=batch_size, encoder=encoder)
-    dense.collection = collection
-    return dense, True
+    return doc_ids
 
 
 def _resume_point(work: Path, fingerprint: str, total: int, dim: int, force: bool) -> int:
@@ -216,17 +229,6 @@ def _resume_point(work: Path, fingerprint: str, total: int, dim: int, force: boo
     if work.exists():
         shutil.rmtree(work)
     return 0
-
-
-def _chunks(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
-    chunk: list[Document] = []
-    for doc in docs:
-        chunk.append(doc)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _write_faiss(folder: Path, dim: int) -> None:

@@ -12,9 +12,9 @@ from inpars.indexing.bm25 import Bm25Searcher, ensure_bm25_index
 from inpars.indexing.dense import dense_index_dir, ensure_dense_index
 from inpars.indexing.identity import corpus_index_root
 from inpars.indexing.store import Corpus, empty_corpus_error
-from inpars.io import write_trec_run
 from inpars.manifest import StageContext
 from inpars.records import Query, ScoredPair
+from inpars.trec import write_trec_run
 
 log = logging.getLogger(__name__)
 

@@ -130,7 +130,7 @@ class EvaluateStage(Stage):
         """The external runs read and checked, written as evaluated into ``external/<name>.trec``
         (ranked by score, ties broken by document id), and the report section on them."""
         from inpars.compare import read_run, runs_section
-        from inpars.io import write_trec_run
+        from inpars.trec import write_trec_run
 
         files = [read_run(path, name).judge(judged) for name, path in external_runs(ws).items()]
         written: dict[str, Path] = {}

@@ -23,16 +23,10 @@ from typing import Any
 
 from inpars.errors import ConfigError, StageError
 from inpars.io import read_json, write_json
-from inpars.manifest import (
-    MANIFEST,
-    StageResult,
-    config_dict,
-    package_versions,
-    remove_temporaries,
-    run_stage,
-)
+from inpars.manifest import StageResult, config_dict, package_versions, run_stage
 from inpars.pipeline.graph import Stage
 from inpars.pipeline.workspace import RUN_PREFIX, Workspace
+from inpars.stage_folders import MANIFEST, remove_temporaries
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from inpars.errors import DataError, StageError
 from inpars.io import atomic_path, read_json, write_text
-from inpars.manifest import MANIFEST
 from inpars.pipeline.workspace import Workspace
+from inpars.stage_folders import MANIFEST
 
 log = logging.getLogger(__name__)
 

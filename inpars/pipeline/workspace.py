@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from inpars.config import Config
 from inpars.errors import ConfigError, StageError
-from inpars.manifest import read_manifest, require_manifest
+from inpars.stage_folders import read_manifest, require_manifest
 
 if TYPE_CHECKING:
     from inpars.data import Collection

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from inpars.bad_lines import LineReport
 from inpars.errors import DataError
-from inpars.io import LineReport, read_records, to_dict
+from inpars.io import read_records, to_dict
 from inpars.records import TrainingExample
 
 T = TypeVar("T")

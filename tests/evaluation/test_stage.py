@@ -18,9 +18,9 @@ import inpars.evaluation.stage as stage_module
 from inpars.config import EvaluateConfig
 from inpars.data import open_collection
 from inpars.evaluation import Evaluation, evaluate_stage
-from inpars.io import write_trec_run
 from inpars.manifest import run_stage
 from inpars.records import Qrel, ScoredPair
+from inpars.trec import write_trec_run
 from tests.evaluation.crafted import EXCLUDED, QRELS, RUNS, hand_evaluation
 
 

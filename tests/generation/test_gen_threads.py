@@ -29,7 +29,8 @@ from inpars.generation.shards import (
 )
 from inpars.generation.stage import resume_threads
 from inpars.generation.templates import load_template
-from inpars.manifest import run_stage, work_dir
+from inpars.manifest import run_stage
+from inpars.stage_folders import work_dir
 from tests.conftest import BeirWriter
 
 DOCS = [{"_id": f"d{i}", "title": f"Topic {i}", "text": f"Document number {i} is about topic {i}."}

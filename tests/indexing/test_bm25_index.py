@@ -12,8 +12,8 @@ import pytest
 from inpars.data import Collection, open_collection
 from inpars.errors import DataError, IndexStoreError
 from inpars.indexing import INDEX_MANIFEST, Bm25Searcher, build_bm25_index, ensure_bm25_index
-from inpars.io import read_trec_run, write_trec_run
 from inpars.records import Document, Query
+from inpars.trec import read_trec_run, write_trec_run
 
 # Pyserini's BEIR "flat" BM25 (title + text in one field, k1=0.9, b=0.4) on SciFact test:
 # nDCG@10 0.6789, R@100 0.9253 (Anserini regression beir-v1.0.0-scifact.flat). BEIR's own

@@ -25,9 +25,9 @@ from inpars.data import Collection, open_collection
 from inpars.errors import DataError, IndexStoreError
 from inpars.indexing import INDEX_MANIFEST, corpus_index_root, ensure_dense_index, index_root, index_stage
 from inpars.indexing.store import building, write_index_manifest
-from inpars.io import read_trec_run
 from inpars.manifest import run_stage
 from inpars.records import Query
+from inpars.trec import read_trec_run
 from tests.conftest import BeirWriter
 from tests.indexing.fakes import FakeBm25, FakeEncoder
 

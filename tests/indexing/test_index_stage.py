@@ -18,8 +18,8 @@ from inpars.config import IndexConfig, parse_config
 from inpars.data import open_collection
 from inpars.errors import ConfigError, DataError
 from inpars.indexing import index_stage
-from inpars.io import read_trec_run
 from inpars.manifest import run_stage
+from inpars.trec import read_trec_run
 from tests.indexing.fakes import FakeBm25, FakeEncoder
 
 DOCS = [

@@ -11,11 +11,12 @@ import pytest
 
 import inpars.expansion as expansion
 from inpars.config import Config, DataConfig, ExpandConfig, ExperimentConfig
-from inpars.io import read_trec_run, write_records
+from inpars.io import write_records
 from inpars.manifest import StageContext, run_stage
 from inpars.pipeline import Executor, Output, Workspace
 from inpars.pipeline.evaluate import EvaluateStage
 from inpars.records import SyntheticQuery
+from inpars.trec import read_trec_run
 from tests.conftest import BeirWriter
 from tests.indexing.fakes import FakeBm25
 

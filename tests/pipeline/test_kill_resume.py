@@ -37,17 +37,9 @@ import pytest
 
 from inpars.errors import StageError
 from inpars.io import write_json, write_text
-from inpars.manifest import (
-    IN_PROGRESS,
-    MANIFEST,
-    NEXT_SUFFIX,
-    OLD_SUFFIX,
-    StageContext,
-    read_manifest,
-    run_stage,
-    work_dir,
-)
+from inpars.manifest import StageContext, run_stage
 from inpars.pipeline import STAGES, Executor, StageGraph
+from inpars.stage_folders import IN_PROGRESS, MANIFEST, NEXT_SUFFIX, OLD_SUFFIX, read_manifest, work_dir
 from tests.conftest import BeirWriter
 from tests.pipeline.test_smoke_run import _toml, run_cli, smoke_config
 from tests.pipeline.toy import Shout, Words, toy_workspace
