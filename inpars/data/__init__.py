@@ -1,7 +1,8 @@
 """The data layer: documents, queries and relevance judgements from any source.
 
 ``open_collection(source)`` (or ``open_from_config(cfg.data)``) reads a BEIR folder, plain
-corpus/queries/qrels files or an ir_datasets id into a :class:`Collection`; every reader
+corpus/queries/qrels files, a Parquet corpus (file or folder), a Hugging Face dataset folder
+(``save_to_disk``; :mod:`inpars.data.tables`) or an ir_datasets id into a :class:`Collection`; every reader
 checks its input and names the file, line, field and fix of anything malformed (or counts
 it, with a ``LineReport``). :class:`DocumentLookup` finds documents by id in a collection,
 an index or a mapping, for every stage.

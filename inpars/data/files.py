@@ -2,8 +2,10 @@
 
 Formats read:
 
-* corpus: JSONL (``{"_id" | "doc_id" | "id", "title"?, "text"}``, other keys ignored) or
-  TSV (``id<TAB>text`` or ``id<TAB>title<TAB>text``, an optional header line);
+* corpus: JSONL (``{"_id" | "doc_id" | "id", "title"?, "text"}``, other keys ignored; other
+  key names through ``columns``), TSV (``id<TAB>text`` or ``id<TAB>title<TAB>text``, an
+  optional header line), or a table: a Parquet file or folder, or a Hugging Face dataset
+  folder (:mod:`inpars.data.tables`);
 * queries: JSONL (``{"_id" | "query_id" | "id", "text"}``) or TSV (``id<TAB>text``);
 * qrels: BEIR TSV with the header ``query-id<TAB>corpus-id<TAB>score``, or TREC qrels
   (``qid iteration docid relevance``, no header), told apart by their first line.
@@ -19,9 +21,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from inpars.bad_lines import SKIP_HINT, LineReport, handle_bad_line
 from inpars.data.collection import Collection, Where
+from inpars.data.tables import TableCorpus, table_kind
 from inpars.errors import BadLineError, DataError
-from inpars.io import SKIP_HINT, LineReport, handle_bad_line, iter_json_lines
+from inpars.io import iter_json_lines
 from inpars.records import Document, Qrel, Query
 
 log = logging.getLogger(__name__)
@@ -32,7 +36,7 @@ HEADER_FIRST_COLUMNS = frozenset(
     {"id", "_id", "doc_id", "docid", "doc-id", "corpus-id", "query_id", "query-id", "qid"}
 )
 QRELS_HEADER = "query-id\tcorpus-id\tscore"
-BEIR_LAYOUT = "corpus.jsonl, queries.jsonl and qrels/<split>.tsv"
+BEIR_LAYOUT = "corpus.jsonl (or corpus.parquet), queries.jsonl and qrels/<split>.tsv"
 
 Format = Literal["jsonl", "tsv"]
 
@@ -80,9 +84,9 @@ def _json_id(obj: dict[str, Any], keys: tuple[str, ...], path: Path, line: int, 
                 raise BadLineError(path, line, key, f"{kind} id must be a string, got {value!r:.40}",
                                    f'write "{key}" as a string, like "{kind[0]}1"', reason="bad id type")
             return key, str(value)
-    alternatives = " or ".join(f'"{k}"' for k in keys[1:])
+    alternatives = " (or " + " or ".join(f'"{k}"' for k in keys[1:]) + ")" if keys[1:] else ""
     raise BadLineError(path, line, keys[0], f"no {kind} id",
-                       f'give each {kind} an "{keys[0]}" (or {alternatives}), {SKIP_HINT}',
+                       f'give each {kind} an "{keys[0]}"{alternatives}, {SKIP_HINT}',
                        reason=f"missing {kind} id")
 
 
@@ -119,11 +123,19 @@ class FileCollection(Collection):
         *,
         name: str = "",
         report: LineReport | None = None,
+        columns: Mapping[str, str] | None = None,
     ) -> None:
         self.corpus_path = Path(corpus)
-        if not self.corpus_path.is_file():
-            raise DataError(f"{self.corpus_path}: corpus file not found. Fix: check the path")
-        self._corpus_format = file_format(self.corpus_path, "corpus")
+        self.columns = dict(columns or {})
+        self._table = TableCorpus(self.corpus_path, self.columns) if table_kind(self.corpus_path) else None
+        if self._table is None:
+            if not self.corpus_path.is_file():
+                raise DataError(f"{self.corpus_path}: corpus file not found. Fix: check the path")
+            self._corpus_format = file_format(self.corpus_path, "corpus")
+            if self.columns and self._corpus_format == "tsv":
+                raise DataError(f"{self.corpus_path}: [data] columns names JSON keys or table columns, "
+                                "but a TSV corpus has fixed columns (id, title, text). "
+                                "Fix: remove [data] columns")
         self.queries_path = Path(queries) if queries is not None else None
         if self.queries_path is not None:
             if not self.queries_path.is_file():
@@ -138,6 +150,8 @@ class FileCollection(Collection):
                 f"{self.corpus_path}: judgements (qrels) were given without queries. "
                 "Fix: give the queries file too, or leave the qrels out"
             )
+        if not name and self._table is not None:
+            name = self._table.name
         if not name:
             stem = self.corpus_path.name.split(".")[0]
             name = self.corpus_path.resolve().parent.name if stem == "corpus" else stem
@@ -145,9 +159,15 @@ class FileCollection(Collection):
 
     @classmethod
     def from_beir(
-        cls, folder: Path | str, *, name: str = "", report: LineReport | None = None
+        cls,
+        folder: Path | str,
+        *,
+        name: str = "",
+        report: LineReport | None = None,
+        columns: Mapping[str, str] | None = None,
     ) -> FileCollection:
-        """A BEIR folder; ``queries.jsonl`` and ``qrels/`` may be absent (a bare corpus)."""
+        """A BEIR folder; ``queries.jsonl`` and ``qrels/`` may be absent (a bare corpus), and
+        ``corpus.parquet`` may stand for ``corpus.jsonl``."""
         root = Path(folder)
         if not root.is_dir():
             raise DataError(
@@ -155,10 +175,14 @@ class FileCollection(Collection):
                 "or use an ir_datasets id such as beir/scifact/test"
             )
         corpus = root / "corpus.jsonl"
+        if not corpus.is_file() and (root / "corpus.parquet").is_file():
+            corpus = root / "corpus.parquet"
         if not corpus.is_file():
             raise DataError(
                 f"{root}: no corpus.jsonl in this folder. Fix: a BEIR folder holds {BEIR_LAYOUT}; "
-                "for other files use FileCollection(corpus, queries, {split: qrels})"
+                "a corpus alone may also be a Parquet file or folder or a Hugging Face dataset folder "
+                "(datasets' save_to_disk); for other files use "
+                "FileCollection(corpus, queries, {split: qrels})"
             )
         queries: Path | None = root / "queries.jsonl"
         qrels = {p.stem: p for p in sorted((root / "qrels").glob("*.tsv"))}
@@ -170,21 +194,24 @@ class FileCollection(Collection):
                 )
             log.info("%s: no queries.jsonl; reading the corpus only", root)
             queries = None
-        return cls(corpus, queries, qrels, name=name or root.resolve().name, report=report)
+        return cls(corpus, queries, qrels, name=name or root.resolve().name, report=report, columns=columns)
 
     # ------------------------------------------------------------------ Collection hooks
     def splits(self) -> list[str]:
         return list(self.qrels_paths)
 
     def source_files(self) -> list[Path]:
-        files = [self.corpus_path]
+        files = list(self._table.files) if self._table is not None else [self.corpus_path]
         if self.queries_path is not None:
             files.append(self.queries_path)
         return files + list(self.qrels_paths.values())
 
     def _read_docs(self) -> Iterator[tuple[Where, Document]]:
+        if self._table is not None:
+            return self._table.read(self._bad)
         if self._corpus_format == "jsonl":
-            return self._json_records(self.corpus_path, DOC_ID_KEYS, "document")
+            id_keys = (self.columns["doc_id"],) if "doc_id" in self.columns else DOC_ID_KEYS
+            return self._json_records(self.corpus_path, id_keys, "document")
         return self._tsv_docs(self.corpus_path)
 
     def _read_queries(self, split: str | None) -> Iterator[tuple[Where, Query]]:
@@ -220,12 +247,14 @@ class FileCollection(Collection):
         for number, obj in iter_json_lines(path, report=self.report, allow_torn_tail=False):
             try:
                 key, record_id = _json_id(obj, id_keys, path, number, kind)
-                title = _json_text(obj, "title", path, number, required=False) if kind == "document" else ""
-                text = _json_text(obj, "text", path, number, required=True)
+                title_key, text_key = (self.columns.get("title", "title"), self.columns.get("text", "text")
+                                       ) if kind == "document" else ("", "text")
+                title = _json_text(obj, title_key, path, number, required=False) if title_key else ""
+                text = _json_text(obj, text_key, path, number, required=True)
             except BadLineError as error:
                 self._bad(error)
                 continue
-            yield Where(str(path), number, key, "text"), Document(record_id, text, title)
+            yield Where(str(path), number, key, text_key), Document(record_id, text, title)
 
     def _tsv_docs(self, path: Path) -> Iterator[tuple[Where, Document]]:
         first = True

@@ -151,3 +151,22 @@ def test_http_backend_config_errors(monkeypatch: pytest.MonkeyPatch) -> None:
         )
     with pytest.raises(ConfigError, match="not an http"):
         OpenAICompatibleBackend("127.0.0.1:8000", "m")
+
+
+@pytest.mark.slow
+def test_http_backend_gives_the_same_completions_with_a_dead_second_endpoint(server: str) -> None:
+    """Seeded requests through a list of endpoints, one of them refusing connections: the
+    same completions and log-probs as from the server alone."""
+    requests = [GenerationRequest(Prompt(PREFIX, "Document: Honey never spoils.\nQuery:"), (7, 8, 9))]
+    settings = SamplingSettings(max_new_tokens=12)
+    alone = OpenAICompatibleBackend(server, "smollm2", concurrency=1, timeout_s=60)
+    expected = alone.generate(requests, settings)
+    alone.close()
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    pair = OpenAICompatibleBackend([dead, server], "smollm2", concurrency=1, timeout_s=60, backoff_s=0.01,
+                                   unhealthy_after=1)
+    assert pair.generate(requests, settings) == expected
+    pair.close()
+    assert pair.stats[f"endpoint[{server}].ok"] == 3
+    assert pair.stats[f"endpoint[{dead}].failed"] == 1  # then it rests for its cool-down
+    assert pair.stats[f"endpoint[{dead}].marked_unhealthy"] == 1

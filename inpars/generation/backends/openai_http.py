@@ -1,9 +1,13 @@
-"""Any OpenAI-compatible completions server (llama.cpp server, vLLM, TGI, OpenAI...).
+"""Any OpenAI-compatible completions server (llama.cpp server, vLLM, TGI, OpenAI...), or several.
 
 One ``POST {api_base}/completions`` per (document, sample) with the sample's seed,
 ``logprobs: 1`` and the stop strings, sent from a thread pool (``concurrency``), with a
 timeout and bounded retries with exponential backoff on connection errors, 429, 5xx
-and answers that are not HTTP or not a completions JSON object. Uses
+and answers that are not HTTP or not a completions JSON object. With several
+``api_base`` URLs (several vLLM servers of the same model) each attempt goes to the
+endpoint with the fewest requests in flight, a retry to an endpoint the request has not
+tried yet (at once; the backoff applies once every healthy endpoint was tried), and an
+endpoint that keeps failing rests for a cool-down (:mod:`.openai_endpoints`). Uses
 only the standard library. The server's own top-k applies (``top_k`` is not part of the
 OpenAI API). Token budgets use ``tokenizer`` (a GGUF file or alias, or a Hugging Face
 tokenizer) when given, else an estimate of 4 tokens per 3 words.
@@ -20,12 +24,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
 from inpars.errors import BackendError, ConfigError
 from inpars.generation.backends.base import Backend, Completion, GenerationRequest
+from inpars.generation.backends.openai_endpoints import Endpoint, EndpointPool
 from inpars.generation.sampling import SamplingSettings
 
 log = logging.getLogger(__name__)
@@ -86,7 +92,7 @@ class OpenAICompatibleBackend(Backend):
 
     def __init__(
         self,
-        api_base: str,
+        api_base: str | Sequence[str],
         model: str,
         *,
         api_key: str = "",
@@ -95,13 +101,13 @@ class OpenAICompatibleBackend(Backend):
         retries: int = 4,
         backoff_s: float = 0.5,
         tokenizer: TokenBudget | None = None,
+        unhealthy_after: int = 3,
+        cooldown_s: float = 30.0,
     ) -> None:
         super().__init__(model)
-        if not api_base.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"generate.api_base = {api_base!r}: not an http(s) URL. Fix: e.g. http://127.0.0.1:8000/v1"
-            )
-        self.url = api_base.rstrip("/") + "/completions"
+        self.pool = EndpointPool(
+            api_bases(api_base), unhealthy_after=unhealthy_after, cooldown_s=cooldown_s
+        )
         self.api_key = api_key
         self.timeout_s = timeout_s
         self.retries = retries
@@ -111,7 +117,7 @@ class OpenAICompatibleBackend(Backend):
 
     @classmethod
     def from_env(
-        cls, api_base: str, model: str, *, api_key_env: str = "", **kwargs: Any
+        cls, api_base: str | Sequence[str], model: str, *, api_key_env: str = "", **kwargs: Any
     ) -> OpenAICompatibleBackend:
         key = ""
         if api_key_env:
@@ -132,11 +138,22 @@ class OpenAICompatibleBackend(Backend):
         self, requests: Sequence[GenerationRequest], settings: SamplingSettings
     ) -> list[list[Completion]]:
         jobs = [(r, s) for r, request in enumerate(requests) for s in range(len(request.seeds))]
-        done = list(self._pool.map(lambda job: self._complete(requests[job[0]], job[1], settings), jobs))
+        try:
+            done = list(self._pool.map(lambda job: self._complete(requests[job[0]], job[1], settings), jobs))
+        finally:
+            self.stats.update(self._endpoint_stats())
+            if len(self.pool) > 1:
+                log.debug("openai endpoints: %s", self.pool.summary())
         out: list[list[Completion]] = [[] for _ in requests]
         for (r, _), completion in zip(jobs, done, strict=True):
             out[r].append(completion)
         return out
+
+    def _endpoint_stats(self) -> dict[str, int]:
+        """The growth of the pool's per-endpoint counters since they were last added to ``stats``."""
+        now = self.pool.stats()
+        grown = {key: value - self.stats.get(key, 0) for key, value in now.items()}
+        return {key: value for key, value in grown.items() if value}
 
     def _complete(self, request: GenerationRequest, sample: int, settings: SamplingSettings) -> Completion:
         s = settings.for_sample(sample)
@@ -165,34 +182,58 @@ class OpenAICompatibleBackend(Backend):
         return Completion(text, tuple(values[:kept]), stopped)
 
     def _post(self, body: dict[str, Any]) -> Choice:
-        """The first choice of the server's answer to ``body``, with bounded retries.
+        """The first choice of the servers' answer to ``body``, with bounded retries.
 
         Refused or reset connections, timeouts, 408/409/429/5xx, replies that are not HTTP,
         bodies shorter than their Content-Length and answers that are not a completions
-        JSON object are retried with exponential backoff; then one :class:`BackendError`.
+        JSON object are retried, first on the healthy endpoints this request has not tried
+        (at once), then with exponential backoff; after ``retries`` retries, one
+        :class:`BackendError`. A 4xx is the request's fault: raised at once.
         """
         payload = json.dumps(body).encode("utf-8")
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        last, cause = "", None
+        last, last_base, cause, waits = "", "", None, 0
+        tried: set[int] = set()
         for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            if attempt and not self.pool.untried_healthy(tried):
+                time.sleep(self.backoff_s * 2**waits)
+                waits += 1
+            endpoint = self.pool.acquire(tried)
             try:
-                return _parse_choice(self._attempt(payload, headers))
+                choice = _parse_choice(self._attempt(endpoint, payload, headers))
             except _Retry as exc:
-                last, cause = str(exc), exc.__cause__ or exc
-            log.warning("%s: attempt %d/%d failed (%s)", self.url, attempt + 1, self.retries + 1, last)
+                last, last_base, cause = str(exc), endpoint.base, exc.__cause__ or exc
+                self.pool.release(endpoint, "failed", str(exc))
+            except BackendError:  # a 4xx: the request's fault, not the endpoint's
+                self.pool.release(endpoint, "rejected")
+                raise
+            except BaseException:
+                self.pool.release(endpoint, "aborted")
+                raise
+            else:
+                self.pool.release(endpoint, "ok")
+                return choice
+            tried.add(endpoint.index)
+            log.warning("%s: attempt %d/%d failed (%s)%s", endpoint.url, attempt + 1, self.retries + 1,
+                        last, self._next_hint(tried, attempt))
         raise BackendError(
-            f"{self.url}: no answer after {self.retries + 1} attempts (last: {last}). Fix: check that the "
-            "server runs and speaks the OpenAI completions API at api_base, or raise generate.timeout_s "
-            "or generate.retries"
+            f"{self.pool.names}: no answer after {self.retries + 1} attempts (last: {last}, from "
+            f"{last_base}). Fix: check "
+            "that the server runs and speaks the OpenAI completions API at api_base, or raise "
+            "generate.timeout_s or generate.retries"
         ) from cause
 
-    def _attempt(self, payload: bytes, headers: dict[str, str]) -> Any:
+    def _next_hint(self, tried: AbstractSet[int], attempt: int) -> str:
+        if attempt >= self.retries or len(self.pool) == 1:
+            return ""
+        return "; retrying on another endpoint" if self.pool.untried_healthy(tried) else "; retrying"
+
+    def _attempt(self, endpoint: Endpoint, payload: bytes, headers: dict[str, str]) -> Any:
         """One POST: the decoded JSON answer; :class:`_Retry` when another try may help."""
-        req = urllib.request.Request(self.url, data=payload, headers=headers, method="POST")
+        url = endpoint.url
+        req = urllib.request.Request(url, data=payload, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                 raw = resp.read()
@@ -200,7 +241,7 @@ class OpenAICompatibleBackend(Backend):
             detail = _error_body(exc)
             if exc.code not in RETRY_STATUS:
                 raise BackendError(
-                    f"{self.url}: HTTP {exc.code}: {detail}. Fix: check generate.model, "
+                    f"{url}: HTTP {exc.code}: {detail}. Fix: check generate.model, "
                     "api_base and the request settings"
                 ) from None
             raise _Retry(f"HTTP {exc.code}: {detail}") from exc
@@ -215,6 +256,25 @@ class OpenAICompatibleBackend(Backend):
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        log.info("openai endpoints: %s", self.pool.summary())
+
+
+def api_bases(api_base: str | Sequence[str]) -> list[str]:
+    """The endpoints ``generate.api_base`` names (one URL or a list), without trailing '/';
+    a :class:`ConfigError` for an empty list, a URL that is not http(s) or one named twice."""
+    bases = [api_base] if isinstance(api_base, str) else list(api_base)
+    if not bases:
+        raise ConfigError("generate.api_base = []: no endpoint. Fix: give one URL or a list, e.g. "
+                          "['http://10.0.0.1:8000/v1', 'http://10.0.0.2:8000/v1']")
+    out: list[str] = []
+    for i, base in enumerate(bases):
+        where = "generate.api_base" + (f"[{i}]" if not isinstance(api_base, str) else "")
+        if not isinstance(base, str) or not base.startswith(("http://", "https://")):
+            raise ConfigError(f"{where} = {base!r}: not an http(s) URL. Fix: e.g. http://127.0.0.1:8000/v1")
+        if base.rstrip("/") in out:
+            raise ConfigError(f"{where} = {base!r} is listed twice. Fix: name each server once")
+        out.append(base.rstrip("/"))
+    return out
 
 
 def _parse_choice(data: Any) -> Choice:
