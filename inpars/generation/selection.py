@@ -88,13 +88,22 @@ def iter_documents(collection: Collection, doc_ids: Sequence[str]) -> Iterator[D
                 return
 
 
+# the openai backend's servers and how they are called: a run resumes after a server is added
+TRANSPORT_KEYS = ("api_base", "api_key_env", "concurrency", "timeout_s", "retries")
+
+
 def fingerprint_settings(cfg: GenerateConfig) -> dict[str, Any]:
     """The ``[generate]`` section as the stage is fingerprinted with it: less ``clusters``
     unless ``doc_sampling = "clusters"`` reads it (the fingerprints of runs finished before
-    the key existed stay valid)."""
+    the key existed stay valid), less the executor keys (where it runs, not what it computes),
+    and for the openai backend less :data:`TRANSPORT_KEYS` (the served model is ``model``)."""
+    from inpars.distributed.settings import without_executor_keys
     from inpars.manifest import config_dict
 
-    settings: dict[str, Any] = config_dict(cfg)
+    settings: dict[str, Any] = without_executor_keys(config_dict(cfg))
     if cfg.doc_sampling != "clusters":
         settings.pop("clusters")
+    if cfg.backend == "openai":  # which servers, and how they are called, is not what they compute
+        for key in TRANSPORT_KEYS:
+            settings.pop(key)
     return settings

@@ -10,6 +10,11 @@ For shard ``k`` (``shard_docs`` consecutive chosen documents) the folder holds:
 and ``threads.json`` records the CPU thread count the model computed with (results depend
 on it), which a resumed run reuses (:func:`recorded_threads`).
 
+With ``[generate] executor = "ray"`` a worker generates a shard in a scratch folder of its
+own and hands the four files to the driver as a :class:`ShardPayload`; the driver writes them
+here (:func:`write_shard_payload`: each file atomically, the completion marker last), so the
+folder is the same whichever executor wrote it.
+
 A batch counts as done only once its progress line is complete. On resume, records of
 batches without one (the batch in flight when the run stopped) are removed and the
 batch runs again, so no (doc_id, sample) pair is ever written twice; a shard is marked
@@ -26,10 +31,19 @@ from pathlib import Path
 from typing import Any
 
 from inpars.errors import DataError, StageError
-from inpars.io import RecordAppender, iter_json_lines, read_json, read_records, write_json, write_records
+from inpars.io import (
+    RecordAppender,
+    atomic_open,
+    iter_json_lines,
+    read_json,
+    read_records,
+    write_json,
+    write_records,
+)
 from inpars.records import Dropped, SyntheticQuery
 
 RUN_FILE = "run.json"
+SCRATCH_DIR = ".ray-work"  # beside shards/: Ray workers' shards in progress (inpars.distributed.generation)
 THREADS_FILE = "threads.json"
 FIX_DUPLICATES = "Fix: generate the queries again with `inpars generate CONFIG --force`"
 
@@ -111,6 +125,42 @@ class ShardFiles:
         self._appenders = []
 
 
+@dataclass(frozen=True)
+class ShardPayload:
+    """The files of one finished shard, as bytes (what a Ray worker sends the driver)."""
+
+    queries: bytes
+    rejects: bytes
+    progress: bytes
+    done: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.queries) + len(self.rejects) + len(self.progress) + len(self.done)
+
+
+def read_shard_payload(files: ShardFiles) -> ShardPayload:
+    """The files of a finished shard (a missing records file reads as empty)."""
+    if not files.is_done():
+        raise StageError(f"{files.done}: the shard has no completion marker, so it is not finished. "
+                         "Fix: generate it again (rerun the same command)")
+
+    def read(path: Path) -> bytes:
+        return path.read_bytes() if path.is_file() else b""
+
+    return ShardPayload(read(files.queries), read(files.rejects), read(files.progress),
+                        files.done.read_bytes())
+
+
+def write_shard_payload(files: ShardFiles, payload: ShardPayload) -> None:
+    """Write a finished shard's files, each atomically, the completion marker last: a shard
+    interrupted half-way has no marker and is generated again."""
+    for path, data in ((files.queries, payload.queries), (files.rejects, payload.rejects),
+                       (files.progress, payload.progress), (files.done, payload.done)):
+        with atomic_open(path, "wb") as handle:
+            handle.write(data)
+
+
 def check_run_file(folder: Path, settings: dict[str, Any]) -> None:
     """Record the settings that fix the shard layout; refuse to mix runs in one folder."""
     path = folder / RUN_FILE
@@ -151,6 +201,25 @@ def read_rejects(path: Path | str) -> Iterator[Dropped]:
 
 def read_done_markers(folder: Path) -> list[dict[str, Any]]:
     return [read_json(p) for p in sorted(folder.glob("part-*.done.json"))]
+
+
+def unfinished_shards(folder: Path, docs: int, shard_docs: int) -> int:
+    """How many of the shards of ``docs`` documents have no completion marker in ``folder``."""
+    count = -(-docs // shard_docs)
+    return sum(not ShardFiles(folder, index).is_done() for index in range(count))
+
+
+def run_totals(folder: Path) -> tuple[dict[str, Any], Counter[str]]:
+    """The counts of every finished shard in ``folder`` summed (docs, empty_docs, kept,
+    rejected, seconds), and the rejects by reason, from the completion markers."""
+    totals: dict[str, Any] = {"docs": 0, "empty_docs": 0, "kept": 0, "rejected": 0, "seconds": 0.0}
+    reasons: Counter[str] = Counter()
+    for marker in read_done_markers(folder):
+        for key in ("docs", "empty_docs", "kept", "rejected"):
+            totals[key] += marker[key]
+        totals["seconds"] += float(marker.get("seconds", 0.0))
+        reasons.update(marker["reasons"])
+    return totals, reasons
 
 
 def check_unique_ids(paths: Iterable[Path], seen: dict[str, tuple[Path, int]] | None = None

@@ -26,8 +26,9 @@ class GenerateStage(Stage):
         data, cfg = ws.config.data, ws.config.generate
         vectors = {"doc_vectors": cluster_vectors(ws)[0]} if cfg.doc_sampling == "clusters" else {}
         generate = neighbour_settings(fingerprint_settings(cfg), cfg, ws.config.index)
+        columns = {"columns": data.columns} if data.columns else {}  # it changes the documents read
         return {"generate": generate, "train_split": data.train_split,
-                "test_split": data.test_split, **vectors}
+                "test_split": data.test_split, **vectors, **columns}
 
     def inputs(self, ws: Workspace) -> dict[str, Path]:
         from inpars.generation.clusters import CLUSTER_ENCODER
@@ -48,6 +49,10 @@ class GenerateStage(Stage):
 
         cfg = ws.config.generate
         load_template(cfg.template)
+        if cfg.executor == "ray":
+            from inpars.distributed.cluster import check_ray_installed
+
+            check_ray_installed(f"{ws.config.source_path} [generate]")
         if cfg.backend != "openai":
             check_model(ws, "[generate] model", cfg.model,
                         kind="gguf" if cfg.backend == "llama-cpp" else "transformers")

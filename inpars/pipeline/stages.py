@@ -61,7 +61,9 @@ class IndexStage(Stage):
     help = "build the BM25 (and dense) index and the first-stage runs"
 
     def settings(self, ws: Workspace) -> Any:
-        return {"index": ws.config.index, "split": ws.config.data.test_split}
+        columns = ws.config.data.columns  # a corpus column mapping changes the documents read
+        return {"index": ws.config.index, "split": ws.config.data.test_split,
+                **({"columns": columns} if columns else {})}
 
     def inputs(self, ws: Workspace) -> dict[str, Path]:
         cfg = ws.config.index
@@ -291,6 +293,10 @@ class RerankStage(Stage):
                 f"([index] depth = {first}). Fix: set [rerank] depth to at most {first}, "
                 "or raise [index] depth"
             )
+        if ws.config.rerank.executor == "ray":
+            from inpars.distributed.cluster import check_ray_installed
+
+            check_ray_installed(f"{ws.config.source_path} [rerank]")
         if ws.config.rerank.zero_shot:
             check_model(ws, "[index] dense_model (the zero_shot encoder)", ws.config.index.dense_model)
         for spec in ws.config.rerank.extra_systems:
@@ -315,7 +321,7 @@ def wants_dense_tuned(ws: Workspace) -> bool:
 
 def dense_tuned(ctx: StageContext, ws: Workspace) -> None:
     """Re-encode the corpus with the fine-tuned encoder and retrieve with it."""
-    from inpars.io import write_trec_run
+    from inpars.trec import write_trec_run
 
     dense = ws.dense()
     if dense is None:

@@ -129,3 +129,18 @@ def test_a_collection_without_train_queries_gets_a_held_out_synthetic_dev_set(
     real = workspace(source, tmp_path, train=TrainConfig(labels=["real"]))
     with pytest.raises(ConfigError, match="no judged split 'train'"):
         NegativesStage().check(real, ())
+
+
+def test_a_corpus_column_mapping_is_fingerprinted_only_when_set(write_beir: BeirWriter,
+                                                                tmp_path: Path) -> None:
+    """Mapping other column names changes the documents read, so the stages that read the
+    corpus re-run; without a mapping their settings are what they were before the key existed."""
+    from inpars.pipeline.generate import GenerateStage
+    from inpars.pipeline.stages import IndexStage
+
+    source = write_beir()
+    plain = workspace(source, tmp_path)
+    mapped = workspace(source, tmp_path, data=DataConfig(source=str(source), columns={"text": "body"}))
+    for stage in (IndexStage(), GenerateStage()):
+        assert "columns" not in stage.settings(plain)
+        assert stage.settings(mapped)["columns"] == {"text": "body"}

@@ -1,0 +1,171 @@
+"""The executor keys (checks, fingerprints), the error when Ray is missing, and the actor
+pool's retry logic on a fake Ray (fast: no cluster starts)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inpars.config import GenerateConfig, RerankConfig, parse_config
+from inpars.data import open_collection
+from inpars.distributed.cluster import check_ray_installed
+from inpars.distributed.pool import ActorPool
+from inpars.distributed.settings import RaySettings, ray_settings
+from inpars.errors import ConfigError, DataError, DependencyError, StageError
+from inpars.generation import generate_stage
+from inpars.generation.selection import fingerprint_settings
+from inpars.manifest import run_stage
+from inpars.reranking import stage_settings
+from tests.distributed.fakes import EchoFactory
+
+
+@pytest.mark.parametrize(("section", "values", "message"), [
+    ("generate", {"executor": "dask"}, "expected one of 'local', 'ray'"),
+    ("generate", {"ray_actors": 4}, "ray_actors set, but executor = 'local' does not use Ray. Fix: set"),
+    ("generate", {"executor": "ray", "ray_address": "head-node"}, "is not an address. Fix: use ''"),
+    ("generate", {"executor": "ray", "ray_actors": 0}, "ray_actors = 0: must be at least 1. Fix"),
+    ("rerank", {"executor": "ray", "ray_actor_cpus": 0}, "ray_actor_cpus = 0.0: must be more than 0"),
+    ("rerank", {"executor": "ray", "ray_actor_gpus": -1}, "ray_actor_gpus = -1.0: must be 0"),
+    ("rerank", {"executor": "ray", "ray_workers": 2}, "unknown key 'ray_workers'. Fix: use one of"),
+])
+def test_bad_executor_keys_are_errors_with_the_fix(section: str, values: dict[str, Any],
+                                                   message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
+        parse_config({section: values}, "x.toml")
+    assert f"x.toml [{section}]" in str(caught.value)
+
+
+def test_good_executor_keys_and_what_they_mean() -> None:
+    config = parse_config({
+        "generate": {"executor": "ray", "ray_address": "auto", "ray_actors": 4, "ray_actor_cpus": 2},
+        "rerank": {"executor": "ray", "ray_address": "ray://10.0.0.5:10001", "ray_actor_gpus": 0.5},
+    })
+    assert ray_settings(config.generate) == RaySettings("auto", 4, 2.0, 0.0)
+    assert ray_settings(config.rerank) == RaySettings("ray://10.0.0.5:10001", 2, 1.0, 0.5)
+    assert ray_settings(GenerateConfig()) is None
+    assert RaySettings(actor_cpus=2.5).threads() == 2 and RaySettings(actor_cpus=0.5).threads() == 1
+    parse_config({"generate": {"executor": "ray", "ray_address": "10.0.0.5:6379"}})
+
+
+def test_where_a_stage_runs_is_not_in_its_fingerprint() -> None:
+    ray = {"executor": "ray", "ray_address": "auto", "ray_actors": 8, "ray_actor_cpus": 4.0}
+    assert fingerprint_settings(GenerateConfig(**ray)) == fingerprint_settings(GenerateConfig())
+    assert "executor" not in fingerprint_settings(GenerateConfig())
+    assert stage_settings(RerankConfig(**ray)) == stage_settings(RerankConfig())
+    int8 = RerankConfig(quantize="int8")
+    assert stage_settings(RerankConfig(quantize="int8", **ray)) == stage_settings(int8)
+
+
+def test_executor_ray_without_ray_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, write_beir: Any, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if it were not installed
+    with pytest.raises(DependencyError, match=r"\[generate\] executor = .ray. needs Ray.*Fix: install"):
+        check_ray_installed("[generate]")
+    cfg = GenerateConfig(template="inpars", model="echo", num_docs=2, threads=1, executor="ray")
+    collection = open_collection(write_beir())
+    with pytest.raises(DependencyError, match=r"pip install -e '\.\[ray\]'"):
+        run_stage("generate", tmp_path / "out", cfg, {}, lambda ctx: generate_stage(
+            ctx, cfg, collection, train_split="train", test_split="test", load=EchoFactory()))
+    assert not list(tmp_path.rglob("part-*")), "nothing was generated"
+
+
+def test_the_stage_checks_refuse_executor_ray_without_ray(
+    monkeypatch: pytest.MonkeyPatch, write_beir: Any, tmp_path: Path
+) -> None:
+    """``inpars run`` stops before any stage runs (the checks), naming the key and the extra."""
+    from inpars.config import Config, DataConfig
+    from inpars.pipeline import Workspace
+    from inpars.pipeline.generate import GenerateStage
+    from inpars.pipeline.stages import RerankStage
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    config = Config(data=DataConfig(source=str(write_beir())), source_path="exp.toml",
+                    generate=GenerateConfig(executor="ray"),
+                    rerank=RerankConfig(executor="ray", ray_actor_gpus=1, depth=10))
+    ws = Workspace(dataclasses.replace(config, experiment=dataclasses.replace(
+        config.experiment, run_dir=str(tmp_path / "r"))))
+    for stage, key in ((GenerateStage(), "generate"), (RerankStage(), "rerank")):
+        with pytest.raises(DependencyError, match=rf"exp\.toml \[{key}\] executor = 'ray' needs Ray"):
+            stage.check(ws, [])
+
+
+# --------------------------------------------------------------------------- the pool, on a fake Ray
+class Ref:
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.call = call
+
+
+class Method:
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+
+    def remote(self, *args: Any) -> Ref:
+        return Ref(lambda: self.fn(*args))
+
+
+class FakeRay:
+    """``wait`` / ``get`` / ``kill`` over refs that run when fetched."""
+
+    def __init__(self) -> None:
+        self.killed = 0
+
+    def wait(self, refs: list[Ref], num_returns: int = 1) -> tuple[list[Ref], list[Ref]]:
+        return refs[:1], refs[1:]
+
+    def get(self, ref: Ref) -> Any:
+        return ref.call()
+
+    def kill(self, actor: Any, no_restart: bool = True) -> None:
+        self.killed += 1
+
+
+def make_actor(plan: dict[str, list[str]], started: list[int]) -> Callable[[], Any]:
+    """Actors whose tasks follow ``plan``: per task, what each attempt does ('ok', 'die', 'fail')."""
+    exceptions = pytest.importorskip("ray.exceptions")
+
+    def run(task: str) -> str:
+        what = plan[task].pop(0)
+        if what == "die":
+            raise exceptions.ActorDiedError()
+        if what == "fail":
+            raise exceptions.RayTaskError("run", "traceback", DataError(f"{task}: bad. Fix: mend it"))
+        return f"{task} done"
+
+    def make() -> Any:
+        started.append(1)
+        actor = type("Actor", (), {})()
+        actor.setup = Method(lambda: len(started))
+        actor.run = Method(run)
+        return actor
+
+    return make
+
+
+def run_pool(plan: dict[str, list[str]], size: int = 2) -> tuple[list[str], ActorPool[str], FakeRay, int]:
+    started: list[int] = []
+    fake = FakeRay()
+    pool: ActorPool[str] = ActorPool(fake, make_actor(plan, started), size, where="[test]")
+    pool.start()
+    done = [value for _, value in pool.run(iter(plan), lambda actor, task: actor.run.remote(task), str)]
+    return done, pool, fake, len(started)
+
+
+def test_a_task_whose_actor_dies_runs_again_on_a_fresh_actor() -> None:
+    done, pool, fake, started = run_pool({"a": ["ok"], "b": ["die", "die", "ok"], "c": ["ok"]})
+    assert sorted(done) == ["a done", "b done", "c done"]
+    assert started == 4 and fake.killed == 2
+    assert [r["task"] for r in pool.restarts] == ["b", "b"] and pool.restarts[-1]["attempt"] == 3
+    assert len(pool.infos) == 4
+
+
+def test_a_task_that_kills_every_actor_stops_the_stage_and_an_error_is_not_retried() -> None:
+    with pytest.raises(StageError, match=r"\[test\] b: its Ray actor died 3 times .* Fix: look at"):
+        run_pool({"a": ["ok"], "b": ["die", "die", "die"]})
+    with pytest.raises(DataError, match=r"c: bad\. Fix: mend it"):  # the actor's own error, as itself
+        run_pool({"c": ["fail", "ok"]})
