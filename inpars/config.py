@@ -141,11 +141,16 @@ class GenerateConfig:
     min_query_words: int = 2
     max_query_words: int = 40
     max_copied_ngram: int = 12  # reject a query sharing this many consecutive words with its doc (0: off)
-    batch_docs: int = 32  # the unit of work: decoded together, redone whole after an interruption
+    # the unit of work: decoded together, redone whole after an interruption (hf-* backends pad
+    # all its samples into one batch: lower it when memory is short)
+    batch_docs: int = 32
     shard_docs: int = 1000  # documents per output shard (the unit of the completion markers)
     threads: int = 0  # 0: pick from the free cores
-    context_tokens: int = 16384  # llama.cpp context shared by a batch's sequences
-    sequences: int = 64  # llama-cpp: samples decoded together (continuous batching), 1-511
+    context_tokens: int = 8192  # llama.cpp context shared by the sequences in flight
+    # llama-cpp: samples decoded together (continuous batching: a freed one takes the next
+    # document at once), queries_per_doc to 511; at 64 llama.cpp decoded a third slower here
+    # (eval/benchmarks/ceiling.md)
+    sequences: int = 48
     device: str = "auto"  # hf-* backends
     # openai backend, e.g. http://127.0.0.1:8000/v1, or a list of servers of the same model
     # (requests are balanced over them, with retries on another one)
@@ -179,7 +184,7 @@ class GenerateConfig:
         if self.backend == "llama-cpp" and not self.queries_per_doc <= self.sequences <= 511:
             raise ValueError(f"sequences = {self.sequences}: must be from queries_per_doc "
                              f"({self.queries_per_doc}: a document's samples decode together) to 511. "
-                             "Fix: e.g. sequences = 64")
+                             "Fix: e.g. sequences = 48")
         self._check_clusters()
         if self.temperature < 0:
             raise ValueError(f"temperature = {self.temperature}: must be 0 (greedy) or more")
@@ -265,8 +270,16 @@ class FilterConfig:
     critic_model: str = "all-MiniLM-L6-v2"  # the sentence encoder whose embeddings it classifies
     threads: int = 0  # 0: every core
     device: str = "auto"
+    # where the reranker step scores: "local" or "ray" (one scorer per Ray actor); see
+    # inpars.distributed.settings. Left out of the fingerprint: they change where, not what.
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str = ""  # "": start a local cluster; "auto"; or "host:port" / "ray://host:port"
+    ray_actors: int = 2
+    ray_actor_cpus: float = 1.0  # the scorer computes with this many threads when threads = 0
+    ray_actor_gpus: float = 0.0
 
     def __post_init__(self) -> None:
+        check_executor(self)
         if not self.steps:
             raise ValueError("steps is empty: name at least one filter, e.g. ['rules', 'dedup']")
         if len(set(self.steps)) != len(self.steps):

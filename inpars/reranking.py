@@ -120,7 +120,7 @@ class ChunkScorer(Protocol):
     def score_chunks(self, chunks: Iterable[list[tuple[str, str]]]) -> Iterator[list[float]]: ...
 
 
-def _chunk_scores(scorer: Scorer | ChunkScorer, chunks: Iterable[list[tuple[str, str]]]
+def chunk_scores(scorer: Scorer | ChunkScorer, chunks: Iterable[list[tuple[str, str]]]
                   ) -> Iterator[Sequence[float]]:
     """The scores of each chunk, in order: one ``score()`` call per chunk, or the chunk scorer's."""
     if hasattr(scorer, "score_chunks"):
@@ -148,7 +148,7 @@ def _score_all(todo: list[tuple[str, str]], texts: dict[str, str], lookup: Docum
 
     scores: dict[tuple[str, str], float] = {}
     with tqdm(total=len(todo), desc=desc, unit="pair", dynamic_ncols=True) as bar:
-        for chunk, values in zip(keys, _chunk_scores(scorer, text_chunks()), strict=True):
+        for chunk, values in zip(keys, chunk_scores(scorer, text_chunks()), strict=True):
             if len(values) != len(chunk):
                 raise BackendError(f"the scorer returned {len(values)} scores for {len(chunk)} pairs. "
                                    "Fix: a Scorer must return one score per pair")

@@ -7,7 +7,8 @@
 - :mod:`.pool`: a pool of actors that runs shards, replacing an actor that dies and
   running its shard again
 - :mod:`.generation`: the generate stage's shards on the pool, one backend per actor
-- :mod:`.scoring`: the rerank stage's scoring chunks on the pool, one scorer per actor
+- :mod:`.scoring`: the rerank stage's scoring chunks (and the filter's reranker step) on the
+  pool, one scorer per actor
 
 Ray is imported only when a stage runs with ``executor = "ray"``.
 """

@@ -118,12 +118,15 @@ def check_critic(cfg: FilterConfig, splits: Sequence[str], train_split: str) -> 
 def stage_settings(cfg: FilterConfig, dev_queries: int) -> Any:
     """What the filter stage is fingerprinted with: without the critic, ``cfg`` less the critic
     keys (the fingerprints of runs finished before they existed stay valid); with it, ``cfg``
-    and the size of the dev set it leaves out of the real queries."""
+    and the size of the dev set it leaves out of the real queries. Never the executor keys
+    (where the reranker step scores, not what it computes)."""
+    from inpars.distributed.settings import without_executor_keys
     from inpars.manifest import config_dict
 
+    settings = without_executor_keys(config_dict(cfg))
     if "critic" not in cfg.steps:
-        return {k: v for k, v in config_dict(cfg).items() if not k.startswith("critic_")}
-    return {"filter": cfg, "critic_dev_queries": dev_queries}
+        return {k: v for k, v in settings.items() if not k.startswith("critic_")}
+    return {"filter": settings, "critic_dev_queries": dev_queries}
 
 
 def embed(encoder: Encoder, texts: Sequence[str]) -> np.ndarray:

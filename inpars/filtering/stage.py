@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from inpars.config import FilterConfig
 from inpars.data.lookup import DocumentLookup, DocumentSource
@@ -24,13 +26,16 @@ from inpars.filtering.contamination import ContaminationFilter
 from inpars.filtering.critic import CriticFilter, Encoder, load_encoder
 from inpars.filtering.dedup import DedupFilter
 from inpars.filtering.logprob import LogprobFilter
-from inpars.filtering.reranker import RerankerFilter
+from inpars.filtering.reranker import RerankerFilter, reranker_filter
 from inpars.filtering.roundtrip import Retriever, RoundtripFilter
 from inpars.filtering.rules import RulesFilter
 from inpars.io import read_records, write_records
 from inpars.manifest import StageContext
 from inpars.records import Document, Query, ScoredPair, SyntheticQuery
-from inpars.scoring import Scorer, load_scorer
+from inpars.scoring import Scorer
+
+if TYPE_CHECKING:
+    from inpars.distributed.scoring import RayScoring
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +74,7 @@ def build_filters(
     real_queries: Sequence[Query] = (),
     real_source: str = "",
     encoder: Encoder | None = None,
+    on_ray: RayScoring | None = None,
 ) -> list[QueryFilter]:
     """The filter objects for ``steps`` (in that order) with the settings of ``cfg``.
 
@@ -76,7 +82,8 @@ def build_filters(
     hybrid of :mod:`inpars.teacher`); ``scorer`` overrides the reranker model of ``cfg`` (it
     is loaded only when the reranker step runs); ``work_dir`` holds the reranker's resume cache.
     ``real_queries`` (from ``real_source``) are what the critic learns real queries from;
-    ``encoder`` overrides its sentence encoder (else loaded when the critic has work).
+    ``encoder`` overrides its sentence encoder (else loaded when the critic has work);
+    ``on_ray``: the reranker step scores on the actors of this Ray session.
     """
     filters: list[QueryFilter] = []
     for step in steps:
@@ -95,15 +102,8 @@ def build_filters(
         elif step == "logprob":
             filters.append(LogprobFilter(cfg.logprob_keep))
         elif step == "reranker":
-            if scorer is None:
-                scorer = load_scorer(
-                    cfg.reranker_kind, cfg.reranker_model, batch_size=cfg.reranker_batch_size,
-                    max_length=cfg.reranker_max_length, device=cfg.device, dtype=cfg.reranker_dtype,
-                    threads=cfg.threads, seed=seed, show_progress=False,
-                    raw=True,  # a cross-encoder's logit: no sigmoid saturation, no ties at the cutoff
-                )
-            cache = work_dir / "scores_reranker.jsonl" if work_dir is not None else None
-            filters.append(RerankerFilter(scorer, documents, cfg.reranker_keep, cache_path=cache))
+            filters.append(reranker_filter(cfg, documents, scorer=scorer, work_dir=work_dir, seed=seed,
+                                           on_ray=on_ray))
         elif step == "roundtrip":
             if roundtrip is None:
                 raise ConfigError(
@@ -147,11 +147,13 @@ def filter_stage(
             f"{queries_dir}: synthetic query ids are not unique. Fix: regenerate into an empty folder"
         )
     steps = resolve_steps(cfg.steps, eval_queries)
-    filters = build_filters(cfg, steps, documents, eval_queries=eval_queries, roundtrip=roundtrip,
-                            scorer=scorer, work_dir=ctx.out_dir, seed=ctx.seed, real_queries=real_queries,
-                            real_source=real_source, encoder=encoder)
-    with ctx.timed("filter"):
-        result = apply_filters(queries, filters)
+    with ExitStack() as stack:
+        on_ray = _ray_scoring(cfg, steps, stack)
+        filters = build_filters(cfg, steps, documents, eval_queries=eval_queries, roundtrip=roundtrip,
+                                scorer=scorer, work_dir=ctx.out_dir, seed=ctx.seed, real_queries=real_queries,
+                                real_source=real_source, encoder=encoder, on_ray=on_ray)
+        with ctx.timed("filter"):
+            result = apply_filters(queries, filters)
 
     kept_path = ctx.out_dir / KEPT
     write_records(kept_path, result.kept)
@@ -179,11 +181,34 @@ def filter_stage(
     ctx.extra["kept_documents"] = len({q.doc_id for q in result.kept})
     if "reranker" in steps:
         reranker = next(f for f in filters if isinstance(f, RerankerFilter))
-        scorer_used = reranker.scorer
-        ctx.extra["reranker"] = {"kind": getattr(scorer_used, "kind", "custom"), "model": scorer_used.name,
-                                 "dtype": str(getattr(scorer_used, "dtype", ""))}
+        ctx.extra["reranker"] = _reranker_record(cfg, reranker.scorer, on_ray)
     critic = next((f for f in filters if isinstance(f, CriticFilter)), None)
     if critic is not None:
         ctx.extra["critic"] = {**critic.report, "model": cfg.critic_model}
     log.info("filter: kept %d of %d queries (%s)", len(result.kept), len(queries),
              ", ".join(f"{r.step} -{r.seen - r.kept}" for r in result.steps))
+
+
+def _ray_scoring(cfg: FilterConfig, steps: Sequence[str], stack: ExitStack) -> RayScoring | None:
+    """The reranker step's Ray session (closed with ``stack``; the cluster is joined only when
+    the step has pairs to score), or ``None`` with ``executor = "local"`` or no reranker step."""
+    from inpars.distributed.settings import ray_settings
+
+    settings = ray_settings(cfg)
+    if settings is None or "reranker" not in steps:
+        return None
+    from inpars.distributed.scoring import RayScoring
+
+    return stack.enter_context(RayScoring(None, settings, threads=cfg.threads, where="[filter]"))
+
+
+def _reranker_record(cfg: FilterConfig, used: Scorer | None, on_ray: RayScoring | None) -> dict[str, Any]:
+    """What the manifest keeps of the reranker step: the scorer (as it describes itself when
+    it was loaded here or given, else as ``cfg`` names it) and where it scored."""
+    record: dict[str, Any] = {"kind": cfg.reranker_kind, "model": cfg.reranker_model,
+                              "dtype": cfg.reranker_dtype}
+    if used is not None:
+        record = {"kind": getattr(used, "kind", "custom"), "model": used.name,
+                  "dtype": str(getattr(used, "dtype", ""))}
+    record["executor"] = on_ray.record() if on_ray is not None else {"kind": "local"}
+    return record

@@ -107,6 +107,10 @@ class FilterStage(Stage):
     def check(self, ws: Workspace, systems: Sequence[str]) -> None:
         if "reranker" in ws.config.filter.steps:
             check_model(ws, "[filter] reranker_model", ws.config.filter.reranker_model)
+            if ws.config.filter.executor == "ray":
+                from inpars.distributed.cluster import check_ray_installed
+
+                check_ray_installed(f"{ws.config.source_path} [filter]")
         if "critic" in ws.config.filter.steps:
             from inpars.filtering.critic import check_critic
 

@@ -15,11 +15,14 @@ from typing import Any
 
 import pytest
 
-from inpars.config import GenerateConfig, RerankConfig, load_config
+from inpars.config import FilterConfig, GenerateConfig, RerankConfig, load_config
 from inpars.data import open_collection
 from inpars.errors import StageError
+from inpars.filtering.stage import filter_stage
 from inpars.generation import generate_stage
+from inpars.io import write_records
 from inpars.manifest import run_stage
+from inpars.records import SyntheticQuery
 from inpars.reranking import SystemSpec, rerank_stage
 from tests.distributed.fakes import EchoFactory, WordOverlapScorer
 from tests.pipeline.test_smoke_run import REPO, cut_scifact
@@ -191,3 +194,57 @@ def test_a_scoring_actor_killed_mid_run_gives_the_local_run(
     assert (tmp_path / "killed").exists()
     assert len(manifest["extra"]["executor"]["actor_restarts"]) == 1
     assert runs["ray"] == runs["local"]
+
+
+def filter_outputs(out: Path) -> dict[str, bytes]:
+    names = ("kept.jsonl", "dropped.jsonl", "scores_reranker.jsonl")
+    return {name: (out / name).read_bytes() for name in names}
+
+
+def run_filter(out: Path, cfg: FilterConfig, queries: Path, root: Path, scorer: Any = None) -> dict[str, Any]:
+    collection = open_collection(root)
+    return run_stage("filter", out, cfg, {}, lambda ctx: filter_stage(
+        ctx, cfg, queries, collection, eval_queries=[], roundtrip=None, scorer=scorer)).manifest
+
+
+def synthetic_queries(path: Path, count: int, docs: int) -> Path:
+    words = ["protein", "cells", "organ", "changes", "topic", "number", "what", "how"]
+    write_records(path, [SyntheticQuery(f"s{i}", f"doc{i % docs:02d}", f"{words[i % 8]} {words[i * 7 % 8]} "
+                                        f"{i % 13} {words[i * 3 % 8]}", "inpars", "echo", i // docs, 0)
+                         for i in range(count)])
+    return path
+
+
+def test_the_reranker_filter_on_ray_keeps_and_scores_what_the_local_run_does(
+    ray_cluster: Any, write_beir: Any, tmp_path: Path
+) -> None:
+    """The packaged bi-encoder, loaded on each actor from the step's settings."""
+    root = write_beir(docs=tiny_docs(12), queries=[], qrels={})
+    queries = synthetic_queries(tmp_path / "generated.jsonl", 60, 12)
+    local = FilterConfig(steps=["rules", "reranker"], reranker_keep=0.5, reranker_max_length=64, threads=1)
+    here = run_filter(tmp_path / "local", local, queries, root)
+    there = run_filter(tmp_path / "ray", dataclasses.replace(local, **RAY), queries, root)
+
+    assert filter_outputs(tmp_path / "ray") == filter_outputs(tmp_path / "local")
+    assert there["counts"] == here["counts"] and here["counts"]["reranker_kept"] == 30
+    assert here["extra"]["reranker"]["executor"] == {"kind": "local"}
+    executor = there["extra"]["reranker"]["executor"]
+    assert executor["kind"] == "ray" and executor["threads"] == 1 and executor["actor_restarts"] == []
+    assert there["extra"]["reranker"]["model"] == "all-MiniLM-L6-v2"
+
+
+def test_a_reranker_filter_actor_killed_mid_run_gives_the_local_run(
+    ray_cluster: Any, write_beir: Any, tmp_path: Path
+) -> None:
+    # 4500 queries: 5 chunks of 1024 pairs, 2 tasks (4 chunks, then 1), one per actor
+    root = write_beir(docs=tiny_docs(12), queries=[], qrels={})
+    queries = synthetic_queries(tmp_path / "generated.jsonl", 4500, 12)
+    cfg = FilterConfig(steps=["reranker"], reranker_keep=1000)
+    run_filter(tmp_path / "local", cfg, queries, root, WordOverlapScorer())
+    manifest = run_filter(tmp_path / "ray", dataclasses.replace(cfg, **RAY), queries, root,
+                          WordOverlapScorer(kill_marker=str(tmp_path / "killed")))
+
+    assert (tmp_path / "killed").exists()
+    assert len(manifest["extra"]["reranker"]["executor"]["actor_restarts"]) == 1
+    assert filter_outputs(tmp_path / "ray") == filter_outputs(tmp_path / "local")
+    assert manifest["counts"]["kept"] == 1000

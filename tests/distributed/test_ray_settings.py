@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from inpars.config import GenerateConfig, RerankConfig, parse_config
+from inpars.config import FilterConfig, GenerateConfig, RerankConfig, parse_config
 from inpars.data import open_collection
 from inpars.distributed.cluster import check_ray_installed
 from inpars.distributed.pool import ActorPool
 from inpars.distributed.settings import RaySettings, ray_settings
 from inpars.errors import ConfigError, DataError, DependencyError, StageError
+from inpars.filtering import critic
 from inpars.generation import generate_stage
 from inpars.generation.selection import fingerprint_settings
 from inpars.manifest import run_stage
@@ -32,6 +33,10 @@ from tests.distributed.fakes import EchoFactory
     ("rerank", {"executor": "ray", "ray_actor_cpus": 0}, "ray_actor_cpus = 0.0: must be more than 0"),
     ("rerank", {"executor": "ray", "ray_actor_gpus": -1}, "ray_actor_gpus = -1.0: must be 0"),
     ("rerank", {"executor": "ray", "ray_workers": 2}, "unknown key 'ray_workers'. Fix: use one of"),
+    ("filter", {"executor": "spark"}, "expected one of 'local', 'ray'"),
+    ("filter", {"ray_actor_gpus": 1}, "ray_actor_gpus set, but executor = 'local' does not use Ray. Fix"),
+    ("filter", {"executor": "ray", "ray_address": "10.0.0.5"}, "is not an address. Fix: use ''"),
+    ("filter", {"executor": "ray", "ray_actors": -1}, "ray_actors = -1: must be at least 1. Fix"),
 ])
 def test_bad_executor_keys_are_errors_with_the_fix(section: str, values: dict[str, Any],
                                                    message: str) -> None:
@@ -44,7 +49,10 @@ def test_good_executor_keys_and_what_they_mean() -> None:
     config = parse_config({
         "generate": {"executor": "ray", "ray_address": "auto", "ray_actors": 4, "ray_actor_cpus": 2},
         "rerank": {"executor": "ray", "ray_address": "ray://10.0.0.5:10001", "ray_actor_gpus": 0.5},
+        "filter": {"executor": "ray", "ray_actors": 3, "ray_actor_cpus": 0.5},
     })
+    assert ray_settings(config.filter) == RaySettings("", 3, 0.5, 0.0)
+    assert ray_settings(FilterConfig()) is None
     assert ray_settings(config.generate) == RaySettings("auto", 4, 2.0, 0.0)
     assert ray_settings(config.rerank) == RaySettings("ray://10.0.0.5:10001", 2, 1.0, 0.5)
     assert ray_settings(GenerateConfig()) is None
@@ -61,6 +69,22 @@ def test_where_a_stage_runs_is_not_in_its_fingerprint() -> None:
     assert stage_settings(RerankConfig(quantize="int8", **ray)) == stage_settings(int8)
 
 
+@pytest.mark.parametrize("steps", [["rules", "reranker"], ["rules", "reranker", "critic"]])
+def test_where_the_reranker_filter_scores_is_not_in_the_filter_fingerprint(steps: list[Any]) -> None:
+    """Nor do the new keys change the settings (so the fingerprints) of runs made before them."""
+    from inpars.manifest import config_dict
+
+    ray = {"executor": "ray", "ray_address": "auto", "ray_actors": 8, "ray_actor_gpus": 1.0}
+    here = critic.stage_settings(FilterConfig(steps=steps), 50)
+    assert critic.stage_settings(FilterConfig(steps=steps, **ray), 50) == here
+    before = {k: v for k, v in config_dict(FilterConfig(steps=steps)).items()
+              if k not in ("executor", "ray_address", "ray_actors", "ray_actor_cpus", "ray_actor_gpus")}
+    if "critic" in steps:
+        assert here == {"filter": before, "critic_dev_queries": 50}
+    else:
+        assert here == {k: v for k, v in before.items() if not k.startswith("critic_")}
+
+
 def test_executor_ray_without_ray_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, write_beir: Any, tmp_path: Path
 ) -> None:
@@ -75,6 +99,27 @@ def test_executor_ray_without_ray_names_the_extra(
     assert not list(tmp_path.rglob("part-*")), "nothing was generated"
 
 
+def test_the_reranker_filter_on_ray_without_ray_names_the_extra_and_scores_nothing(
+    monkeypatch: pytest.MonkeyPatch, write_beir: Any, tmp_path: Path
+) -> None:
+    from inpars.filtering import filter_stage
+    from inpars.io import write_records
+    from inpars.records import SyntheticQuery
+    from tests.distributed.fakes import WordOverlapScorer
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    collection = open_collection(write_beir())
+    doc_id = next(iter(collection.docs())).doc_id
+    queries = tmp_path / "generated.jsonl"
+    write_records(queries, [SyntheticQuery(f"s{i}", doc_id, f"query {i}", "inpars", "echo", i, 0)
+                            for i in range(4)])
+    cfg = FilterConfig(steps=["reranker"], executor="ray")
+    with pytest.raises(DependencyError, match=r"\[filter\] executor = .ray. needs Ray.*Fix: install"):
+        run_stage("filter", tmp_path / "out", cfg, {}, lambda ctx: filter_stage(
+            ctx, cfg, queries, collection, eval_queries=[], roundtrip=None, scorer=WordOverlapScorer()))
+    assert not any(p.stat().st_size for p in tmp_path.rglob("scores_reranker.jsonl")), "nothing scored"
+
+
 def test_the_stage_checks_refuse_executor_ray_without_ray(
     monkeypatch: pytest.MonkeyPatch, write_beir: Any, tmp_path: Path
 ) -> None:
@@ -82,15 +127,16 @@ def test_the_stage_checks_refuse_executor_ray_without_ray(
     from inpars.config import Config, DataConfig
     from inpars.pipeline import Workspace
     from inpars.pipeline.generate import GenerateStage
-    from inpars.pipeline.stages import RerankStage
+    from inpars.pipeline.stages import FilterStage, RerankStage
 
     monkeypatch.setitem(sys.modules, "ray", None)
     config = Config(data=DataConfig(source=str(write_beir())), source_path="exp.toml",
                     generate=GenerateConfig(executor="ray"),
+                    filter=FilterConfig(executor="ray", ray_actors=4),
                     rerank=RerankConfig(executor="ray", ray_actor_gpus=1, depth=10))
     ws = Workspace(dataclasses.replace(config, experiment=dataclasses.replace(
         config.experiment, run_dir=str(tmp_path / "r"))))
-    for stage, key in ((GenerateStage(), "generate"), (RerankStage(), "rerank")):
+    for stage, key in ((GenerateStage(), "generate"), (FilterStage(), "filter"), (RerankStage(), "rerank")):
         with pytest.raises(DependencyError, match=rf"exp\.toml \[{key}\] executor = 'ray' needs Ray"):
             stage.check(ws, [])
 
