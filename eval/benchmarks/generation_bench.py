@@ -8,8 +8,10 @@ same token budget) and the same number of threads:
   greedy, one query per document (the InPars recipe; no log-probs asked, which only
   helps it);
 - ``ours``: :func:`inpars.generation.generate_queries` with the default ``[generate]``
-  settings: few-shot prefix evaluated once and kept, documents batched, the samples of a
-  document forked after its prompt, all sequences decoded together, with log-probs.
+  settings: few-shot prefix evaluated once and kept, the samples of a document forked after
+  its prompt, up to ``sequences`` samples decoded together with continuous batching (a
+  finished sample's slot goes to the next document at once), with log-probs; a round is
+  one batch (``batch_docs``) so that its schedule is the stage's.
 
 They run interleaved in rounds (alternating which goes first), so that a busy machine
 slows both alike. Queries/s counts every completion the model wrote (kept or not);
@@ -61,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help="a BEIR folder (default: shared SciFact)"
     )
-    parser.add_argument("--docs", type=int, default=100)
-    parser.add_argument("--round-docs", type=int, default=20, help="documents per interleaved round")
+    parser.add_argument("--docs", type=int, default=128)
+    parser.add_argument("--round-docs", type=int, default=32,
+                        help="documents per interleaved round (default: [generate] batch_docs)")
     parser.add_argument(
         "--threads",
         type=int,
@@ -204,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": args.threads or f"ours tuned, loop {threads}",
             "queries_per_doc": cfg.queries_per_doc,
             "batch_docs": cfg.batch_docs,
+            "sequences": cfg.sequences,
             "doc_max_tokens": cfg.doc_max_tokens,
             "max_new_tokens": cfg.max_new_tokens,
             "prompt_prefix_tokens": prefix_tokens,
@@ -259,8 +263,8 @@ def markdown(r: dict[str, Any]) -> str:
         "document, no log-probs.",
         f"- **ours**: `generate_queries` with the default settings: {s['queries_per_doc']} queries per "
         "document (greedy + sampled), few-shot prefix evaluated once and kept, "
-        f"{s['batch_docs']} documents per batch, samples forked after the document, all sequences decoded "
-        "together, log-probs kept.",
+        f"{s['batch_docs']} documents per batch, samples forked after the document, up to "
+        f"{s.get('sequences', '?')} samples decoded together (continuous batching), log-probs kept.",
         "",
         "| | ours | loop |",
         "|---|---:|---:|",

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from inpars.generation.backends.base import Backend, Completion, GenerationRequest
-from inpars.generation.parsing import QueryCheck, check_query, clean_query, content_stems, normalized
+from inpars.generation.parsing import (
+    QueryCheck,
+    QueryWatch,
+    check_query,
+    clean_query,
+    content_stems,
+    few_shot_ngrams,
+    normalized,
+)
 from inpars.generation.prompts import PromptBuilder, join_title
 from inpars.generation.sampling import SamplingSettings, derive_seed
 from inpars.generation.shards import BatchDone, ShardFiles, check_run_file, check_run_ids, read_done_markers
@@ -81,7 +89,7 @@ class RunSettings:
     seed: int = 0
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     limits: QueryCheck = field(default_factory=QueryCheck)
-    batch_docs: int = 4
+    batch_docs: int = 32  # the unit of work: decoded together, redone whole after an interruption
     shard_docs: int = 1000
 
     def layout(self) -> dict[str, Any]:
@@ -106,15 +114,32 @@ def prompt_queries(prefix: str) -> set[str]:
     return {q for q in (normalized(clean_query(line)) for line in prefix.split("\n")) if q}
 
 
+@dataclass(frozen=True)
+class FewShotPart:
+    """What the checks need to know of a prompt's few-shot part: its queries
+    (:func:`prompt_queries`), content words and word n-grams (copies of it)."""
+
+    queries: frozenset[str]
+    words: frozenset[str]
+    grams: frozenset[tuple[str, ...]]
+
+    @classmethod
+    def of(cls, prefix: str, limits: QueryCheck) -> FewShotPart:
+        return cls(frozenset(prompt_queries(prefix)), frozenset(content_stems(prefix)),
+                   frozenset(few_shot_ngrams(prefix, limits.max_copied_ngram)))
+
+
 def judge(
     doc: Document,
     completions: Sequence[Completion],
     run: RunSettings,
-    examples: set[str],
+    examples: Collection[str],
     prompt_words: Collection[str] = (),
+    prompt_grams: Collection[tuple[str, ...]] = (),
 ) -> tuple[list[SyntheticQuery], list[Dropped]]:
     """Clean and check a document's completions into kept queries and rejects
-    (``examples``: :func:`prompt_queries`; ``prompt_words``: content stems of the prefix)."""
+    (``examples``: :func:`prompt_queries`; ``prompt_words``: content stems of the prefix;
+    ``prompt_grams``: its word n-grams, :func:`~inpars.generation.parsing.few_shot_ngrams`)."""
     kept: list[SyntheticQuery] = []
     rejects: list[Dropped] = []
     earlier: set[str] = set()
@@ -128,6 +153,7 @@ def judge(
             document=doc,
             example_queries=examples,
             prompt_words=prompt_words,
+            prompt_ngrams=prompt_grams,
             earlier=earlier,
         )
         if reason:
@@ -173,7 +199,7 @@ def generate_queries(
 
     folder = Path(out_dir)
     check_run_file(folder, run.layout())
-    examples = prompt_queries(builder.prefix)
+    few_shot = FewShotPart.of(builder.prefix, run.limits)
     result = GenerationResult()
     stats_before = Counter(backend.stats)
     start = time.perf_counter()
@@ -189,7 +215,7 @@ def generate_queries(
                 for number, batch in enumerate(chunked(shard_docs, run.batch_docs)):
                     if number not in finished:
                         finished[number] = _run_batch(
-                            number, batch, files, backend, builder, run, examples, result
+                            number, batch, files, backend, builder, run, few_shot, result
                         )
                         result.session_docs += len(batch)
                         elapsed = time.perf_counter() - start
@@ -231,24 +257,25 @@ def _run_batch(
     backend: Backend,
     builder: PromptBuilder,
     run: RunSettings,
-    examples: set[str],
+    few_shot: FewShotPart,
     result: GenerationResult,
 ) -> BatchDone:
+    """Generate for one batch (the unit a resumed run redoes) and write its records."""
     started = time.perf_counter()
     live = [doc for doc in batch if join_title(doc.title, doc.text)]
     requests = [
         GenerationRequest(
             builder.build(doc),
             tuple(derive_seed(run.seed, doc.doc_id, s) for s in range(run.queries_per_doc)),
+            watch=QueryWatch.for_document(doc, run.limits, few_shot.grams),
         )
         for doc in live
     ]
     completions = backend.generate(requests, run.sampling) if requests else []
     queries: list[SyntheticQuery] = []
     rejects: list[Dropped] = []
-    words = content_stems(builder.prefix)
     for doc, outs in zip(live, completions, strict=True):
-        kept, dropped = judge(doc, outs, run, examples, words)
+        kept, dropped = judge(doc, outs, run, few_shot.queries, few_shot.words, few_shot.grams)
         queries += kept
         rejects += dropped
     done = BatchDone(

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from inpars.config import GenerateConfig
-from inpars.errors import ModelError
+from inpars.errors import BackendError, ModelError
 from inpars.generation.backends import load_backend
 from inpars.generation.backends.base import GenerationRequest
 from inpars.generation.sampling import SamplingSettings, TokenSampler, derive_seed, log_normalizers
@@ -170,3 +170,45 @@ def test_thread_tuner_compares_calls_of_the_same_size() -> None:
         tuner.record(kind, n, per_token[(n, size)] * size, size)
     assert tuner.best(work_kind("step", 2)) == 2 and tuner.best(work_kind("step", 12)) == 2
     assert tuner.kinds() == ["step/16", "step/2"]
+
+
+def test_vectorised_choice_matches_the_full_row_sampler_and_is_exact_top_k() -> None:
+    from inpars.generation.sampling import choose_tokens, top_k_tokens
+
+    rng = np.random.default_rng(3)
+    logits = (rng.normal(size=(6, 5000)) * 2.5).astype(np.float32)
+    logits[:, rng.integers(0, 5000, 30)] += 9
+    logits[2, [10, 20, 30]] = logits[2].max() + 1  # a tie at the top
+    for k in (1, 40, 300):
+        for row in logits:
+            top = top_k_tokens(row, k, float(row.max()))
+            order = np.lexsort((np.arange(5000), -row.astype(np.float64)))  # the whole row sorted
+            assert top.tolist() == order[:k].tolist()
+    assert top_k_tokens(logits[2], 2, float(logits[2].max())).tolist() == [10, 20]  # ties: smaller id first
+    norms = log_normalizers(logits)
+    for settings in (SamplingSettings(temperature=0), SamplingSettings(), SamplingSettings(top_k=0)):
+        samplers = [TokenSampler(settings, seed=i) for i in range(6)]
+        again = [TokenSampler(settings, seed=i) for i in range(6)]
+        got = choose_tokens(samplers, logits)
+        assert got == [s.choose(logits[i], norms[i]) for i, s in enumerate(again)]
+        for i, (token, logprob) in enumerate(got):
+            exact = float(logits[i, token]) - math.log(np.exp(logits[i].astype(np.float64)).sum())
+            assert logprob == pytest.approx(exact, abs=1e-5)  # the model's log-prob, full vocabulary
+
+
+@pytest.mark.slow
+def test_llamacpp_continuous_batches_repeat_and_count_their_steps(smollm2_path: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    from inpars.generation.backends.llamacpp import LlamaCppBackend
+
+    settings = SamplingSettings(max_new_tokens=12, max_sentences=1)
+    with LlamaCppBackend(smollm2_path, context_tokens=2048, max_sequences=4, threads=1) as narrow:
+        out = narrow.generate(requests(n=2), settings)  # 3 slots: documents wait for free ones
+        assert narrow.generate(requests(n=2), settings) == out
+        assert narrow.stats["steps"] > 0 and narrow.stats["generated_tokens"] > 0
+        watched = [GenerationRequest(r.prompt, r.seeds, watch=lambda text: bool(text.strip()))
+                   for r in requests(n=2)]
+        stopped = narrow.generate(watched, settings)
+        assert all(c.finished or len(c.text.split()) == 1 for cs in stopped for c in cs)
+        with pytest.raises(BackendError, match=r"generate\.sequences"):
+            narrow.generate(requests(n=4), settings)

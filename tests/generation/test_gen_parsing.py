@@ -115,3 +115,55 @@ def test_cut_at_stop_counts_the_tokens_before_the_stop() -> None:
     data, kept, found = cut_at_stop([b" a", b" b", b" \n"], ["\n"])
     assert (data, kept, found) == (b" a b ", 2, True)  # a blank piece before the stop is not a query token
     assert cut_at_stop([b" a", b" b"], ["\n"]) == (b" a b", 2, False)
+
+
+def test_sentence_stop_cuts_after_the_first_sentence_once_another_starts() -> None:
+    from inpars.generation.backends.base import find_stop, sentence_end
+
+    first = b" Warm water bleaches corals."
+    assert sentence_end(first + b" The algae leave", 1) == len(first)
+    assert sentence_end(first, 1) == -1  # no second sentence (yet)
+    assert sentence_end(b" E. coli and Smith et al. Show that p < 0.05. More", 1) == len(
+        b" E. coli and Smith et al. Show that p < 0.05.")  # initials and abbreviations go on
+    assert sentence_end(b" Is it? Yes. No", 2) == len(b" Is it? Yes.")
+    assert sentence_end(b" One. Two", 0) == -1  # 0: no limit
+    assert find_stop(b" A claim. The rest\nQuery", ["\n"], 1) == len(b" A claim.")
+    assert find_stop(b" A claim\nB. C", ["\n"], 1) == len(b" A claim")
+    data, kept, found = cut_at_stop([b" A", b" claim", b". The", b" rest"], ["\n"], max_sentences=1)
+    assert (data, kept, found) == (b" A claim.", 3, True)
+
+
+def test_unfinished_text_gets_the_reason_no_continuation_can_mend() -> None:
+    from inpars.generation.parsing import QueryWatch, few_shot_ngrams, lost_cause
+
+    text = "Warm water makes corals expel the algae that live in them and the reef turns white within weeks."
+    doc = Document("d1", text, "Coral bleaching")
+    limits = QueryCheck(max_words=12, max_copied_ngram=6)
+    copy = "warm water makes corals expel the algae that"
+    assert check_query(copy, finished=False, document=doc, limits=limits) == "copied_from_document"
+    assert check_query("why do reefs turn white", finished=False, document=doc, limits=limits) == "unfinished"
+    long = " ".join(["word"] * 7 + ["other", "words", "go", "on", "here", "now"])
+    assert check_query(long, finished=False, limits=limits) == "too_long"
+    prefix = "Document: The Peace of Westphalia of 1648 ended the Thirty Years War.\nQuery: peace\n\n"
+    grams = few_shot_ngrams(prefix, 6)
+    example = "the peace of westphalia of 1648 ended"
+    for finished in (False, True):
+        reason = check_query(example, finished=finished, document=doc, limits=limits, prompt_ngrams=grams)
+        assert reason == "copied_example"
+    assert check_query(example, document=doc, limits=limits) == ""  # without the prompt's n-grams
+    watch = QueryWatch.for_document(doc, limits, grams)
+    assert not watch(" Warm water makes corals expel the")  # 6 words, but the last may go on ("theory")
+    assert watch(" Warm water makes corals expel the ")
+    assert watch.reason(" Query: the peace of westphalia of 1648 ") == "copied_example"
+    assert not watch(" why do corals turn white")
+    assert lost_cause("a b c d e f g h i j k l m", limits, set(), partial=True) == ""  # "m" may go on
+    assert lost_cause("a b c d e f g h i j k l m", limits, set()) == "too_long"
+    assert watch(" a b c d e f g h i j k l m,") and not watch(" a b c d e f g h i j k l m")
+
+
+def test_judge_gives_an_early_stopped_copy_its_reason() -> None:
+    doc = Document("d1", "Cats purr when they are content and sometimes when they are stressed or hurt.", "")
+    run = RunSettings(template="inpars", model="m", queries_per_doc=1, limits=QueryCheck(max_copied_ngram=6))
+    copy = Completion(" Cats purr when they are content and", (-0.5,) * 7, False)
+    _, rejected = judge(doc, [copy], run, examples=set())
+    assert [r.reason for r in rejected] == ["copied_from_document"]

@@ -38,10 +38,11 @@ from inpars.generation.backends.llamacpp import LlamaCppBackend
 
 root, out, model = sys.argv[1:4]
 collection = open_collection(root)
-backend = LlamaCppBackend(model, context_tokens=2048, max_sequences=8, threads=1)
+# 3 sequence slots for a batch of 4 documents x 2 samples: documents wait for free slots
+backend = LlamaCppBackend(model, context_tokens=2048, max_sequences=4, threads=1)
 builder = PromptBuilder(load_template("inpars"), truncate=backend.truncate, doc_max_tokens=48)
 run = RunSettings(template="inpars", model="smollm2-135m", queries_per_doc=2, seed=5,
-                  sampling=SamplingSettings(max_new_tokens=16), batch_docs=2, shard_docs=4)
+                  sampling=SamplingSettings(max_new_tokens=16), batch_docs=4, shard_docs=4)
 ids = select_doc_ids(collection)
 generate_queries(iter_documents(collection, ids), out, backend=backend, builder=builder, run=run,
                  total=len(ids), progress=False)

@@ -49,7 +49,7 @@ def load_backend(cfg: GenerateConfig) -> Backend:
             path,
             threads=cfg.threads,
             context_tokens=cfg.context_tokens,
-            max_sequences=max(2, cfg.batch_docs * cfg.queries_per_doc + 1),
+            max_sequences=cfg.sequences + 1,  # sequence 0 holds the shared prompt prefix
             model_id=cfg.model,
         )
     if path.endswith(".gguf"):

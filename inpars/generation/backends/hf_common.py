@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 
 from inpars.errors import DependencyError, ModelError
-from inpars.generation.backends.base import Backend, Completion, GenerationRequest, cut_at_stop, decode_bytes
+from inpars.generation.backends.base import (
+    Backend,
+    Completion,
+    GenerationRequest,
+    cut_at_stop,
+    decode_bytes,
+    find_stop,
+)
 from inpars.generation.sampling import SamplingSettings, TokenSampler, log_normalizers
 
 log = logging.getLogger(__name__)
@@ -131,7 +138,7 @@ class RowDecoder:
             row.tokens.append(token)
             row.logprobs.append(logprob)
             text = self.tok.decode(row.tokens, skip_special_tokens=True)
-            if any(stop in text for stop in self.settings.stop):
+            if find_stop(text.encode("utf-8"), self.settings.stop, self.settings.max_sentences) != -1:
                 row.done = row.stopped = True
             elif len(row.tokens) >= self.settings.max_new_tokens:
                 row.done = True
@@ -149,7 +156,8 @@ class RowDecoder:
     def completions(self) -> list[list[Completion]]:
         out: list[list[Completion]] = [[Completion("", (), False)] * n for n in self.sizes]
         for row in self.rows:
-            data, kept, found = cut_at_stop(self._pieces(row.tokens), self.settings.stop)
+            pieces = self._pieces(row.tokens)
+            data, kept, found = cut_at_stop(pieces, self.settings.stop, self.settings.max_sentences)
             out[row.request][row.sample] = Completion(
                 decode_bytes(data), tuple(row.logprobs[:kept]), row.stopped or found
             )

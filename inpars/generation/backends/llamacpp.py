@@ -3,17 +3,25 @@
 How it saves work on a CPU:
 
 - the few-shot prefix is evaluated once and its KV state kept (``llama_state_seq_*``);
-  every batch starts from that saved state, so the prefix is never recomputed;
-- the documents of a batch are evaluated together, each in its own sequence that shares
-  the prefix cells of the unified KV cache;
-- the samples of a document fork its sequence after the document (no prompt is evaluated
-  twice) and all live sequences of the batch decode together, one token each per step.
+  every unit of work starts from that saved state, so the prefix is never recomputed, and
+  each document's sequence shares the prefix cells of the unified KV cache;
+- the documents of a unit (one ``generate`` call: a runner batch) are decoded with
+  continuous batching (:mod:`.continuous_batching`): up to ``max_sequences - 1`` samples
+  decode together, one token each per step, a slot freed by a finished sample goes to the
+  next document at once, and the prompts of admitted documents are evaluated in calls of
+  up to ``batch_tokens`` tokens between the steps;
+- the samples of a document fork its sequence after its prompt (no prompt is evaluated
+  twice), and a sample whose text can no longer be kept (its request's ``watch``) stops;
+- the logits are read where llama.cpp wrote them, and sampling is vectorised over the
+  step's rows (:func:`inpars.generation.sampling.choose_tokens`), so a 262,144-token
+  vocabulary costs little per token.
 
-A batch always starts from the same restored state, so a document's completions do not
-depend on what ran before it (a resumed run writes what an uninterrupted one writes). The
-thread count is fixed for the backend's life (``threads``, or the fastest of 1 and every
-core, timed once at start: :mod:`.threads`), because llama.cpp's sums, and so its samples,
-depend on it; :meth:`LlamaCppBackend.thread_count` says which count was used.
+A unit always starts from the same restored state and its schedule depends on its own
+requests only, so a document's completions do not depend on what ran before it (a
+resumed run writes what an uninterrupted one writes). The thread count is fixed for the
+backend's life (``threads``, or the fastest of 1 and every core, timed once at start:
+:mod:`.threads`), because llama.cpp's sums, and so its samples, depend on it;
+:meth:`LlamaCppBackend.thread_count` says which count was used.
 """
 
 from __future__ import annotations
@@ -22,40 +30,22 @@ import ctypes
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from inpars.errors import BackendError, ModelError
-from inpars.generation.backends.base import (
-    Backend,
-    Completion,
-    GenerationRequest,
-    cut_at_stop,
-    decode_bytes,
-)
+from inpars.generation.backends.base import Backend, Completion, GenerationRequest
+from inpars.generation.backends.continuous_batching import Capacity, ContinuousBatch
 from inpars.generation.backends.llama_model import LlamaVocab, import_llama_cpp, load_model
 from inpars.generation.backends.threads import fastest, usable_cores
-from inpars.generation.sampling import SamplingSettings, TokenSampler, log_normalizers
+from inpars.generation.sampling import SamplingSettings
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_TEXT = "Search engines rank documents by how well they match the words of a query."
 CALIBRATION_STEPS = 2  # timed decoding steps per candidate and round
-
-
-@dataclass
-class _Sequence:
-    seq: int
-    pos: int
-    request: int
-    sample: int
-    sampler: TokenSampler
-    pieces: list[bytes] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    token: int = -1
 
 
 class LlamaCppBackend(Backend):
@@ -70,11 +60,16 @@ class LlamaCppBackend(Backend):
         threads: int = 0,
         context_tokens: int = 8192,
         batch_tokens: int = 512,
-        max_sequences: int = 64,
+        max_sequences: int = 49,
         model_id: str = "",
     ) -> None:
         path = Path(model_path)
         super().__init__(model_id or path.name)
+        if not 2 <= max_sequences <= batch_tokens:
+            raise BackendError(
+                f"max_sequences = {max_sequences}: must be between 2 (the prefix and one sample) and "
+                f"batch_tokens ({batch_tokens}). Fix: set generate.sequences to 1-{batch_tokens - 1}"
+            )
         lc = self._lc = import_llama_cpp()
         self._model = load_model(lc, path)
         self.vocab = LlamaVocab(lc, lc.llama_model_get_vocab(self._model))
@@ -155,60 +150,36 @@ class LlamaCppBackend(Backend):
     def generate(
         self, requests: Sequence[GenerationRequest], settings: SamplingSettings
     ) -> list[list[Completion]]:
+        """One unit of work per run of requests with the same prompt prefix (a runner
+        batch has one), each from the prefix's saved state."""
         results: list[list[Completion]] = [[] for _ in requests]
         start = 0
         while start < len(requests):
             end = start
             while end < len(requests) and requests[end].prompt.prefix == requests[start].prompt.prefix:
                 end += 1
-            prefix_tokens, state = self._prefix_state(requests[start].prompt.prefix)
-            suffixes = [self.vocab.tokenize(requests[i].prompt.suffix) for i in range(start, end)]
-            for group in self._pack(
-                list(range(start, end)), suffixes, len(prefix_tokens), requests, settings
-            ):
-                self._run_group(
-                    group,
-                    [suffixes[i - start] for i in group],
-                    prefix_tokens,
-                    state,
-                    requests,
-                    settings,
-                    results,
-                )
+            unit = requests[start:end]
+            results[start:end] = self._run_unit(unit, settings)
             start = end
         return results
 
-    def _pack(
-        self,
-        indices: list[int],
-        suffixes: list[list[int]],
-        prefix_len: int,
-        requests: Sequence[GenerationRequest],
-        settings: SamplingSettings,
-    ) -> list[list[int]]:
-        """Split requests into groups that fit the context and the sequence slots (deterministic)."""
-        groups: list[list[int]] = []
-        cells = seqs = 0
-        for i, suffix in zip(indices, suffixes, strict=True):
-            n = len(requests[i].seeds)
-            if not suffix or not n:
-                raise BackendError("a request with an empty prompt suffix or no seeds (nothing to generate)")
-            need = len(suffix) + n * settings.max_new_tokens
-            if prefix_len + need > self.n_ctx or n > self._max_sequences - 1:
-                raise BackendError(
-                    f"one document needs {prefix_len + need} tokens of context ({prefix_len} prompt prefix, "
-                    f"{len(suffix)} document, {n} x {settings.max_new_tokens} new) but the context holds "
-                    f"{self.n_ctx}. Fix: lower generate.doc_max_tokens or raise generate.context_tokens"
-                )
-            if groups and (prefix_len + cells + need > self.n_ctx or seqs + n > self._max_sequences - 1):
-                groups.append([])
-                cells = seqs = 0
-            if not groups:
-                groups.append([])
-            groups[-1].append(i)
-            cells += need
-            seqs += n
-        return groups
+    def _run_unit(
+        self, requests: Sequence[GenerationRequest], settings: SamplingSettings
+    ) -> list[list[Completion]]:
+        lc = self._lc
+        prefix_tokens, state = self._prefix_state(requests[0].prompt.prefix)
+        prefix_len = len(prefix_tokens)
+        suffixes = [self.vocab.tokenize(r.prompt.suffix) for r in requests]
+        lc.llama_memory_clear(self._mem, True)
+        if prefix_len and lc.llama_state_seq_set_data(self._ctx, state, len(state), 0) == 0:
+            raise BackendError("llama.cpp could not restore the saved prompt prefix state")
+        capacity = Capacity(tuple(range(1, self._max_sequences)), self.n_ctx - prefix_len, self._batch_tokens)
+        unit = ContinuousBatch(requests, suffixes, prefix_len, settings, capacity,
+                               vocab=self.vocab, cache=self, decode=self._step)
+        try:
+            return unit.run()
+        finally:
+            self.stats.update(unit.stats)
 
     def _prefix_state(self, prefix: str) -> tuple[list[int], Any]:
         """Tokens and saved KV state (sequence 0) of a prompt prefix, evaluated once."""
@@ -234,109 +205,45 @@ class LlamaCppBackend(Backend):
         self._prefixes[prefix] = (tokens, state)
         return tokens, state
 
-    def _run_group(
-        self,
-        group: list[int],
-        suffixes: list[list[int]],
-        prefix_tokens: list[int],
-        state: Any,
-        requests: Sequence[GenerationRequest],
-        settings: SamplingSettings,
-        results: list[list[Completion]],
-    ) -> None:
-        lc = self._lc
-        prefix_len = len(prefix_tokens)
-        lc.llama_memory_clear(self._mem, True)
-        if prefix_len and lc.llama_state_seq_set_data(self._ctx, state, len(state), 0) == 0:
-            raise BackendError("llama.cpp could not restore the saved prompt prefix state")
-        entries: list[tuple[int, int, int, bool]] = []
-        firsts: list[int] = []
-        next_seq = 1
-        for i, suffix in zip(group, suffixes, strict=True):
-            if prefix_len:
-                lc.llama_memory_seq_cp(self._mem, 0, next_seq, 0, prefix_len)
-            entries += [(t, prefix_len + k, next_seq, k == len(suffix) - 1) for k, t in enumerate(suffix)]
-            firsts.append(next_seq)
-            next_seq += len(requests[i].seeds)
-        self.stats["prompt_tokens"] += len(entries)
-        doc_logits = self._decode(entries)
-        live: list[_Sequence] = []
-        rows: list[np.ndarray] = []
-        for d, (i, suffix) in enumerate(zip(group, suffixes, strict=True)):
-            for s, seed in enumerate(requests[i].seeds):
-                if s:
-                    lc.llama_memory_seq_cp(self._mem, firsts[d], firsts[d] + s, -1, -1)
-                live.append(
-                    _Sequence(
-                        firsts[d] + s,
-                        prefix_len + len(suffix),
-                        i,
-                        s,
-                        TokenSampler(settings.for_sample(s), seed),
-                    )
-                )
-                rows.append(doc_logits[d])
-            results[i] = [Completion("", (), False)] * len(requests[i].seeds)
-        logits = np.stack(rows)
-        while live:
-            norms = log_normalizers(logits)
-            feed: list[_Sequence] = []
-            for row, st in enumerate(live):
-                token, logprob = st.sampler.choose(logits[row], norms[row])
-                if self.vocab.is_end(token):
-                    self._finish(st, True, settings, results)
-                    continue
-                st.pieces.append(self.vocab.piece(token))
-                st.logprobs.append(logprob)
-                st.token = token
-                data = b"".join(st.pieces)
-                if any(stop.encode("utf-8") in data for stop in settings.stop):
-                    self._finish(st, True, settings, results)
-                elif len(st.pieces) >= settings.max_new_tokens:
-                    self._finish(st, False, settings, results)
-                else:
-                    feed.append(st)
-            if not feed:
-                break
-            logits = self._decode([(st.token, st.pos, st.seq, True) for st in feed])
-            self.stats["generated_tokens"] += len(feed)
-            for st in feed:
-                st.pos += 1
-            live = feed
+    # the sequence cache of :class:`ContinuousBatch`
+    def fork(self, source: int, target: int, end: int) -> None:
+        self._lc.llama_memory_seq_cp(self._mem, source, target, 0 if end >= 0 else -1, end)
 
-    def _finish(
-        self, st: _Sequence, stopped: bool, settings: SamplingSettings, results: list[list[Completion]]
-    ) -> None:
-        data, kept, found = cut_at_stop(st.pieces, settings.stop)
-        results[st.request][st.sample] = Completion(
-            decode_bytes(data), tuple(st.logprobs[:kept]), stopped or found
-        )
-        self._lc.llama_memory_seq_rm(self._mem, st.seq, -1, -1)
+    def drop(self, seq: int) -> None:
+        self._lc.llama_memory_seq_rm(self._mem, seq, -1, -1)
 
-    def _decode(self, entries: Sequence[tuple[int, int, int, bool]]) -> np.ndarray:
-        """Evaluate (token, position, sequence, wants logits) entries; the wanted logits, in order."""
+    def _step(self, entries: Sequence[tuple[int, int, int, bool]]) -> np.ndarray:
+        """One decoding step of at most ``batch_tokens`` entries (token, position, sequence,
+        wants logits): the wanted logits, in order, read in place (valid until the next step)."""
         lc = self._lc
         batch = self._batch
-        outputs: list[np.ndarray] = []
-        for start in range(0, len(entries), self._batch_tokens):
-            chunk = entries[start : start + self._batch_tokens]
-            batch.n_tokens = len(chunk)
-            for j, (token, pos, seq, wants) in enumerate(chunk):
-                batch.token[j] = token
-                batch.pos[j] = pos
-                batch.n_seq_id[j] = 1
-                batch.seq_id[j][0] = seq
-                batch.logits[j] = wants
-            code = lc.llama_decode(self._ctx, batch)
-            if code != 0:
-                raise BackendError(
-                    f"llama_decode failed (code {code}; 1 means the context is full). "
-                    "Fix: lower generate.batch_docs or raise generate.context_tokens"
-                )
-            wanted = sum(1 for entry in chunk if entry[3])
-            if wanted:
-                view = np.ctypeslib.as_array(lc.llama_get_logits(self._ctx), shape=(wanted, self.n_vocab))
-                outputs.append(np.array(view, dtype=np.float32))
+        batch.n_tokens = len(entries)
+        wanted = 0
+        for j, (token, pos, seq, wants) in enumerate(entries):
+            batch.token[j] = token
+            batch.pos[j] = pos
+            batch.n_seq_id[j] = 1
+            batch.seq_id[j][0] = seq
+            batch.logits[j] = wants
+            wanted += wants
+        code = lc.llama_decode(self._ctx, batch)
+        if code != 0:
+            raise BackendError(
+                f"llama_decode failed (code {code}; 1 means the context is full). "
+                "Fix: lower generate.sequences or raise generate.context_tokens"
+            )
+        if not wanted:
+            return np.zeros((0, self.n_vocab), dtype=np.float32)
+        return np.ctypeslib.as_array(lc.llama_get_logits(self._ctx), shape=(wanted, self.n_vocab))
+
+    def _decode(self, entries: Sequence[tuple[int, int, int, bool]]) -> np.ndarray:
+        """Evaluate any number of entries, ``batch_tokens`` at a time; the wanted logits
+        (copied), in order."""
+        outputs = [
+            np.array(self._step(entries[start : start + self._batch_tokens]))
+            for start in range(0, len(entries), self._batch_tokens)
+        ]
+        outputs = [rows for rows in outputs if len(rows)]
         if not outputs:
             return np.zeros((0, self.n_vocab), dtype=np.float32)
         return np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
