@@ -33,6 +33,7 @@ from inpars.reranking import SystemSpec, load_system, rerank
 # variant -> (model kind, training data, [train] overrides); the rest comes from the config.
 # Data: "synthetic" (the run's examples), "real" (the collection's train queries with their
 # judged documents as positives, the dev queries left out), "both" (the two together).
+MSE, DMSE = {"loss": "margin-mse"}, {"dense_loss": "margin-mse"}
 VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "bi-mnrl": ("bi-encoder", "synthetic", {"dense_loss": "mnrl"}),
     "bi-margin-mse": ("bi-encoder", "synthetic", {"dense_loss": "margin-mse"}),
@@ -43,6 +44,12 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "ce-margin-mse": ("cross-encoder", "synthetic", {"loss": "margin-mse"}),
     "ce-margin-mse-real": ("cross-encoder", "real", {"loss": "margin-mse"}),
     "ce-margin-mse-both": ("cross-encoder", "both", {"loss": "margin-mse"}),
+    "ce-margin-mse-3ep": ("cross-encoder", "synthetic", {**MSE, "epochs": 3}),
+    "ce-margin-mse-lr1e-4": ("cross-encoder", "synthetic", {**MSE, "learning_rate": 1e-4}),
+    "ce-margin-mse-logprob": ("cross-encoder", "synthetic", {**MSE, "weighting": "logprob"}),
+    "ce-margin-mse-margin": ("cross-encoder", "synthetic", {**MSE, "weighting": "teacher_margin"}),
+    "bi-margin-mse-3ep": ("bi-encoder", "synthetic", {**DMSE, "dense_epochs": 3}),
+    "bi-margin-mse-logprob": ("bi-encoder", "synthetic", {**DMSE, "weighting": "logprob"}),
 }
 WEIGHTS = [round(0.1 * i, 1) for i in range(1, 10)]
 Run = dict[str, list[ScoredPair]]
@@ -83,16 +90,21 @@ def training_data(data: str, synthetic: Path, real: Path, work: Path) -> Path:
 
 
 def train_variant(kind: str, overrides: dict[str, Any], cfg: TrainConfig, examples: Path, out: Path,
-                  seed: int) -> dict[str, Any]:
-    """Train one variant into ``out`` (reused when its training.json is there); its summary."""
+                  seed: int, kept: Path) -> dict[str, Any]:
+    """Train one variant into ``out`` (reused when its training.json is there); its summary.
+    ``kept``: the filter stage's kept queries, the source of query-level weighting signals."""
     import importlib
+
+    from inpars.training.weights import QUERY_SIGNALS, query_signals
 
     if not (out / "training.json").is_file():
         settings = dataclasses.replace(cfg, seed=seed, dense=kind == "bi-encoder", **overrides)
         module, function = (("dense", "train_dense") if kind == "bi-encoder"
                             else ("cross_encoder", "train_cross_encoder"))
         train = getattr(importlib.import_module(f"inpars.training.{module}"), function)
-        train(examples, out, settings, seed=seed)
+        signals = (query_signals(kept, settings.weighting) if settings.weighting in QUERY_SIGNALS
+                   else None)
+        train(examples, out, settings, seed=seed, signals=signals)
     summary = read_json(out / "training.json")
     keep = ("loss", "steps", "pairs", "pairs_per_second", "first_loss", "last_loss")
     return {k: summary.get(k) for k in keep}
@@ -127,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=None,
                         help="model folders (default runs/<exp>/dev-ablation)")
     parser.add_argument("--out", type=Path, default=Path("eval/experiments"))
+    parser.add_argument("--tag", default="", help="output name suffix: <experiment>-dev-ablation-<tag>")
     args = parser.parse_args(argv)
 
     config = load_config(args.config)
@@ -146,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only:
         kind, data, overrides = VARIANTS[name]
         examples = training_data(data, synthetic, real, work)
-        training[name] = train_variant(kind, overrides, config.train, examples, work / name, seed)
+        training[name] = train_variant(kind, overrides, config.train, examples, work / name, seed,
+                                       ws.output("filter", "kept"))
         specs[name] = SystemSpec(kind, str(work / name))
     with ws.bm25() as bm25:
         runs["bm25"] = bm25.search(queries, args.depth)
@@ -169,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_config": dataclasses.asdict(config.train),
         "negatives_config": dataclasses.asdict(config.negatives),
     }
-    stem = args.out / f"{config.experiment.name}-dev-ablation"
+    stem = args.out / f"{config.experiment.name}-dev-ablation{'-' + args.tag if args.tag else ''}"
     write_json(stem.with_suffix(".json"), result)
     stem.with_suffix(".md").write_text(render(result), encoding="utf-8")
     print(render(result))
