@@ -162,17 +162,11 @@ class ContinuousBatch:
     def run(self) -> list[list[Completion]]:
         while self._waiting or self._prompts or self._live:
             self._admit()
-            if self._prompts and self._prompt_due():
+            if self._prompts:
                 self._call(*self._prompt_call())
             if self._live:
                 self._call(*self._decoding_step())
         return self.results
-
-    min_prompt_call = 0
-
-    def _prompt_due(self) -> bool:
-        pending = sum(len(p.tokens) - p.fed for p in self._prompts)
-        return pending >= self.min_prompt_call or not self._live or not self._waiting
 
     def _call(self, entries: list[Entry], owners: list[_Sample | _Prompt]) -> None:
         logits = self._decode(entries)
