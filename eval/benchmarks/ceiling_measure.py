@@ -57,14 +57,10 @@ class BareLlama:
         self._state: Any = None
 
     def _decode(self, entries: Sequence[Entry]) -> None:
+        from inpars.generation.backends.llama_model import fill_batch
+
         lc, batch = self._lc, self._batch
-        batch.n_tokens = len(entries)
-        for j, (token, pos, seq, wants) in enumerate(entries):
-            batch.token[j] = token
-            batch.pos[j] = pos
-            batch.n_seq_id[j] = 1
-            batch.seq_id[j][0] = seq
-            batch.logits[j] = wants
+        fill_batch(batch, entries)
         code = lc.llama_decode(self._ctx, batch)
         if code != 0:
             raise SystemExit(f"llama_decode failed (code {code}). Fix: pass a larger --context")

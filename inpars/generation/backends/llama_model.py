@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,21 @@ def import_llama_cpp() -> Any:
         ) from exc
     logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # its C log callback reads this
     return llama_cpp
+
+
+def fill_batch(batch: Any, entries: Sequence[tuple[int, int, int, bool]]) -> int:
+    """Write (token, position, sequence, wants logits) entries into a ``llama_batch`` of one
+    sequence id per token; how many want their logits."""
+    batch.n_tokens = len(entries)
+    wanted = 0
+    for j, (token, pos, seq, wants) in enumerate(entries):
+        batch.token[j] = token
+        batch.pos[j] = pos
+        batch.n_seq_id[j] = 1
+        batch.seq_id[j][0] = seq
+        batch.logits[j] = wants
+        wanted += wants
+    return wanted
 
 
 class LlamaVocab:

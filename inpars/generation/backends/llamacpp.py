@@ -38,7 +38,7 @@ import numpy as np
 from inpars.errors import BackendError, ModelError
 from inpars.generation.backends.base import Backend, Completion, GenerationRequest
 from inpars.generation.backends.continuous_batching import Capacity, ContinuousBatch
-from inpars.generation.backends.llama_model import LlamaVocab, import_llama_cpp, load_model
+from inpars.generation.backends.llama_model import LlamaVocab, fill_batch, import_llama_cpp, load_model
 from inpars.generation.backends.threads import fastest, usable_cores
 from inpars.generation.sampling import SamplingSettings
 
@@ -217,15 +217,7 @@ class LlamaCppBackend(Backend):
         wants logits): the wanted logits, in order, read in place (valid until the next step)."""
         lc = self._lc
         batch = self._batch
-        batch.n_tokens = len(entries)
-        wanted = 0
-        for j, (token, pos, seq, wants) in enumerate(entries):
-            batch.token[j] = token
-            batch.pos[j] = pos
-            batch.n_seq_id[j] = 1
-            batch.seq_id[j][0] = seq
-            batch.logits[j] = wants
-            wanted += wants
+        wanted = fill_batch(batch, entries)
         code = lc.llama_decode(self._ctx, batch)
         if code != 0:
             raise BackendError(
