@@ -199,7 +199,10 @@ def test_slow_endpoint_gets_fewer_requests(servers: list[CompletionServer]) -> N
     assert [c.text for c in out[0]] == [f" query number {s}" for s in range(1, 25)]
     ok_fast, ok_slow = counts(client, fast.api_base)["ok"], counts(client, slow.api_base)["ok"]
     assert ok_fast + ok_slow == 24
-    assert 1 <= ok_slow < ok_fast  # least outstanding requests: the fast one takes the most
+    # least outstanding requests: the slow server holds its requests 0.3 s, so it is chosen
+    # only while it has none in flight; round-robin would give it 12 of the 24
+    assert 1 <= ok_slow <= 6
+    assert ok_fast >= 18
     assert counts(client, slow.api_base)["failed"] == 0
 
 
