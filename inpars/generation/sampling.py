@@ -132,7 +132,7 @@ class LogitRows:
         self.buffer = np.empty((0, 0), dtype=np.float32)
 
     def normalizers(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(log-sum-exp, maximum) of each row, with :func:`log_normalizers`' arithmetic."""
+        """(log-sum-exp, maximum) of each row."""
         import numpy as np
 
         rows, width = logits.shape
@@ -159,7 +159,4 @@ def choose_tokens(
 
 def log_normalizers(logits: np.ndarray) -> np.ndarray:
     """log-sum-exp of each row of a 2-D float array."""
-    import numpy as np
-
-    peak = logits.max(axis=1, keepdims=True)
-    return (peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=1))).astype(np.float64)
+    return LogitRows().normalizers(logits)[0]

@@ -177,12 +177,12 @@ class ContinuousBatch:
         """Start the waiting requests, in order, while their slots and cells are free."""
         while self._waiting:
             i = self._waiting[0]
-            n = len(self._requests[i].seeds)
-            if len(self._free) < n or self._need(i) > self._cells:
+            n, need = len(self._requests[i].seeds), self._need(i)
+            if len(self._free) < n or need > self._cells:
                 return
             self._waiting.popleft()
             seqs = [heapq.heappop(self._free) for _ in range(n)]
-            self._cells -= self._need(i)
+            self._cells -= need
             if self._prefix_len:
                 self._cache.fork(0, seqs[0], self._prefix_len)
             self._prompts.append(_Prompt(i, self._suffixes[i], seqs))
