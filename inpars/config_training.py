@@ -166,6 +166,9 @@ class EvaluateConfig:
     rrf_k: int = 60
     # system -> weight of the baseline in a per-query min-max interpolation, added as "<system>+interp"
     interpolate: dict[str, float] = field(default_factory=dict)
+    # name -> {system: weight}: a weighted sum of several systems' per-query min-max normalized
+    # scores (weights in [0, 1] adding up to 1), e.g. BM25 + an encoder + a cross-encoder
+    mix: dict[str, dict[str, float]] = field(default_factory=dict)
     rounding_digits: int = 4
     plots: bool = True  # report.html plots (matplotlib)
     examples: int = 20  # synthetic queries listed in report.html
@@ -185,6 +188,8 @@ class EvaluateConfig:
         for system, weight in self.interpolate.items():
             if not 0 <= weight <= 1:
                 raise ValueError(f"interpolate.{system} = {weight}: the baseline's weight must be in [0, 1]")
+        for name, members in self.mix.items():
+            _check_mix(name, members)
         if not 0 < self.max_p < 1:
             raise ValueError(f"max_p = {self.max_p}: must be in (0, 1), e.g. 0.05")
         for name in ("n_permutations", "rrf_k"):
@@ -203,3 +208,13 @@ class EvaluateConfig:
                 raise ValueError(
                     f"fusion group {group!r}: name two or more different systems, e.g. ['bm25', 'dense']"
                 )
+
+
+def _check_mix(name: str, members: dict[str, float]) -> None:
+    """A mix names two or more systems with weights in [0, 1] that add up to 1."""
+    example = '{ "bm25" = 0.5, "bm25+bi-zero-shot" = 0.3, "bm25+ce-synthetic" = 0.2 }'
+    if len(members) < 2:
+        raise ValueError(f"mix.{name}: name two or more systems with their weights, e.g. {example}")
+    if any(not 0 <= w <= 1 for w in members.values()) or abs(sum(members.values()) - 1) > 1e-6:
+        raise ValueError(f"mix.{name} = {members}: weights must be in [0, 1] and add up to 1 "
+                         f"(they add up to {sum(members.values()):g}), e.g. {example}")

@@ -4,7 +4,7 @@ min-max normalization, over the documents the reranker rescored when its depth i
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from inpars.errors import ConfigError
@@ -45,28 +45,56 @@ def interpolate(
     candidates in the baseline's order (then ``other``'s), scored ``min(candidates) - 1,
     - 2, ...`` like a reranked run's tail.
     """
+    return mix([base, other], [weight, 1 - weight], depth, head_from=1)
+
+
+def mix(
+    runs: Sequence[Mapping[str, Mapping[str, float]]],
+    weights: Sequence[float],
+    depth: int | None = None,
+    head_from: int = 0,
+) -> dict[str, dict[str, float]]:
+    """``sum(weights[i] * runs[i])`` per query, each run min-max normalized within the query
+    (:func:`interpolate` is the two-run case; the same rules for ``depth``).
+
+    ``depth=k``: the candidates are the top ``k`` documents of ``runs[head_from]`` (a reranker
+    that rescored the first stage's top ``k``); every run is normalized over the candidates
+    it has (a candidate a run lacks gets 0 from it), and the other documents follow below
+    the candidates, each run's in its own order, ``runs[0]``'s first.
+    """
     if depth is not None and depth < 1:
         raise ConfigError(f"interpolation depth = {depth}: must be at least 1")
+    if len(runs) != len(weights) or not 0 <= head_from < len(runs):
+        raise ValueError(f"mix: {len(runs)} runs, {len(weights)} weights, head_from = {head_from}")
     out: dict[str, dict[str, float]] = {}
-    for query_id in dict.fromkeys([*base, *other]):  # ordered, so ties rank the same on every run
-        base_scores, other_scores = base.get(query_id, {}), other.get(query_id, {})
+    query_ids = dict.fromkeys(q for run in runs for q in run)  # ordered: ties rank the same on every run
+    for query_id in query_ids:
+        scores = [run.get(query_id, {}) for run in runs]
         if depth is None:
-            a, b = _normalized(base_scores), _normalized(other_scores)
-            docs = dict.fromkeys([*a, *b])
-            out[query_id] = {d: weight * a.get(d, 0.0) + (1 - weight) * b.get(d, 0.0) for d in docs}
+            normalized = [_normalized(s) for s in scores]
+            docs = dict.fromkeys(d for n in normalized for d in n)
+            out[query_id] = {d: sum(w * n.get(d, 0.0) for w, n in zip(weights, normalized, strict=True))
+                             for d in docs}
             continue
-        ranked = sorted(other_scores, key=lambda d: -other_scores[d])  # stable: ties in run order
-        head = ranked[:depth]
-        a = _normalized({d: base_scores[d] for d in head if d in base_scores})
-        b = _normalized({d: other_scores[d] for d in head})
-        mixed = {d: weight * a.get(d, 0.0) + (1 - weight) * b[d] for d in head}
-        in_head = set(head)
-        by_base = sorted((d for d in base_scores if d not in in_head), key=lambda d: -base_scores[d])
-        tail = [*by_base, *(d for d in ranked[depth:] if d not in base_scores)]
+        head = _ranked(scores[head_from])[:depth]
+        normalized = [_normalized({d: s[d] for d in head if d in s}) for s in scores]
+        mixed = {d: sum(w * n.get(d, 0.0) for w, n in zip(weights, normalized, strict=True)) for d in head}
+        placed = set(head)
+        tail: list[str] = []
+        for run_scores in scores:
+            for d in _ranked(run_scores):
+                if d not in placed:
+                    placed.add(d)
+                    tail.append(d)
         floor = min(mixed.values(), default=0.0)
         mixed.update((d, floor - i) for i, d in enumerate(tail, start=1))
         out[query_id] = mixed
     return out
+
+
+def _ranked(scores: Mapping[str, float]) -> list[str]:
+    """Document ids by descending score; ties keep the run's order (a stable sort)."""
+    return sorted(scores, key=lambda d: -scores[d])
 
 
 def interpolated_name(system: str) -> str:
@@ -108,3 +136,33 @@ def add_interpolations(
     return made
 
 
+
+
+def add_mixes(
+    runs: dict[str, dict[str, dict[str, float]]], cfg: EvaluateConfig, notes: list[str],
+    rescored_depth: Mapping[str, int],
+) -> dict[str, list[str]]:
+    """Add each ``cfg.mix`` system (name -> {system: weight}): the weighted sum of its systems'
+    per-query min-max normalized scores. When a member reranked the first stage, the
+    candidates are the documents the first such member rescored (as in :func:`interpolate`)."""
+    made: dict[str, list[str]] = {}
+    for name, members in cfg.mix.items():
+        absent = [s for s in members if s not in runs]
+        if absent:
+            note = f"mix {name} skipped: no run for {', '.join(absent)}"
+            log.warning(note)
+            notes.append(note)
+            continue
+        if name in runs:
+            raise ConfigError(f"[evaluate] mix {name!r} is already the name of a system. "
+                              "Fix: give the mix another name")
+        systems = list(members)
+        reranked = [i for i, s in enumerate(systems) if s in rescored_depth]
+        head_from = reranked[0] if reranked else 0
+        depth = rescored_depth[systems[head_from]] if reranked else None
+        runs[name] = mix([runs[s] for s in systems], [members[s] for s in systems], depth, head_from)
+        parts = " + ".join(f"{members[s]:g} × {s}" for s in systems)
+        over = (f" over the top {depth} documents {systems[head_from]} rescored" if depth is not None else "")
+        notes.append(f"{name}: {parts}, scores min-max normalized per query{over}")
+        made[name] = systems
+    return made

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from inpars.errors import ConfigError, DataError
-from inpars.evaluation.interpolation import add_interpolations
+from inpars.evaluation.interpolation import add_interpolations, add_mixes
 from inpars.records import Qrel, ScoredPair
 
 if TYPE_CHECKING:
@@ -218,6 +218,7 @@ def _ranx_systems(
     """Every system as a ranx Run: the given runs, their interpolations (added to ``as_dicts``)
     and fusions; with the components of each interpolated or fused system."""
     interpolated = add_interpolations(as_dicts, cfg, notes, rescored_depth)
+    interpolated |= add_mixes(as_dicts, cfg, notes, rescored_depth)
     ranx_runs = {name: _ranx_run(docs, name, ranx_qrels) for name, docs in as_dicts.items()}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_UINT_CAST)

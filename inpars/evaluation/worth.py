@@ -15,10 +15,11 @@ against the baseline, Holm-corrected over all the tests of the table.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,34 @@ class WorthTable:
     rows: list[Row]
     tests: int  # the size of the Holm family
     max_p: float = 0.05  # significance level of the marks
+    # the best system trained on synthetic data (no real labels) against the best without labels
+    headline: Cell | None = None  # the former, its vs_baseline comparing it with the latter
+
+
+def data_used(system: str, components: Mapping[str, Sequence[str]]) -> set[str]:
+    """Which training data a system depends on: ``synthetic`` (a model trained on synthetic
+    queries, real + synthetic, or an index expanded with them) and ``real`` (the collection's
+    judged train queries), from its name and, for a fused system, its components'."""
+    used = set()
+    if re.search(r"-(synthetic|both|expanded)(\+|$)", system):
+        used.add("synthetic")
+    if re.search(r"-(real|both)(\+|$)", system):
+        used.add("real")
+    for part in components.get(system, ()):
+        used |= data_used(part, components)
+    return used
+
+
+def _best_pair(evaluation: Evaluation, systems: Sequence[str], metric: str) -> tuple[str, str] | None:
+    """The best system with synthetic data (and no real labels) and the best without any
+    training labels: what the synthetic data buys a collection that has none."""
+    uses = {s: data_used(s, evaluation.fused) for s in systems}
+    with_synthetic = [s for s in systems if uses[s] == {"synthetic"}]
+    label_free = [s for s in systems if not uses[s]]
+    if not with_synthetic or not label_free:
+        return None
+    best = max(with_synthetic, key=lambda s: evaluation.means[s][metric])
+    return best, max(label_free, key=lambda s: evaluation.means[s][metric])
 
 
 def parse_system(name: str, systems: Sequence[str]) -> tuple[str, str] | None:
@@ -116,9 +145,18 @@ def worth_table(evaluations: Sequence[Evaluation], metric: str = "ndcg@10") -> W
             rows.setdefault(family, Row(family)).cells[label] = Cell(
                 system, [ev.means[system][metric] for ev in evaluations])
     kept = [row for row in rows.values() if any(label in row.cells for label in TRAINED)]
-    tests = _compare(kept, evaluations, metric)
+    pair = _best_pair(_mean_evaluation(evaluations, systems, metric), systems, metric)
+    headline = None if pair is None else Cell(pair[0], [ev.means[pair[0]][metric] for ev in evaluations])
+    tests = _compare(kept, evaluations, metric, (headline, pair[1]) if pair and headline else None)
     return WorthTable(metric, first.baseline, len(evaluations), len(first.query_ids), kept, tests,
-                      first.max_p)
+                      first.max_p, headline)
+
+
+def _mean_evaluation(evaluations: Sequence[Evaluation], systems: Sequence[str], metric: str) -> Evaluation:
+    """The first evaluation with each system's ``metric`` averaged over all of them."""
+    first = evaluations[0]
+    means = {s: {metric: statistics.fmean(ev.means[s][metric] for ev in evaluations)} for s in systems}
+    return dataclasses.replace(first, means=means)
 
 
 def _per_query(evaluations: Sequence[Evaluation], system: str, metric: str) -> list[float]:
@@ -127,10 +165,14 @@ def _per_query(evaluations: Sequence[Evaluation], system: str, metric: str) -> l
     return [statistics.fmean(ev.per_query[system][metric][q] for ev in evaluations) for q in ids]
 
 
-def _compare(rows: list[Row], evaluations: Sequence[Evaluation], metric: str) -> int:
-    """Fill each trained cell's comparisons; Holm over all of them. Returns their number."""
+def _compare(rows: list[Row], evaluations: Sequence[Evaluation], metric: str,
+             headline: tuple[Cell, str] | None = None) -> int:
+    """Fill each trained cell's comparisons (and the headline's against the best label-free
+    system); Holm over all of them. Returns their number."""
     baseline = evaluations[0].baseline
     tests: list[tuple[Cell, str, str]] = []  # cell, which comparison, other system
+    if headline is not None:
+        tests.append((headline[0], "vs_baseline", headline[1]))
     for row in rows:
         zero = row.cells.get("zero-shot")
         for label in TRAINED:
@@ -185,7 +227,19 @@ def worth_section(table: WorthTable, digits: int = 4) -> Table:
         "train the same recipe on the collection's judged train queries (the dev set left out). \"synthetic "
         "recovers\": (synthetic - zero-shot) / (real - zero-shot). Empty: not trained in this run."
     )
-    return Table(header, rows, note)
+    return Table(header, rows, note + _headline_text(table, digits))
+
+
+def _headline_text(table: WorthTable, digits: int) -> str:
+    """One sentence: the best system with synthetic data against the best without labels."""
+    cell = table.headline
+    if cell is None or cell.vs_baseline is None:
+        return ""
+    c = cell.vs_baseline
+    ci = "" if c.ci95 is None else f", 95% CI [{c.ci95[0]:+.{digits}f}, {c.ci95[1]:+.{digits}f}]"
+    return (f" Best with synthetic data: {cell.system} {cell.mean:.{digits}f}; best without any "
+            f"training labels: {c.other}; difference {c.difference:+.{digits}f}{ci}, Holm p "
+            f"{_p(c.p_adjusted)}{_mark(c, table.max_p)} (best: highest mean {table.metric} on this split).")
 
 
 def _cell_text(cell: Cell | None, digits: int, max_p: float) -> str:
@@ -218,6 +272,9 @@ def worth_json(table: WorthTable) -> dict[str, Any]:
     return {
         "metric": table.metric, "baseline": table.baseline, "seeds": table.seeds, "queries": table.queries,
         "correction": {"method": "holm", "tests": table.tests},
+        "headline": None if table.headline is None else {
+            "system": table.headline.system, "mean": table.headline.mean, "sd": table.headline.sd,
+            "vs_best_label_free": comparison(table.headline.vs_baseline)},
         "rows": {row.family: {
             "recovered": row.recovered(),
             **{label: {"system": cell.system, "mean": cell.mean, "sd": cell.sd, "means": cell.means,

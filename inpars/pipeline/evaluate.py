@@ -33,7 +33,7 @@ def check_external_runs(ws: Workspace, systems: Sequence[str]) -> None:
 
     cfg = ws.config.evaluate
     where = f"{ws.config.source_path or 'config'} [evaluate] runs"
-    produced = [*systems, *(interpolated_name(s) for s in cfg.interpolate),
+    produced = [*systems, *(interpolated_name(s) for s in cfg.interpolate), *cfg.mix,
                 *("+".join(group) for group in cfg.fusion)]
     for name, path in external_runs(ws).items():
         if name in produced:
@@ -60,7 +60,16 @@ def check_system_names(ws: Workspace, systems: Sequence[str]) -> None:
         if system not in systems:
             raise ConfigError(f"{where} interpolate names {system!r}, which this run will not produce. "
                               f"Fix: use one of {valid}")
-    fusable = set(systems) | {interpolated_name(s) for s in cfg.interpolate}
+    interpolated = set(systems) | {interpolated_name(s) for s in cfg.interpolate}
+    for name, members in cfg.mix.items():
+        unknown = [s for s in members if s not in interpolated]
+        if unknown:
+            raise ConfigError(f"{where} mix {name!r} names {unknown}, which this run will not produce. "
+                              f"Fix: use systems among {', '.join(sorted(interpolated))}")
+        if name in interpolated:
+            raise ConfigError(f"{where} mix {name!r} is already the name of a system. "
+                              "Fix: give the mix another name")
+    fusable = interpolated | set(cfg.mix)
     for group in cfg.fusion:
         unknown = [s for s in group if s not in fusable]
         if unknown:

@@ -11,7 +11,7 @@ from scipy import stats
 from inpars.errors import DataError
 from inpars.evaluation.metrics import Evaluation, _fill_comparisons, holm
 from inpars.evaluation.report_md import render_markdown
-from inpars.evaluation.worth import parse_system, worth_section, worth_table
+from inpars.evaluation.worth import data_used, parse_system, worth_section, worth_table
 
 QUERIES = [f"q{i}" for i in range(8)]
 BM25 = [0.5, 0.4, 0.6, 0.3, 0.5, 0.2, 0.7, 0.4]
@@ -72,9 +72,11 @@ def test_paired_tests_are_holm_corrected_over_the_table() -> None:
     table = worth_table([ev])
     cells = [(row, label, cell) for row in table.rows for label, cell in row.cells.items()
              if label != "zero-shot"]
-    # each trained cell: vs its zero-shot twin where there is one, and vs bm25
-    assert table.tests == sum(1 + ("zero-shot" in row.cells) for row, _, _ in cells)
-    raw = []
+    # each trained cell: vs its zero-shot twin where there is one, and vs bm25; and the headline
+    assert table.tests == 1 + sum(1 + ("zero-shot" in row.cells) for row, _, _ in cells)
+    headline = table.headline
+    assert headline is not None and headline.vs_baseline is not None
+    raw = [headline.vs_baseline.p_raw]
     for _, _, cell in cells:
         for comparison in (cell.vs_zero_shot, cell.vs_baseline):
             if comparison is not None:
@@ -84,10 +86,27 @@ def test_paired_tests_are_holm_corrected_over_the_table() -> None:
                 assert comparison.p_raw == pytest.approx(expected)
                 raw.append(comparison.p_raw)
     adjusted = [c.p_adjusted for _, _, cell in cells for c in (cell.vs_zero_shot, cell.vs_baseline) if c]
-    assert adjusted == pytest.approx(holm(raw))
+    assert [headline.vs_baseline.p_adjusted, *adjusted] == pytest.approx(holm(raw))
     real_ce = table.rows[1].cells["real"].vs_baseline
     assert real_ce is not None and real_ce.difference == pytest.approx(0.15)
     assert real_ce.p_adjusted is not None and real_ce.p_adjusted < 0.05
+
+
+def test_the_headline_sets_the_best_synthetic_system_against_the_best_label_free() -> None:
+    assert data_used("bm25+bi-zero-shot+interp", {}) == set()
+    assert data_used("bm25-expanded", {}) == {"synthetic"}
+    assert data_used("bm25+bi-both+interp", {}) == {"synthetic", "real"}
+    assert data_used("bm25+ce-real", {}) == {"real"}
+    assert data_used("mine", {"mine": ["bm25", "bm25+ce-synthetic"]}) == {"synthetic"}
+    table = worth_table([evaluation(scores())])
+    headline = table.headline
+    assert headline is not None and headline.system == "bm25+ce-synthetic"
+    comparison = headline.vs_baseline
+    # bm25+ce-real (+0.15) and bm25+bi-both (+0.07) use real labels: neither side takes them
+    assert comparison is not None and comparison.other == "bm25+bi-zero-shot"
+    assert comparison.difference == pytest.approx(0.03)
+    note = worth_section(table).note
+    assert "Best with synthetic data: bm25+ce-synthetic" in note and "+0.0300" in note
 
 
 def test_seeds_give_mean_and_spread_and_the_report_shows_the_table() -> None:
@@ -114,7 +133,9 @@ def test_metrics_json_carries_the_worth_table() -> None:
     worth = data["worth"]
     assert worth["rows"]["bm25+bi"]["real"]["system"] == "bm25+bi-real"
     assert worth["rows"]["bm25+bi"]["recovered"] == pytest.approx(0.25)
-    assert worth["correction"]["tests"] == 10  # dense 2, ce 2 (no zero-shot twin), bi 3 x 2
+    assert worth["correction"]["tests"] == 11  # dense 2, ce 2 (no zero-shot twin), bi 3 x 2, headline
+    assert worth["headline"]["system"] == "bm25+ce-synthetic"
+    assert worth["headline"]["vs_best_label_free"]["other"] == "bm25+bi-zero-shot"
 
 
 def test_a_finished_evaluation_reads_back_for_the_worth_table(tmp_path: Path) -> None:

@@ -48,6 +48,9 @@ def test_systems_follow_the_config(write_beir: BeirWriter, tmp_path: Path) -> No
      "interpolate names 'bm25\\+ce-synthetc', which this run will not produce. Fix: use one of bm25, dense"),
     (EvaluateConfig(fusion=[["bm25", "dense-synthetic"]]), "fusion group .* names \\['dense-synthetic'\\]"),
     (EvaluateConfig(baseline="BM25"), "baseline = 'BM25' is not a system of this run"),
+    (EvaluateConfig(mix={"all": {"bm25": 0.5, "bm25+ce-synthetc": 0.5}}),
+     "mix 'all' names \\['bm25\\+ce-synthetc'\\], which this run will not produce"),
+    (EvaluateConfig(mix={"dense": {"bm25": 0.5, "bm25+ce-synthetic": 0.5}}), "mix 'dense' is already"),
 ])
 def test_names_in_evaluate_are_checked_before_anything_runs(
     write_beir: BeirWriter, tmp_path: Path, evaluate: EvaluateConfig, message: str
@@ -60,7 +63,9 @@ def test_names_in_evaluate_are_checked_before_anything_runs(
 
 def test_an_interpolated_system_can_be_fused(write_beir: BeirWriter, tmp_path: Path) -> None:
     ws = workspace(write_beir(), tmp_path, evaluate=EvaluateConfig(
-        interpolate={"bm25+ce-synthetic": 0.5}, fusion=[["bm25+ce-synthetic+interp", "dense"]]))
+        interpolate={"bm25+ce-synthetic": 0.5},
+        fusion=[["bm25+ce-synthetic+interp", "dense"], ["all", "bm25"]],
+        mix={"all": {"bm25+ce-synthetic+interp": 0.5, "bm25+bi-zero-shot": 0.5}}))
     Executor(ws).validate()
 
 
