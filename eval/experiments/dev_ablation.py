@@ -52,8 +52,6 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "bi-margin-mse-logprob": ("bi-encoder", "synthetic", {**DMSE, "weighting": "logprob"}),
 }
 WEIGHTS = [round(0.1 * i, 1) for i in range(1, 10)]
-# three-way mixes (BM25, an encoder, a cross-encoder): every weight at least 0.1, step 0.1
-MIX_WEIGHTS = [(a / 10, b / 10, round(1 - a / 10 - b / 10, 1)) for a in range(1, 9) for b in range(1, 10 - a)]
 Run = dict[str, list[ScoredPair]]
 
 
@@ -131,47 +129,6 @@ def best_interpolation(name: str, base: Run, other: Run, depth: int, qrels: list
     return weight, tried[weight]
 
 
-def dev_ndcg(qrels: list[Any], run: Run) -> float:
-    """nDCG@10 of one run on the dev qrels (ranx, no tests)."""
-    from ranx import Qrels, evaluate
-    from ranx import Run as RanxRun
-
-    from inpars.evaluation.metrics import qrels_dict, run_dict
-
-    judged = qrels_dict(qrels)
-    return float(evaluate(Qrels.from_dict(judged), RanxRun.from_dict(run_dict(run, judged)), "ndcg@10"))
-
-
-def best_mixes(runs: dict[str, Run], depth: int, qrels: list[Any]
-               ) -> dict[str, tuple[tuple[float, float, float], Run]]:
-    """For each (encoder, cross-encoder) pair of systems: the BM25 / encoder / cross-encoder
-    weights (:data:`MIX_WEIGHTS`) that give the best dev nDCG@10, and that run."""
-    from inpars.evaluation.interpolation import mix
-
-    encoders = [s for s in runs if s.startswith(("bi-", "run:bi-"))]
-    cross = [s for s in runs if s.startswith(("ce-", "run:ce-"))]
-    best: dict[str, tuple[tuple[float, float, float], Run]] = {}
-    for bi in encoders:
-        for ce in cross:
-            parts = [as_scores(runs["bm25"]), as_scores(runs[bi]), as_scores(runs[ce])]
-            tried = {w: as_run(mix(parts, w, depth, head_from=2)) for w in MIX_WEIGHTS}
-            weights = max(MIX_WEIGHTS, key=lambda w: dev_ndcg(qrels, tried[w]))
-            best[f"bm25+{bi}+{ce}"] = (weights, tried[weights])
-    return best
-
-
-def run_models(ws: Workspace) -> dict[str, SystemSpec]:
-    """The models the run's own train stage made (``run:ce-synthetic``...), when it finished."""
-    from inpars.pipeline.stages import trained_models
-
-    if not ws.finished("train"):
-        raise SystemExit(f"--run-models: the train stage of {ws.run_dir} has not finished")
-    train = ws.stage_dir("train")
-    return {"run:" + system.removeprefix("bm25+"): SystemSpec("bi-encoder" if "+bi-" in system else
-                                                             "cross-encoder", str(train / folder))
-            for system, folder in trained_models(ws).items()}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -183,10 +140,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="model folders (default runs/<exp>/dev-ablation)")
     parser.add_argument("--out", type=Path, default=Path("eval/experiments"))
     parser.add_argument("--tag", default="", help="output name suffix: <experiment>-dev-ablation-<tag>")
-    parser.add_argument("--run-models", action="store_true",
-                        help="also rerank with the models of the run's own train stage (run:ce-synthetic...)")
-    parser.add_argument("--mix", action="store_true",
-                        help="also mix BM25 + each encoder + each cross-encoder (weights picked on dev)")
     args = parser.parse_args(argv)
 
     config = load_config(args.config)
@@ -209,8 +162,6 @@ def main(argv: list[str] | None = None) -> int:
         training[name] = train_variant(kind, overrides, config.train, examples, work / name, seed,
                                        ws.output("filter", "kept"))
         specs[name] = SystemSpec(kind, str(work / name))
-    if args.run_models:
-        specs |= run_models(ws)
     with ws.bm25() as bm25:
         runs["bm25"] = bm25.search(queries, args.depth)
         for name, spec in specs.items():
@@ -219,8 +170,6 @@ def main(argv: list[str] | None = None) -> int:
     for name in specs:
         weights[name], runs[f"{name}+interp"] = best_interpolation(name, runs["bm25"], runs[name], args.depth,
                                                                    qrels, seed)
-    mixes = best_mixes(runs, args.depth, qrels) if args.mix else {}
-    runs |= {name: run for name, (_, run) in mixes.items()}
     ev = evaluate_runs(qrels, runs, EvaluateConfig(metrics=["ndcg@10", "mrr@10"], fusion=[]), seed=seed)
     result = {
         "command": " ".join(["python", *sys.argv]) if argv is None else "dev_ablation.main",
@@ -229,7 +178,6 @@ def main(argv: list[str] | None = None) -> int:
         "ndcg@10": {s: ev.means[s]["ndcg@10"] for s in ev.systems},
         "p_vs_bm25_holm": {s: ev.adjusted_p_values[s]["ndcg@10"] for s in ev.others},
         "interpolation_weights": weights, "training": training,
-        "mix_weights": {name: list(w) for name, (w, _) in mixes.items()},
         "variants": {n: dict(zip(("kind", "data", "overrides"), VARIANTS[n], strict=True))
                      for n in args.only},
         "train_config": dataclasses.asdict(config.train),
@@ -247,9 +195,7 @@ def render(result: dict[str, Any]) -> str:
         f"# {result['experiment']}: training recipes on the dev set", "", f"`{result['command']}`", "",
         f"{result['queries']} {result['split']}-split queries (seed {result['seed']}; few-shot example "
         f"queries left out), BM25 top-{result['depth']} reranked; never the test split. `+interp`: "
-        "BM25 weight picked on these same queries (optimistic for every system alike); "
-        "`bm25+X+Y` mixes: BM25 / X / Y weights picked the same way. `run:`: the run's own "
-        "trained models. "
+        "BM25 weight picked on these same queries (optimistic for every system alike). "
         "p: paired t-test against bm25, Holm-corrected over the table.", "",
         "| system | nDCG@10 | p vs bm25 (Holm) | BM25 weight | loss first -> last | steps | pairs/s |",
         "|---|---:|---:|---:|---|---:|---:|",
@@ -258,8 +204,6 @@ def render(result: dict[str, Any]) -> str:
         base = system.removesuffix("+interp")
         p = result["p_vs_bm25_holm"].get(system)
         weight = result["interpolation_weights"].get(base) if system.endswith("+interp") else None
-        if system in result.get("mix_weights", {}):
-            weight = " / ".join(f"{w:g}" for w in result["mix_weights"][system])
         train = result["training"].get(system, {})
         losses = f"{train['first_loss']} -> {train['last_loss']}" if train else ""
         lines.append(f"| {system} | {value:.4f} | {'' if p is None else f'{p:.4f}'} | "

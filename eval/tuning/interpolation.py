@@ -9,8 +9,12 @@ collection has no train queries), retrieves BM25 top-``[rerank] depth`` for them
 them with each model the train stage made and with the untuned encoder, and scores
 ``w * bm25 + (1 - w) * reranker`` (per-query min-max normalized,
 :func:`inpars.evaluation.interpolate`) for w = 0, 0.1, ..., 1 with ranx.
-Writes ``eval/tuning/<experiment>-interpolation.{json,md}``; the chosen weight goes into the
-config's ``[evaluate] interpolate`` by hand, with this file as its evidence.
+With ``--mix`` it also scores every three-way mix of BM25, an encoder (the untuned one and
+each trained one) and each trained cross-encoder, weights from 0.1 in steps of 0.1
+(:func:`inpars.evaluation.interpolation.mix`, normalized over the cross-encoder's candidates,
+as ``[evaluate] mix`` does). Writes ``eval/tuning/<experiment>-interpolation.{json,md}``; the
+chosen weights go into the config's ``[evaluate] interpolate`` and ``mix`` by hand, with this
+file as their evidence.
 """
 
 from __future__ import annotations
@@ -20,17 +24,39 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from inpars.config import EvaluateConfig, load_config
-from inpars.evaluation.interpolation import interpolate
+from inpars.evaluation.interpolation import interpolate, mix
 from inpars.evaluation.metrics import evaluate_runs
 from inpars.io import write_json
 from inpars.pipeline import Workspace
 from inpars.pipeline.stages import ZERO_SHOT_BI, RerankStage, trained_models
 from inpars.records import ScoredPair
-from inpars.reranking import load_system, rerank
+from inpars.reranking import SystemSpec, load_system, rerank
 
 WEIGHTS = [round(0.1 * i, 1) for i in range(11)]
+# BM25 / encoder / cross-encoder weights of a three-way mix: each at least 0.1, adding up to 1
+MIX_WEIGHTS = [(a / 10, b / 10, round(1 - (a + b) / 10, 1)) for a in range(1, 9) for b in range(1, 10 - a)]
+Scores = dict[str, dict[str, float]]
+
+
+def as_run(scores: Scores) -> dict[str, list[ScoredPair]]:
+    return {q: [ScoredPair(q, d, s) for d, s in docs.items()] for q, docs in scores.items()}
+
+
+def mixes(base: Scores, reranked: dict[str, Scores], depth: int) -> dict[str, dict[str, list[ScoredPair]]]:
+    """``bm25+<encoder>+<cross-encoder> w=a/b/c`` for every encoder, cross-encoder and weights."""
+    encoders = [name for name in reranked if "+bi-" in name]
+    cross = [name for name in reranked if "+ce-" in name]
+    runs = {}
+    for bi in encoders:
+        for ce in cross:
+            name = f"bm25+{bi.removeprefix('bm25+')}+{ce.removeprefix('bm25+')}"
+            for w in MIX_WEIGHTS:
+                mixed = mix([base, reranked[bi], reranked[ce]], w, depth, head_from=2)
+                runs[f"{name} w={'/'.join(f'{x:g}' for x in w)}"] = as_run(mixed)
+    return runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", type=Path)
     parser.add_argument("--queries", type=int, default=None,
                         help="dev queries (seeded train queries; default [data] dev_queries)")
+    parser.add_argument("--depth", type=int, default=None,
+                        help="BM25 candidates reranked per query (default [rerank] depth)")
+    parser.add_argument("--mix", action="store_true",
+                        help="also tune BM25 + encoder + cross-encoder mixes ([evaluate] mix)")
     parser.add_argument("--out", type=Path, default=Path("eval/tuning"))
     args = parser.parse_args(argv)
 
@@ -49,32 +79,27 @@ def main(argv: list[str] | None = None) -> int:
     experiment = Workspace(config)
     seed = config.experiment.seed
     queries, qrels = experiment.dev_queries()
+    depth = args.depth or config.rerank.depth
 
-    tuned = {*trained_models(experiment), ZERO_SHOT_BI}  # each system gets its own dev-best weight
-    models = {name: spec for name, spec in RerankStage().specs(experiment).items()
-              if name in tuned and (name == ZERO_SHOT_BI or Path(spec.model).is_dir())}
     started = time.perf_counter()
-    reranked: dict[str, dict[str, dict[str, float]]] = {}
-    with experiment.bm25() as bm25:
-        first = bm25.search(queries, config.rerank.depth)
-        for name, spec in models.items():
-            run = rerank(first, queries, bm25, load_system(spec, config.rerank), config.rerank.depth)
-            reranked[name] = {q: {p.doc_id: p.score for p in pairs} for q, pairs in run.items()}
+    first, reranked, models = rerank_dev(experiment, queries, depth)
     seconds = time.perf_counter() - started
 
     base = {q: {p.doc_id: p.score for p in pairs} for q, pairs in first.items()}
     runs = {"bm25": first}
     for name, scores in reranked.items():
         for weight in WEIGHTS[:-1]:
-            mixed = interpolate(base, scores, weight)
-            runs[f"{name} w={weight}"] = {
-                q: [ScoredPair(q, d, s) for d, s in docs.items()] for q, docs in mixed.items()
-            }
-    ev = evaluate_runs(qrels, runs, EvaluateConfig(metrics=["ndcg@10", "recall@100"], fusion=[]), seed=seed)
-    best = {
-        name: max((s for s in ev.others if s.startswith(f"{name} w=")), key=lambda s: ev.means[s]["ndcg@10"])
-        for name in reranked
-    }
+            runs[f"{name} w={weight}"] = as_run(interpolate(base, scores, weight))
+    mixed = mixes(base, reranked, depth) if args.mix else {}
+    means = dev_means(qrels, {**runs, **mixed})
+    best: dict[str, str] = {}
+    for system in sorted(means, key=lambda s: -means[s]):  # each tuned system's best weights
+        best.setdefault(system.rsplit(" w=", 1)[0], system)
+    best.pop("bm25")
+    # paired tests against BM25: every interpolation weight, and each mix's best weights only
+    # (the grid of a mix has 36 points; testing each pair of them is not needed)
+    tested = runs | {system: mixed[system] for system in best.values() if system in mixed}
+    ev = evaluate_runs(qrels, tested, EvaluateConfig(metrics=["ndcg@10", "recall@100"], fusion=[]), seed=seed)
     result = {
         "command": " ".join(["python", *sys.argv]) if argv is None else "interpolation.main",
         "experiment": config.experiment.name,
@@ -85,34 +110,75 @@ def main(argv: list[str] | None = None) -> int:
         "seed": seed,
         "models": {name: spec.model for name, spec in models.items()},
         "seconds": round(seconds, 1),
-        "ndcg@10": {s: ev.means[s]["ndcg@10"] for s in ev.systems},
+        "depth": depth,
+        "ndcg@10": means,
         "p_vs_bm25": {s: ev.p_values[s]["ndcg@10"] for s in ev.others},
-        "best": {name: float(system.rsplit("w=", 1)[1]) for name, system in best.items()},
-        "note": "w is the weight of BM25; w=0.0 is the reranker alone, bm25 is w=1.0",
+        "best": {name: system.rsplit("w=", 1)[1] for name, system in best.items()},
+        "best_ndcg@10": {name: means[system] for name, system in best.items()},
+        "note": "w is the weight of BM25; w=0.0 is the reranker alone, bm25 is w=1.0; a mix's w is "
+                "BM25 / encoder / cross-encoder",
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"{config.experiment.name}-interpolation"
     write_json(stem.with_suffix(".json"), result)
+    text = render(result, ev.systems)
+    stem.with_suffix(".md").write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+def rerank_dev(experiment: Workspace, queries: list[Any], depth: int
+               ) -> tuple[dict[str, list[ScoredPair]], dict[str, Scores], dict[str, SystemSpec]]:
+    """BM25's top ``depth`` for the dev queries, reranked by each trained model and the untuned encoder."""
+    config = experiment.config
+    tuned = {*trained_models(experiment), ZERO_SHOT_BI}  # each system gets its own dev-best weight
+    models = {name: spec for name, spec in RerankStage().specs(experiment).items()
+              if name in tuned and (name == ZERO_SHOT_BI or Path(spec.model).is_dir())}
+    reranked: dict[str, Scores] = {}
+    with experiment.bm25() as bm25:
+        first = bm25.search(queries, depth)
+        for name, spec in models.items():
+            run = rerank(first, queries, bm25, load_system(spec, config.rerank), depth)
+            reranked[name] = {q: {p.doc_id: p.score for p in pairs} for q, pairs in run.items()}
+    return first, reranked, models
+
+
+def dev_means(qrels: list[Any], runs: dict[str, dict[str, list[ScoredPair]]]) -> dict[str, float]:
+    """nDCG@10 of each run on the dev qrels (ranx, no tests: the grids are large)."""
+    from ranx import Qrels, evaluate
+    from ranx import Run as RanxRun
+
+    from inpars.evaluation.metrics import qrels_dict, run_dict
+
+    judged = qrels_dict(qrels)
+    ranx_qrels = Qrels.from_dict(judged)
+    return {name: float(evaluate(ranx_qrels, RanxRun.from_dict(run_dict(run, judged)), "ndcg@10"))
+            for name, run in runs.items()}
+
+
+def render(result: dict[str, Any], tested: list[str]) -> str:
+    """The markdown page: every interpolation weight and each mix's best weights."""
     lines = [
-        f"# {config.experiment.name}: BM25 interpolation weight of the trained reranker",
+        f"# {result['experiment']}: BM25 interpolation weight of the trained reranker",
         "",
         f"`{result['command']}`",
         "",
-        f"{len(ev.query_ids)} dev queries: {experiment.dev_set_kind()} (seed {seed}; few-shot "
-        f"example queries excluded; training leaves them out), BM25 top-{config.rerank.depth} "
-        f"reranked by the trained models in {seconds:.0f} s.",
-        "w is BM25's weight in `w * bm25 + (1 - w) * reranker` (per-query min-max normalized).",
+        f"{result['queries']} dev queries: {result['dev_set']} (seed {result['seed']}; few-shot "
+        f"example queries excluded; training leaves them out), BM25 top-{result['depth']} "
+        f"reranked by the trained models in {result['seconds']:.0f} s.",
+        "w is BM25's weight in `w * bm25 + (1 - w) * reranker` (per-query min-max normalized); "
+        "in a mix `bm25+X+Y`, w is the weights of BM25 / X / Y (only each mix's best weights are "
+        "listed; every point of its grid is in the json).",
         "",
         "| system | nDCG@10 | p vs bm25 |",
         "|---|---:|---:|",
     ]
-    for system in ev.systems:
-        p = ev.p_values.get(system, {}).get("ndcg@10")
-        lines.append(f"| {system} | {ev.means[system]['ndcg@10']:.4f} | {'' if p is None else f'{p:.4f}'} |")
-    lines += [""] + [f"Best for {name}: w = {w}." for name, w in result["best"].items()]
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
-    return 0
+    for system in tested:
+        p = result["p_vs_bm25"].get(system)
+        lines.append(f"| {system} | {result['ndcg@10'][system]:.4f} | {'' if p is None else f'{p:.4f}'} |")
+    lines += [""] + [f"Best for {name}: w = {w} ({result['best_ndcg@10'][name]:.4f})."
+                     for name, w in result["best"].items()]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
