@@ -68,9 +68,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="dev queries (seeded train queries; default [data] dev_queries)")
     parser.add_argument("--depth", type=int, default=None,
                         help="BM25 candidates reranked per query (default [rerank] depth)")
+    parser.add_argument("--systems", nargs="*", default=None,
+                        help="tune only these systems (default: every trained model and the untuned encoder)")
     parser.add_argument("--mix", action="store_true",
                         help="also tune BM25 + encoder + cross-encoder mixes ([evaluate] mix)")
     parser.add_argument("--out", type=Path, default=Path("eval/tuning"))
+    parser.add_argument("--tag", default="", help="output name suffix: <experiment>-interpolation-<tag>")
     args = parser.parse_args(argv)
 
     config = load_config(args.config)
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     depth = args.depth or config.rerank.depth
 
     started = time.perf_counter()
-    first, reranked, models = rerank_dev(experiment, queries, depth)
+    first, reranked, models = rerank_dev(experiment, queries, depth, args.systems)
     seconds = time.perf_counter() - started
 
     base = {q: {p.doc_id: p.score for p in pairs} for q, pairs in first.items()}
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 "BM25 / encoder / cross-encoder",
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"{config.experiment.name}-interpolation"
+    stem = args.out / f"{config.experiment.name}-interpolation{'-' + args.tag if args.tag else ''}"
     write_json(stem.with_suffix(".json"), result)
     text = render(result, ev.systems)
     stem.with_suffix(".md").write_text(text, encoding="utf-8")
@@ -127,11 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def rerank_dev(experiment: Workspace, queries: list[Any], depth: int
+def rerank_dev(experiment: Workspace, queries: list[Any], depth: int, only: list[str] | None = None
                ) -> tuple[dict[str, list[ScoredPair]], dict[str, Scores], dict[str, SystemSpec]]:
     """BM25's top ``depth`` for the dev queries, reranked by each trained model and the untuned encoder."""
     config = experiment.config
     tuned = {*trained_models(experiment), ZERO_SHOT_BI}  # each system gets its own dev-best weight
+    if only is not None:
+        tuned &= set(only)
     models = {name: spec for name, spec in RerankStage().specs(experiment).items()
               if name in tuned and (name == ZERO_SHOT_BI or Path(spec.model).is_dir())}
     reranked: dict[str, Scores] = {}
