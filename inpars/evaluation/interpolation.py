@@ -4,7 +4,7 @@ min-max normalization, over the documents the reranker rescored when its depth i
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from inpars.errors import ConfigError
@@ -147,11 +147,7 @@ def add_mixes(
     candidates are the documents the first such member rescored (as in :func:`interpolate`)."""
     made: dict[str, list[str]] = {}
     for name, members in cfg.mix.items():
-        absent = [s for s in members if s not in runs]
-        if absent:
-            note = f"mix {name} skipped: no run for {', '.join(absent)}"
-            log.warning(note)
-            notes.append(note)
+        if skipped("mix", name, members, runs, notes):
             continue
         if name in runs:
             raise ConfigError(f"[evaluate] mix {name!r} is already the name of a system. "
@@ -166,3 +162,13 @@ def add_mixes(
         notes.append(f"{name}: {parts}, scores min-max normalized per query{over}")
         made[name] = systems
     return made
+
+
+def skipped(kind: str, name: str, members: Iterable[str], runs: Collection[str], notes: list[str]) -> bool:
+    """Whether a combined system (``kind`` ``name``) lacks a member's run; if so, noted and logged."""
+    absent = [s for s in members if s not in runs]
+    if absent:
+        note = f"{kind} {name} skipped: no run for {', '.join(absent)}"
+        log.warning(note)
+        notes.append(note)
+    return bool(absent)

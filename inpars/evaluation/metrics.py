@@ -21,7 +21,6 @@ against the baseline, :attr:`Evaluation.adjusted_p_values` the Holm-adjusted one
 
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -29,13 +28,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from inpars.errors import ConfigError, DataError
-from inpars.evaluation.interpolation import add_interpolations, add_mixes
+from inpars.evaluation.interpolation import add_interpolations, add_mixes, skipped
 from inpars.records import Qrel, ScoredPair
 
 if TYPE_CHECKING:
     from inpars.config import EvaluateConfig
 
-log = logging.getLogger(__name__)
 
 QrelsInput = Sequence[Qrel] | Mapping[str, Mapping[str, int]]
 Mark = Literal["win", "loss", ""]
@@ -261,11 +259,7 @@ def _add_fusions(ranx_runs: dict[str, Any], cfg: EvaluateConfig, notes: list[str
     fused: dict[str, list[str]] = {}
     for group in cfg.fusion:
         name = "+".join(group)
-        absent = [s for s in group if s not in ranx_runs]
-        if absent:
-            note = f"fusion {name} skipped: no run for {', '.join(absent)}"
-            log.warning(note)
-            notes.append(note)
+        if skipped("fusion", name, group, ranx_runs, notes):
             continue
         if name in ranx_runs:
             raise ConfigError(
