@@ -238,7 +238,8 @@ def _headline_text(table: WorthTable, digits: int) -> str:
     c = cell.vs_baseline
     ci = "" if c.ci95 is None else f", 95% CI [{c.ci95[0]:+.{digits}f}, {c.ci95[1]:+.{digits}f}]"
     return (f" Best with synthetic data: {cell.system} {cell.mean:.{digits}f}; best without any "
-            f"training labels: {c.other} {cell.mean - c.difference:.{digits}f}; difference {c.difference:+.{digits}f}{ci}, Holm p "
+            f"training labels: {c.other} {cell.mean - c.difference:.{digits}f}; "
+            f"difference {c.difference:+.{digits}f}{ci}, Holm p "
             f"{_p(c.p_adjusted)}{_mark(c, table.max_p)} (best: highest mean {table.metric} on this split).")
 
 
