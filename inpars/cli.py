@@ -157,7 +157,7 @@ def _doctor(_: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from inpars.pipeline.stages import builtin_graph
+    from inpars.pipeline.builtin import builtin_graph
 
     parser = argparse.ArgumentParser(
         prog="inpars",

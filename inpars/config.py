@@ -2,8 +2,8 @@
 
 Each section of the TOML file is a frozen dataclass named after its stage
 (``[index]``, ``[generate]``, ``[filter]``, ``[expand]``, ``[negatives]``, ``[train]``,
-``[rerank]``, ``[evaluate]``; the last three live in :mod:`inpars.config_training`). Unknown keys, wrong
-types and values outside a ``Literal`` are errors that name the file, the key and the
+``[refine]``, ``[rerank]``, ``[evaluate]``; the last four live in :mod:`inpars.config_training`).
+Unknown keys, wrong types and values outside a ``Literal`` are errors that name the file, the key and the
 allowed values. Library functions receive these dataclasses, never argparse objects.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from inpars.config_training import EvaluateConfig, RerankConfig, TrainConfig, check_device
+from inpars.config_training import EvaluateConfig, RefineConfig, RerankConfig, TrainConfig, check_device
 from inpars.distributed.settings import check_executor
 from inpars.errors import ConfigError
 from inpars.schema import section_from_dict
@@ -104,6 +104,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
     rerank: RerankConfig = field(default_factory=RerankConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     generate: GenerateConfig = field(default_factory=lambda: GenerateConfig())

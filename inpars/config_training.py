@@ -96,6 +96,39 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class RefineConfig:
+    """``[refine]``: iterative refinement (Self-Instruct-style): after training, find the
+    synthetic queries whose source document the trained model ranks below ``top_k``, write
+    new queries for those documents showing the documents it wrongly preferred, and retrain
+    on the union; stop when the dev score stops improving (``inpars.refinement``)."""
+
+    rounds: int = 0  # 0: off
+    model: Literal["cross-encoder", "dense"] = "cross-encoder"  # the trained model refined
+    probe_queries: int = 500  # training queries probed per round (seeded sample; 0: all)
+    candidates: int = 20  # BM25 hits the model ranks for each probed query (with its source)
+    top_k: int = 3  # a probed query fails when the model ranks its source below this
+    max_docs: int = 200  # documents given new queries per round, the worst-ranked first
+    queries_per_doc: int = 3
+    neighbours: int = 2  # documents the model wrongly preferred, shown in the prompt
+    template: str = "neighbours"  # a template with {neighbours}: they fill it
+    dev_depth: int = 30  # BM25 hits reranked for the dev score of each round
+    min_gain: float = 0.0  # a round must raise dev nDCG@10 by more than this to continue
+
+    def __post_init__(self) -> None:
+        for name in ("rounds", "probe_queries"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} = {getattr(self, name)}: must be 0 or more")
+        for name in ("candidates", "top_k", "max_docs", "queries_per_doc", "neighbours", "dev_depth"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
+        if self.top_k >= self.candidates:
+            raise ValueError(f"top_k = {self.top_k} must be below candidates = {self.candidates}, "
+                             "or no probed query could fail")
+        if self.min_gain < 0:
+            raise ValueError(f"min_gain = {self.min_gain}: must be 0 or more, e.g. 0.002")
+
+
+@dataclass(frozen=True)
 class RerankConfig:
     """``[rerank]``: rescore the top of the first-stage run with each system."""
 

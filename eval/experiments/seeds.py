@@ -44,9 +44,9 @@ def seed_config(config: Config, seed: int) -> Config:
     return dataclasses.replace(config, experiment=experiment, train=dataclasses.replace(train, seed=seed))
 
 
-def link_shared_stages(base: Workspace, ws: Workspace) -> None:
-    """Hard-link the base run's data stages into a seed's run folder (once)."""
-    for stage in (s for s in SHARED_STAGES if base.graph[s].enabled(base)):
+def link_shared_stages(base: Workspace, ws: Workspace, stages: tuple[str, ...] = SHARED_STAGES) -> None:
+    """Hard-link the base run's finished ``stages`` into another run's folder (once)."""
+    for stage in (s for s in stages if base.graph[s].enabled(base)):
         target = ws.stage_dir(stage)
         if not base.finished(stage):
             raise SystemExit(f"{base.stage_dir(stage)} is not finished: run `inpars run CONFIG` first")

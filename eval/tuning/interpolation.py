@@ -28,7 +28,7 @@ from typing import Any
 
 from inpars.config import EvaluateConfig, load_config
 from inpars.evaluation.interpolation import interpolate, mix
-from inpars.evaluation.metrics import evaluate_runs
+from inpars.evaluation.metrics import evaluate_runs, mean_scores
 from inpars.io import write_json
 from inpars.pipeline import Workspace
 from inpars.pipeline.stages import ZERO_SHOT_BI, RerankStage, trained_models
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         for weight in WEIGHTS[:-1]:
             runs[f"{name} w={weight}"] = as_run(interpolate(base, scores, weight))
     mixed = mixes(base, reranked, depth) if args.mix else {}
-    means = dev_means(qrels, {**runs, **mixed})
+    means = mean_scores(qrels, {**runs, **mixed})
     best: dict[str, str] = {}
     for system in sorted(means, key=lambda s: -means[s]):  # each tuned system's best weights
         best.setdefault(system.rsplit(" w=", 1)[0], system)
@@ -146,19 +146,6 @@ def rerank_dev(experiment: Workspace, queries: list[Any], depth: int, only: list
             run = rerank(first, queries, bm25, load_system(spec, config.rerank), depth)
             reranked[name] = {q: {p.doc_id: p.score for p in pairs} for q, pairs in run.items()}
     return first, reranked, models
-
-
-def dev_means(qrels: list[Any], runs: dict[str, dict[str, list[ScoredPair]]]) -> dict[str, float]:
-    """nDCG@10 of each run on the dev qrels (ranx, no tests: the grids are large)."""
-    from ranx import Qrels, evaluate
-    from ranx import Run as RanxRun
-
-    from inpars.evaluation.metrics import qrels_dict, run_dict
-
-    judged = qrels_dict(qrels)
-    ranx_qrels = Qrels.from_dict(judged)
-    return {name: float(evaluate(ranx_qrels, RanxRun.from_dict(run_dict(run, judged)), "ndcg@10"))
-            for name, run in runs.items()}
 
 
 def render(result: dict[str, Any], tested: list[str]) -> str:

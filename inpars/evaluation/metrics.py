@@ -133,6 +133,19 @@ def run_dict(
     return out
 
 
+def mean_scores(qrels: QrelsInput, runs: Mapping[str, Mapping[str, Sequence[ScoredPair]]],
+                metric: str = "ndcg@10") -> dict[str, float]:
+    """Each run's mean ``metric`` on ``qrels`` (ranx; no tests): for dev-set choices such as
+    interpolation grids and refinement rounds."""
+    from ranx import Qrels, evaluate
+    from ranx import Run as RanxRun
+
+    judged = qrels_dict(qrels)
+    ranx_qrels = Qrels.from_dict(judged)
+    return {name: float(evaluate(ranx_qrels, RanxRun.from_dict(run_dict(run, judged)), metric))
+            for name, run in runs.items()}
+
+
 def _ranx_run(docs: dict[str, dict[str, float]], name: str, qrels: Any) -> Any:
     """A ranx Run with exactly the qrels' queries (missing ones empty)."""
     from ranx import Run

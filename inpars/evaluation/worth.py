@@ -93,10 +93,11 @@ class WorthTable:
 
 def data_used(system: str, components: Mapping[str, Sequence[str]]) -> set[str]:
     """Which training data a system depends on: ``synthetic`` (a model trained on synthetic
-    queries, real + synthetic, or an index expanded with them) and ``real`` (the collection's
-    judged train queries), from its name and, for a fused system, its components'."""
+    queries, real + synthetic, refined with more of them, or an index expanded with them) and
+    ``real`` (the collection's judged train queries), from its name and, for a fused system,
+    its components'."""
     used = set()
-    if re.search(r"-(synthetic|both|expanded)(\+|$)", system):
+    if re.search(r"-(synthetic|both|expanded|refined)(\+|$)", system):
         used.add("synthetic")
     if re.search(r"-(real|both)(\+|$)", system):
         used.add("real")

@@ -99,7 +99,7 @@ class _Generated:
 def generate_stage(
     ctx: StageContext, cfg: GenerateConfig, collection: Collection, *, train_split: str, test_split: str,
     dense_dir: Path | None = None, encoder: Any = None, neighbours: NeighbourProvider | None = None,
-    load: Callable[[GenerateConfig], Backend] | None = None,
+    load: Callable[[GenerateConfig], Backend] | None = None, doc_ids: Sequence[str] | None = None,
 ) -> None:
     """Write ``cfg.queries_per_doc`` queries for each chosen document into ``ctx.out_dir/shards``.
 
@@ -114,7 +114,9 @@ def generate_stage(
     template shows beside each target. ``load`` makes the backend from the section (default
     :func:`~inpars.generation.backends.load_backend`). With ``executor = "ray"`` the shards
     run on the actors of a Ray cluster (:mod:`inpars.distributed.generation`), with the
-    same files and records.
+    same files and records. ``doc_ids`` names the documents itself (generated in collection
+    order), in place of ``cfg.num_docs`` and ``cfg.doc_sampling`` (a refinement round:
+    :mod:`inpars.refinement`).
     """
     template = load_template(cfg.template)
     splits = collection.splits()
@@ -124,12 +126,15 @@ def generate_stage(
         examples = select_examples(
             collection, train_split=train_split, test_split=test_split, k=cfg.num_examples, seed=ctx.seed
         )
-    with ctx.timed("select_docs"):  # before the model loads: clustering may need memory and time
-        doc_ids, ctx.extra["doc_selection"] = choose_documents(
-            collection, num_docs=cfg.num_docs, how=cfg.doc_sampling, seed=ctx.seed, clusters=cfg.clusters,
-            dense_dir=dense_dir, encoder=encoder,
-        )
-    plan = _Plan(template, examples, test_queries, collection, doc_ids,
+    if doc_ids is not None:
+        chosen, ctx.extra["doc_selection"] = list(doc_ids), {"how": "given", "docs": len(doc_ids)}
+    else:
+        with ctx.timed("select_docs"):  # before the model loads: clustering may need memory and time
+            chosen, ctx.extra["doc_selection"] = choose_documents(
+                collection, num_docs=cfg.num_docs, how=cfg.doc_sampling, seed=ctx.seed,
+                clusters=cfg.clusters, dense_dir=dense_dir, encoder=encoder,
+            )
+    plan = _Plan(template, examples, test_queries, collection, chosen,
                  run_settings(cfg, template.name, ctx.seed), neighbours)
     ray = ray_settings(cfg)
     if ray is None:

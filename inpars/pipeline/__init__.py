@@ -10,10 +10,10 @@ See ARCHITECTURE.md for the graph and the records each stage reads and writes.
 
 from __future__ import annotations
 
+from inpars.pipeline.builtin import builtin_graph
 from inpars.pipeline.executor import Executor
 from inpars.pipeline.graph import Output, Stage, StageGraph
 from inpars.pipeline.publish import RUN_MANIFEST, compare_with_reference, publish
-from inpars.pipeline.stages import builtin_graph
 from inpars.pipeline.workspace import Workspace
 
 STAGES: tuple[str, ...] = builtin_graph().names

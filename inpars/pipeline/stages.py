@@ -1,4 +1,5 @@
-"""The built-in stages: index -> generate -> filter -> negatives -> train -> rerank -> evaluate.
+"""The built-in stages: index -> generate -> filter -> negatives -> train -> rerank -> evaluate
+(their graph, with the optional ``expand`` and ``refine``: :mod:`inpars.pipeline.builtin`).
 
 Each declaration only wires: it says what the stage reads and promises and hands its
 config section and inputs to the library function of the stage's module
@@ -14,10 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from inpars.errors import ConfigError
 from inpars.manifest import StageContext
-from inpars.pipeline.evaluate import EvaluateStage
-from inpars.pipeline.expand import ExpandStage
-from inpars.pipeline.generate import GenerateStage
-from inpars.pipeline.graph import Output, Stage, StageGraph
+from inpars.pipeline.graph import Output, Stage
 from inpars.pipeline.model_checks import check_model, model_inputs
 from inpars.pipeline.workspace import Workspace
 
@@ -121,31 +119,37 @@ class FilterStage(Stage):
         return Output("kept", "records", "kept.jsonl"), Output("dropped", "records", "dropped.jsonl")
 
     def run(self, ctx: StageContext, ws: Workspace) -> None:
-        from inpars.filtering.stage import filter_stage
+        filter_generated(ctx, ws, ws.stage_dir("generate"))
 
-        cfg = ws.config.filter
-        kind = cfg.roundtrip_retriever if "roundtrip" in cfg.steps else ""
-        bm25 = ws.bm25() if kind in ("bm25", "hybrid") else None
-        dense = ws.dense() if kind in ("dense", "hybrid") else None
-        roundtrip: Any = bm25 if kind == "bm25" else dense
-        if kind == "hybrid" and bm25 is not None and dense is not None:
-            from inpars.teacher import HybridRetriever, HybridTeacher
 
-            roundtrip = HybridRetriever(bm25, dense, HybridTeacher(dense, cfg.hybrid_bm25_weight))
-        real: Sequence[Any] = ()
-        source = ""
-        if "critic" in cfg.steps:  # the critic's real queries: never the dev set nor an evaluated query
-            from inpars.filtering.critic import critic_real_queries
+def filter_generated(ctx: StageContext, ws: Workspace, generated: Path) -> None:
+    """The ``[filter]`` steps over the queries a generate stage wrote in ``generated`` (the
+    run's own, or a refinement round's), with the run's index for the round trip."""
+    from inpars.filtering.stage import filter_stage
 
-            dev = ws.dev_queries()[0] if ws.has_judged_train() else []
-            real, source = critic_real_queries(cfg, ws.collection, ws.config.data.train_split,
-                                               held_out=[*dev, *ws.eval_queries()])
-        try:
-            filter_stage(ctx, cfg, ws.stage_dir("generate"), ws.collection, eval_queries=ws.eval_queries(),
-                         roundtrip=roundtrip, real_queries=real, real_source=source)
-        finally:
-            if bm25 is not None:
-                bm25.close()
+    cfg = ws.config.filter
+    kind = cfg.roundtrip_retriever if "roundtrip" in cfg.steps else ""
+    bm25 = ws.bm25() if kind in ("bm25", "hybrid") else None
+    dense = ws.dense() if kind in ("dense", "hybrid") else None
+    roundtrip: Any = bm25 if kind == "bm25" else dense
+    if kind == "hybrid" and bm25 is not None and dense is not None:
+        from inpars.teacher import HybridRetriever, HybridTeacher
+
+        roundtrip = HybridRetriever(bm25, dense, HybridTeacher(dense, cfg.hybrid_bm25_weight))
+    real: Sequence[Any] = ()
+    source = ""
+    if "critic" in cfg.steps:  # the critic's real queries: never the dev set nor an evaluated query
+        from inpars.filtering.critic import critic_real_queries
+
+        dev = ws.dev_queries()[0] if ws.has_judged_train() else []
+        real, source = critic_real_queries(cfg, ws.collection, ws.config.data.train_split,
+                                           held_out=[*dev, *ws.eval_queries()])
+    try:
+        filter_stage(ctx, cfg, generated, ws.collection, eval_queries=ws.eval_queries(),
+                     roundtrip=roundtrip, real_queries=real, real_source=source)
+    finally:
+        if bm25 is not None:
+            bm25.close()
 
 
 class NegativesStage(Stage):
@@ -191,23 +195,28 @@ class NegativesStage(Stage):
                               "scores. Fix: set [negatives] teacher = 'hybrid'")
 
     def run(self, ctx: StageContext, ws: Workspace) -> None:
-        from inpars.negatives import needs_dense, negatives_stage
-        from inpars.teacher import HybridTeacher
+        mine_negatives(ctx, ws, ws.output("filter", "kept"), real=uses_real_labels(ws))
 
-        cfg = ws.config.negatives
-        dense = ws.dense() if needs_dense(cfg) else None
-        teacher = None
-        if dense is not None and (cfg.retriever == "hybrid" or cfg.teacher != "none"):
-            teacher = HybridTeacher(dense, cfg.teacher_bm25_weight)
-        with ws.bm25() as bm25:
-            negatives_stage(ctx, cfg, ws.output("filter", "kept"), bm25, dense=dense, teacher=teacher,
-                            held_out=ws.held_out_ids())
-            ctx.extra["dev_set"] = ws.dev_set_kind()
-            if uses_real_labels(ws):
-                from inpars.negatives import real_examples_stage
 
-                pairs, qrels = ws.real_training_queries()
-                real_examples_stage(ctx, cfg, pairs, qrels, bm25, dense=dense, teacher=teacher)
+def mine_negatives(ctx: StageContext, ws: Workspace, kept: Path, *, real: bool = False) -> None:
+    """The ``[negatives]`` examples of the synthetic queries in ``kept`` (the run's, or a
+    refinement round's) into ``ctx.out_dir``, and those of the real train queries when ``real``."""
+    from inpars.negatives import needs_dense, negatives_stage
+    from inpars.teacher import HybridTeacher
+
+    cfg = ws.config.negatives
+    dense = ws.dense() if needs_dense(cfg) else None
+    teacher = None
+    if dense is not None and (cfg.retriever == "hybrid" or cfg.teacher != "none"):
+        teacher = HybridTeacher(dense, cfg.teacher_bm25_weight)
+    with ws.bm25() as bm25:
+        negatives_stage(ctx, cfg, kept, bm25, dense=dense, teacher=teacher, held_out=ws.held_out_ids())
+        ctx.extra["dev_set"] = ws.dev_set_kind()
+        if real:
+            from inpars.negatives import real_examples_stage
+
+            pairs, qrels = ws.real_training_queries()
+            real_examples_stage(ctx, cfg, pairs, qrels, bm25, dense=dense, teacher=teacher)
 
 
 class TrainStage(Stage):
@@ -255,6 +264,7 @@ class RerankStage(Stage):
     name = "rerank"
     help = "rerank the BM25 run with each model"
     needs = ("index", "train")
+    uses = ("refine",)  # its model, when [refine] rounds turns it on
 
     def settings(self, ws: Workspace) -> Any:
         from inpars.reranking import stage_settings
@@ -269,7 +279,7 @@ class RerankStage(Stage):
 
     def specs(self, ws: Workspace) -> dict[str, SystemSpec]:
         """System name -> scorer to load: the models the train stage makes (in its folder),
-        the untuned encoder (``zero_shot``) and ``extra_systems``."""
+        the refine stage's model, the untuned encoder (``zero_shot``) and ``extra_systems``."""
         from inpars.reranking import SystemSpec
         from inpars.training.stage import DENSE_DIR
 
@@ -277,6 +287,11 @@ class RerankStage(Stage):
         specs = {system: SystemSpec("bi-encoder" if folder.startswith(DENSE_DIR) else "cross-encoder",
                                     str(train / folder))
                  for system, folder in trained_models(ws).items()}
+        refine = ws.config.refine
+        if refine.rounds > 0:  # the refine stage's model: bm25+ce-refined or bm25+bi-refined
+            dense = refine.model == DENSE_DIR
+            specs[trained_system("bi" if dense else "ce", "refined")] = SystemSpec(
+                "bi-encoder" if dense else "cross-encoder", str(ws.stage_dir("refine") / refine.model))
         if cfg.zero_shot:
             specs[ZERO_SHOT_BI] = SystemSpec("bi-encoder", ws.config.index.dense_model)
         for spec in cfg.extra_systems:
@@ -338,12 +353,3 @@ def dense_tuned(ctx: StageContext, ws: Workspace) -> None:
     output = Output.run(DENSE_TUNED)
     write_trec_run(ctx.out_dir / output.path, run, tag=DENSE_TUNED)
     ctx.output(output.name, ctx.out_dir / output.path)
-
-
-def builtin_graph() -> StageGraph:
-    """The built-in stages in order (``expand`` is left out of runs unless ``[expand] enabled``)."""
-    graph = StageGraph([IndexStage(), GenerateStage(), FilterStage(), NegativesStage(), TrainStage(),
-                        RerankStage(), EvaluateStage()])
-    graph.register(ExpandStage(), before="negatives")
-    return graph
-

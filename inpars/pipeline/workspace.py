@@ -73,7 +73,7 @@ class Workspace(RunFolder):
         """The :class:`~inpars.pipeline.graph.StageGraph` of this experiment (the built-in
         stages unless another graph was given; typed loosely, the graph module imports this one)."""
         if self._graph is None:
-            from inpars.pipeline.stages import builtin_graph
+            from inpars.pipeline.builtin import builtin_graph
 
             self._graph = builtin_graph()
         return self._graph

@@ -62,8 +62,9 @@ def _examples_for(labels: str, examples: Mapping[str, Path], out_dir: Path) -> P
     return path
 
 
-def _signals(cfg: TrainConfig, kept: Path | None) -> dict[str, float] | None:
-    """Query id -> signal of the kept synthetic queries, for the weightings that read them."""
+def weighting_signals(cfg: TrainConfig, kept: Path | None) -> dict[str, float] | None:
+    """Query id -> the ``[train] weighting`` signal of each kept synthetic query (``None``:
+    the weighting reads none)."""
     if cfg.weighting not in QUERY_SIGNALS:
         return None
     if kept is None or not kept.is_file():
@@ -91,23 +92,34 @@ def train_stage(ctx: StageContext, cfg: TrainConfig, examples: Mapping[str, Path
     A model folder already complete from an interrupted run of the same stage (same
     settings; :func:`~inpars.manifest.run_stage` checks the inputs) is kept, not retrained.
     """
-    jobs: list[tuple[str, str, Any]] = [(CROSS_ENCODER_DIR, lab, train_cross_encoder) for lab in cfg.labels]
+    jobs = [(CROSS_ENCODER_DIR, label) for label in cfg.labels]
     if cfg.dense:
-        jobs.extend((DENSE_DIR, label, train_dense) for label in cfg.dense_labels)
-    signals = _signals(cfg, kept)
-    for kind_dir, labels, train in jobs:
+        jobs.extend((DENSE_DIR, label) for label in cfg.dense_labels)
+    signals = weighting_signals(cfg, kept)
+    for kind_dir, labels in jobs:
         name = model_dir_name(kind_dir, labels)
         model_dir = ctx.out_dir / name
         summary = _finished(model_dir, cfg)
-        if summary is None:
+        if summary is None:  # else an interrupted run of the stage finished it: kept, not timed
             with ctx.timed(name):
-                train(_examples_for(labels, examples, ctx.out_dir), model_dir, cfg, seed=ctx.seed,
-                      signals=signals)
-            summary = read_training_summary(model_dir)
-        else:
-            log.info("train: %s already trained in %s, keeping it", name, model_dir)
+                summary = train_model(kind_dir, _examples_for(labels, examples, ctx.out_dir), model_dir,
+                                      cfg, seed=ctx.seed, signals=signals)
         ctx.output(name, model_dir)
         _record(ctx, name, summary)
+
+
+def train_model(kind_dir: str, examples: Path, model_dir: Path, cfg: TrainConfig, *, seed: int,
+                signals: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """Train one model (``kind_dir``: :data:`CROSS_ENCODER_DIR` or :data:`DENSE_DIR`) on
+    ``examples`` into ``model_dir`` and return its training summary; a model folder already
+    complete from an interrupted run with the same settings is kept, not retrained."""
+    summary = _finished(model_dir, cfg)
+    if summary is not None:
+        log.info("train: %s already trained, keeping it", model_dir)
+        return summary
+    train = train_cross_encoder if kind_dir == CROSS_ENCODER_DIR else train_dense
+    train(examples, model_dir, cfg, seed=seed, signals=signals)
+    return read_training_summary(model_dir)
 
 
 def _record(ctx: StageContext, name: str, summary: dict[str, Any]) -> None:

@@ -187,7 +187,7 @@ def test_the_stage_fingerprints_the_vectors_it_clusters(write_beir: Any, tmp_pat
     from inpars.errors import StageError
     from inpars.manifest import StageContext, run_stage
     from inpars.pipeline import Workspace
-    from inpars.pipeline.stages import GenerateStage
+    from inpars.pipeline.generate import GenerateStage
 
     config = Config(data=DataConfig(source=str(write_beir())),
                     generate=GenerateConfig(num_docs=2, doc_sampling="clusters"))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,8 +45,11 @@ def cut_scifact(shared: Path, out: Path, *, test_queries: int = 30, train_querie
     return out
 
 
-def smoke_config(tmp: Path, shared: Path, **filter_overrides: object) -> Path:
-    data = tomllib.loads((REPO / "configs" / "smoke.toml").read_text())
+def smoke_config(tmp: Path, shared: Path, sections: dict[str, dict[str, Any]] | None = None,
+                 **filter_overrides: object) -> Path:
+    """configs/smoke.toml on a cut of SciFact in ``tmp``; ``sections`` adds or replaces
+    whole sections, ``filter_overrides`` keys of ``[filter]``."""
+    data = tomllib.loads((REPO / "configs" / "smoke.toml").read_text()) | (sections or {})
     collection = tmp / "smoke-collection"
     if not collection.exists():
         cut_scifact(shared, collection)

@@ -23,7 +23,8 @@ def workspace(source: Path, tmp: Path, **sections: object) -> Workspace:
 
 
 def test_builtin_order_and_until() -> None:
-    assert STAGES == ("index", "generate", "filter", "expand", "negatives", "train", "rerank", "evaluate")
+    assert STAGES == ("index", "generate", "filter", "expand", "negatives", "train", "refine", "rerank",
+                      "evaluate")
     assert stages_until("filter") == ("index", "generate", "filter")
     assert stages_until(None) == STAGES
     with pytest.raises(ConfigError, match="unknown stage 'fine-tune'"):
