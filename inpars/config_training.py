@@ -205,6 +205,9 @@ class EvaluateConfig:
     rounding_digits: int = 4
     plots: bool = True  # report.html plots (matplotlib)
     examples: int = 20  # synthetic queries listed in report.html
+    # the data-quality section (inpars inspect's tables) and data.html, the browsable page of every
+    # generated query, kept or dropped and why (in the run folder only: it quotes the documents)
+    quality: bool = True
     # external systems reported beside the pipeline's: name -> TREC run file (relative paths from
     # the folder inpars runs in); `inpars evaluate CONFIG --run NAME=PATH` adds one for a call
     runs: dict[str, str] = field(default_factory=dict)

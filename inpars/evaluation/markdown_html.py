@@ -52,7 +52,8 @@ def markdown_to_html(text: str) -> str:
             i += 1
             out.append("<pre><code>" + html.escape("\n".join(block)) + "</code></pre>")
         elif stripped.startswith("#"):
-            level = min(len(stripped) - len(stripped.lstrip("#")) + 2, 6)  # below the section's h2
+            # a section's own headings sit below its h2: "###" is h3, as in report.md ("#" too)
+            level = min(max(len(stripped) - len(stripped.lstrip("#")), 3), 6)
             out.append(f"<h{level}>{inline(stripped.lstrip('#').strip())}</h{level}>")
             i += 1
         elif stripped.startswith("|") and i + 1 < len(lines) and _RULE.match(lines[i + 1].strip()):

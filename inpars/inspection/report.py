@@ -77,3 +77,23 @@ def inspect_run(
     when they have not finished). Nothing is trained; no stage output is changed."""
     run = load_run(ws, config_path)
     return write_inspection(run, ws.run_dir / FOLDER, command=command, embeddings=embeddings)
+
+
+DATA_PAGE = "data.html"
+
+
+def quality_section(ws: Workspace, page: Path, *, config_path: str = "CONFIG", command: str = "") -> str:
+    """The report section on the synthetic data of ``ws`` (the tables of ``inpars inspect``,
+    as markdown) after writing its browsable page to ``page``."""
+    from inpars.evaluation.report_md import md_table
+    from inpars.inspection.summary import sections
+
+    run = load_run(ws, config_path)
+    report = build_report(run)
+    write_text(page, render_page(run, report, command=command))
+    lines = [f"The generated queries, measured without training (`inpars inspect {config_path}` writes the "
+             f"same numbers to `quality.json`). Every query, kept or dropped and why, is in `{page.name}` "
+             "beside this report in the run folder (not published: it quotes the documents)."]
+    for title, table, _ in sections(report):
+        lines += ["", f"### {title}", "", md_table(table)]
+    return "\n".join(lines)

@@ -120,6 +120,13 @@ class EvaluateStage(Stage):
             rescored.update(reranked_depths(ws.manifest(stage)))
         qrels = ws.collection.qrels(ws.config.data.test_split)
         sections = self.sections(ws)
+        if ws.config.evaluate.quality and ws.finished("generate") and ws.finished("filter"):
+            from inpars.inspection.report import DATA_PAGE, quality_section
+
+            with ctx.timed("quality"):
+                sections["Synthetic data quality"] = quality_section(
+                    ws, ctx.output("data_page", ctx.out_dir / DATA_PAGE),
+                    config_path=ws.config.source_path or "CONFIG", command=ws.command)
         if ws.config.evaluate.runs:
             judged = {q.query_id for q in qrels} - ws.example_query_ids()
             with ctx.timed("read_external_runs"):

@@ -81,6 +81,7 @@ def test_markdown_to_html_converts_tables_and_escapes() -> None:
     assert "<h3>Timings</h3>" in out
     assert "&lt;script&gt;" in out and "<strong>done</strong>" in out and "<script>" not in out
     assert markdown_to_html("| not a table\nplain") == "<p>| not a table plain</p>"
+    assert markdown_to_html("### Counts\n\n#### Detail") == "<h3>Counts</h3>\n<h4>Detail</h4>"
 
 
 def test_write_reports_writes_parseable_metrics_json(evaluation: Evaluation, tmp_path: Path) -> None:

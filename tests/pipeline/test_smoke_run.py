@@ -118,6 +118,10 @@ def test_smoke_run_end_to_end_then_skips_then_reruns_from_filter(tmp_path: Path,
     assert "bm25+ce-synthetic+interp" in metrics["systems"]
     report = (evaluated / "report.md").read_text()
     assert report.startswith("#") and "## About this experiment" in report and "Smoke run:" in report
+    assert "## Synthetic data quality" in report and "### Drops by reason" in report
+    page = (evaluated / "data.html").read_text()  # every generated query, in the run folder only
+    first_kept = json.loads(kept[0])["doc_id"]
+    assert page.startswith("<!DOCTYPE html>") and f'"id":{json.dumps(first_kept)}' in page
     assert summary["metrics"] == metrics["systems"]
     # the committed reference changes only with `inpars publish`
     assert not (tmp_path / "results").exists()
@@ -126,6 +130,7 @@ def test_smoke_run_end_to_end_then_skips_then_reruns_from_filter(tmp_path: Path,
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-4000:]
     assert (tmp_path / "results" / "manifest.json").is_file()
+    assert not (tmp_path / "results" / "data.html").exists()  # it quotes the documents: not published
     published = json.loads((tmp_path / "results" / "run-manifest.json").read_text())
     assert published["stages"].keys() == set(stages) and published["metrics"] == metrics["systems"]
 
