@@ -68,6 +68,10 @@ def test_int8_scores_rank_like_float32_and_the_layers_are_quantized(
     int8 = load_scorer(kind, folder, quantize="int8", **common)  # type: ignore[arg-type]
     net = int8.model if kind == "cross-encoder" else int8.encoder  # type: ignore[attr-defined]
     assert quantized_linears(net) >= 12 and plain_linears(net) == 0  # every nn.Linear, the head too
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    schemes = {m.weight().qscheme() for m in net.modules() if isinstance(m, DynamicLinear)}
+    assert schemes == {torch.per_channel_affine}  # one weight scale per output channel
     assert int8.dtype == torch.float32  # type: ignore[attr-defined]  # around the int8 products
     reference, scores = fp32.score(PAIRS), int8.score(PAIRS)
     assert spearman(reference, scores) > 0.95
