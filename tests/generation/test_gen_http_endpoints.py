@@ -201,8 +201,8 @@ def test_slow_endpoint_gets_fewer_requests(servers: list[CompletionServer]) -> N
     assert ok_fast + ok_slow == 24
     # least outstanding requests: the slow server holds its requests 0.3 s, so it is chosen
     # only while it has none in flight; round-robin would give it 12 of the 24
-    assert 1 <= ok_slow <= 6
-    assert ok_fast >= 18
+    assert ok_slow >= 1  # still used while it has nothing in flight
+    assert ok_fast >= 18  # so at most 6 went to the slow server
     assert counts(client, slow.api_base)["failed"] == 0
 
 
