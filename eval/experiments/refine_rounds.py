@@ -1,6 +1,6 @@
 """Iterative refinement measured on the dev set: each round's data and dev score.
 
-    python eval/experiments/refine_rounds.py configs/scifact-refine.toml --base configs/scifact-2k.toml
+    python eval/experiments/refine_rounds.py configs/scifact-refine.toml --base configs/scifact.toml
 
 Runs ``CONFIG`` up to its refine stage, reusing the finished stages of the ``--base`` run
 (index, generate, filter, expand, negatives and train are hard-linked from it when missing;
