@@ -24,7 +24,7 @@ from transformers import PrinterCallback, TrainerCallback
 
 from inpars.io import read_json, write_json
 from inpars.training.ce_losses import QUERY
-from inpars.training.loop import LossCurve
+from inpars.training.loop import LossCurve, checkpoint_root
 from inpars.training.weights import WEIGHT
 
 CURVE = "inpars_loss_curve.json"  # in a checkpoint: the curve so far; marks the checkpoint complete
@@ -91,11 +91,6 @@ def make_trainer(
     if args.disable_tqdm:  # not a terminal: inpars' loss curve logs progress, not a printed dict per log
         trainer.remove_callback(PrinterCallback)
     return trainer
-
-
-def checkpoint_root(target: Path) -> Path:
-    """The hidden folder beside ``target`` that holds its training checkpoints."""
-    return target.with_name(f".{target.name}.checkpoints")
 
 
 def checkpoint_dir(target: Path, config: dict[str, Any], data_sha256: str, seed: int) -> Path:

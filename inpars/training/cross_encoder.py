@@ -40,7 +40,14 @@ from inpars.records import TrainingExample
 from inpars.scoring.runtime import resolve_dtype
 from inpars.training.ce_losses import Rows, make_loss, rows_per_batch, training_rows
 from inpars.training.examples import ExampleSet, load_examples
-from inpars.training.loop import atomic_dir, pick_device, planned_steps, seed_everything, set_threads
+from inpars.training.loop import (
+    atomic_dir,
+    checkpoint_root,
+    pick_device,
+    planned_steps,
+    seed_everything,
+    set_threads,
+)
 from inpars.training.weights import ExampleWeights, fingerprint_settings, weights_for
 
 log = logging.getLogger(__name__)
@@ -121,7 +128,6 @@ def train_cross_encoder(
     from inpars.training.ce_trainer import (
         Progress,
         checkpoint_dir,
-        checkpoint_root,
         last_checkpoint,
         make_trainer,
     )

@@ -48,7 +48,14 @@ from inpars.records import TrainingExample
 from inpars.scoring.runtime import resolve_dtype
 from inpars.training.cross_encoder import SUMMARY
 from inpars.training.examples import ExampleSet, load_examples, with_negatives
-from inpars.training.loop import atomic_dir, pick_device, planned_steps, seed_everything, set_threads
+from inpars.training.loop import (
+    atomic_dir,
+    checkpoint_root,
+    pick_device,
+    planned_steps,
+    seed_everything,
+    set_threads,
+)
 from inpars.training.weights import ExampleWeights, fingerprint_settings, weights_for
 
 log = logging.getLogger(__name__)
@@ -235,7 +242,7 @@ def train_dense(
     model.max_seq_length = cfg.dense_max_length
     precision = "bfloat16" if resolve_dtype(cfg.precision, device) == torch.bfloat16 else "float32"
     target = Path(out_dir)
-    checkpoints = target.with_name(f".{target.name}.checkpoints")
+    checkpoints = checkpoint_root(target)
     resume = _resume_point(checkpoints, _run_key(cfg, data, base_path, run_seed, weights))
     history = _fit(model, columns, cfg, checkpoints, device, precision == "bfloat16", run_seed, resume,
                    callbacks)

@@ -123,6 +123,11 @@ def atomic_dir(target: Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def checkpoint_root(target: Path) -> Path:
+    """The hidden folder beside the model folder ``target`` that holds its training checkpoints."""
+    return target.with_name(f".{target.name}.checkpoints")
+
+
 def progress_bar(total: int, desc: str, unit: str = "step") -> Any:
     """A tqdm bar (shown on a terminal, silent otherwise)."""
     from tqdm.auto import tqdm

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from inpars.io import atomic_open
 from inpars.manifest import StageContext
 from inpars.training.cross_encoder import SUMMARY, read_training_summary, train_cross_encoder
 from inpars.training.dense import train_dense
+from inpars.training.loop import checkpoint_root
 from inpars.training.weights import (
     QUERY_SIGNALS,
     fingerprint_settings,
@@ -34,12 +36,16 @@ def model_dir_name(kind_dir: str, labels: str) -> str:
 
 
 def _finished(model_dir: Path, cfg: TrainConfig) -> dict[str, Any] | None:
-    """The summary of a model an interrupted run of this stage already finished."""
+    """The summary of a model an interrupted run of this stage already finished; the
+    checkpoints a kill left between saving that model and removing them are removed."""
     if not (model_dir / SUMMARY).is_file():
         return None
     summary = read_training_summary(model_dir)
     done = without_unused_weighting(summary.get("config") or {})
-    return summary if done == fingerprint_settings(cfg) else None
+    if done != fingerprint_settings(cfg):
+        return None
+    shutil.rmtree(checkpoint_root(model_dir), ignore_errors=True)
+    return summary
 
 
 def _examples_for(labels: str, examples: Mapping[str, Path], out_dir: Path) -> Path:

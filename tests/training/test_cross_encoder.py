@@ -29,7 +29,7 @@ from inpars.training.cross_encoder import (
     read_training_summary,
     train_cross_encoder,
 )
-from inpars.training.loop import seed_everything
+from inpars.training.loop import checkpoint_root, seed_everything
 
 pytest.importorskip("sentence_transformers")
 
@@ -194,7 +194,7 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(
         with pytest.raises(KeyboardInterrupt):
             train_cross_encoder(make_examples(), out, cfg)
     assert not out.exists()
-    (run,) = ce_trainer.checkpoint_root(out).iterdir()
+    (run,) = checkpoint_root(out).iterdir()
     assert ce_trainer.last_checkpoint(run) == run / "checkpoint-2"
 
     train_cross_encoder(make_examples(), out, cfg)
@@ -202,12 +202,12 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(
     assert summary["resumed_from_step"] == 2
     assert summary["steps"] == 6 and summary["pairs"] == 24  # the whole run, not only what followed
     assert [p["step"] for p in summary["loss_curve"]] == [1, 2, 3, 4, 5, 6]
-    assert (out / "model.safetensors").is_file() and not ce_trainer.checkpoint_root(out).exists()
+    assert (out / "model.safetensors").is_file() and not checkpoint_root(out).exists()
 
 
 def test_checkpoints_of_other_runs_are_discarded(tmp_path: Path) -> None:
     out = tmp_path / "model"
-    stale = ce_trainer.checkpoint_root(out) / "0123456789abcdef" / "checkpoint-4"
+    stale = checkpoint_root(out) / "0123456789abcdef" / "checkpoint-4"
     stale.mkdir(parents=True)
     run = ce_trainer.checkpoint_dir(out, {"loss": "bce"}, "sha", 1)
     assert not stale.parent.exists() and run.parent == stale.parent.parent

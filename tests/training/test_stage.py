@@ -13,6 +13,7 @@ from inpars.io import write_records
 from inpars.manifest import StageContext, run_stage
 from inpars.records import TrainingExample
 from inpars.training import CROSS_ENCODER_DIR, DENSE_DIR, train_stage
+from inpars.training.loop import checkpoint_root
 
 
 @pytest.mark.parametrize("start", ["tiny-bert", pytest.param("minilm", marks=pytest.mark.slow)])
@@ -47,13 +48,20 @@ def test_train_stage_trains_both_models_and_records_them(
     assert {"cross-encoder", "dense"} <= set(manifest["timings"])
     assert run_stage("train", out, cfg, {"examples": examples}, body, seed=5).skipped
 
-    # a resumed run keeps the models an interrupted one finished with the same settings
+    # a resumed run keeps the models an interrupted one finished with the same settings, and
+    # removes the checkpoints a kill left between saving a model and removing them
+    leftovers = [checkpoint_root(out / name) / "0123456789abcdef" / "checkpoint-3"
+                 for name in (CROSS_ENCODER_DIR, DENSE_DIR)]
+    for folder in leftovers:
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"left by a kill")
     ctx = StageContext(name="train", out_dir=out, seed=5, config=cfg)
     before = (out / CROSS_ENCODER_DIR / "model.safetensors").stat().st_mtime_ns
     train_stage(ctx, cfg, {"synthetic": examples})
     assert not ctx.timings and set(ctx.outputs) == {CROSS_ENCODER_DIR, DENSE_DIR}
     assert ctx.counts == manifest["counts"]
     assert (out / CROSS_ENCODER_DIR / "model.safetensors").stat().st_mtime_ns == before
+    assert not any(folder.parent.parent.exists() for folder in leftovers)
 
 
 def test_missing_examples_say_which_stage_to_run(tmp_path: Path) -> None:
