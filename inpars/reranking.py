@@ -15,7 +15,9 @@ Run files hold the scorer's scores at full precision; the systems loaded from a
 :class:`SystemSpec` score with a cross-encoder's raw logit (no sigmoid, which saturates and
 ties) or a bi-encoder's cosine, in int8 on the CPU with ``[rerank] quantize = "int8"``
 (:mod:`inpars.scoring.quantize`). A per-query interpolation with the first stage
-(``[evaluate] interpolate``) normalizes over the ``depth`` rescored documents only.
+(``[evaluate] interpolate``) normalizes over the ``depth`` rescored documents only. A
+bi-encoder system whose :class:`SystemSpec` names a dense index of its model takes the
+documents' embeddings from it instead of encoding them again (:func:`reuse_index`).
 
 :func:`rerank_stage` writes ``runs/<system>.trec`` for each system under the stage folder.
 """
@@ -55,10 +57,13 @@ Queries = Mapping[str, str] | Iterable[Query]
 @dataclass(frozen=True)
 class SystemSpec:
     """A reranking system to load: a scorer kind of :func:`inpars.scoring.load_scorer`
-    (``cross-encoder`` or ``bi-encoder``) and a model (alias, folder or hub id)."""
+    (``cross-encoder`` or ``bi-encoder``) and a model (alias, folder or hub id). ``index``:
+    a dense index folder built with the same bi-encoder, whose document embeddings are
+    used instead of encoding the documents again (:func:`reuse_index`)."""
 
     kind: str
     model: str
+    index: str = ""
 
 
 def query_texts(queries: Queries) -> dict[str, str]:
@@ -211,6 +216,8 @@ def rerank_stage(
     ctx.counts["queries"] = len(run)
     ctx.counts["queries_not_in_run"] = len(set(texts) - set(run))  # no first-stage hits: stay absent
     ctx.counts["pairs_per_system"] = sum(min(len(p), cfg.depth) for p in run.values())
+    needed = sorted({p.doc_id for pairs in run.values()
+                     for p in sorted(pairs, key=lambda p: (-p.score, p.doc_id))[: cfg.depth]})
     lookup: DocumentLookup | None = None
     speeds: dict[str, Any] = {}
     with ExitStack() as stack:
@@ -220,30 +227,53 @@ def rerank_stage(
             spec = vars(system) if isinstance(system, SystemSpec) else type(system).__name__
             if path.is_file():
                 log.info("rerank: %s already done (%s), keeping it", name, path)
-                ctx.output(f"run:{name}", path)
                 speeds[name] = {"resumed": True, "spec": spec}
-                continue
-            if lookup is None:  # read the documents once, for the first system that needs them
-                needed = {p.doc_id for pairs in run.values() for p in sorted(
-                    pairs, key=lambda p: (-p.score, p.doc_id))[: cfg.depth]}
-                lookup = DocumentLookup(documents, needed=needed, fix=MISSING_DOC_FIX)
-            chunks = -(-ctx.counts["pairs_per_system"] // CHUNK_PAIRS)
-            with _system_scorer(system, cfg, on_ray, chunks) as scorer:
-                start = time.perf_counter()
-                with ctx.timed(name):
+            else:
+                # the documents are read once, for the first system that needs them
+                lookup = lookup or DocumentLookup(documents, needed=needed, fix=MISSING_DOC_FIX)
+                with _system_scorer(system, cfg, on_ray, -(-ctx.counts["pairs_per_system"] // CHUNK_PAIRS)
+                                    ) as scorer, ctx.timed(name):
+                    start = time.perf_counter()
+                    reused = reuse_index(scorer, system, cfg, lookup, needed)
                     reranked = rerank(run, texts, lookup, scorer, cfg.depth, below_depth=cfg.below_depth,
                                       desc=f"rerank {name}")
-                seconds = time.perf_counter() - start
-            write_trec_run(path, reranked, tag=name)
+                    seconds = time.perf_counter() - start
+                write_trec_run(path, reranked, tag=name)
+                pairs_per_second = round(ctx.counts["pairs_per_system"] / seconds, 2) if seconds else 0.0
+                speeds[name] = {"seconds": round(seconds, 2), "pairs_per_second": pairs_per_second,
+                                "spec": spec, "reused_document_embeddings": reused}
+                log.info("rerank: %s done, %.1f pairs/s -> %s", name, pairs_per_second, path)
             ctx.output(f"run:{name}", path)
-            pairs_per_second = round(ctx.counts["pairs_per_system"] / seconds, 2) if seconds else 0.0
-            speeds[name] = {"seconds": round(seconds, 2), "pairs_per_second": pairs_per_second, "spec": spec}
-            log.info("rerank: %s done, %.1f pairs/s -> %s", name, pairs_per_second, path)
         ctx.extra["executor"] = on_ray.record() if on_ray is not None else {"kind": "local"}
     ctx.extra["systems"] = speeds
     ctx.extra["depth"] = cfg.depth
     ctx.extra["below_depth"] = cfg.below_depth
     ctx.extra["quantize"] = cfg.quantize
+
+
+def reuse_index(scorer: Scorer | ChunkScorer, spec: Scorer | SystemSpec, cfg: RerankConfig,
+                lookup: DocumentLookup, doc_ids: Sequence[str]) -> int:
+    """Give a bi-encoder scorer the embeddings of ``doc_ids`` from ``spec.index``, built with
+    the same model and max length, so it does not encode the documents again; returns how
+    many. The index holds float32 embeddings: where the scorer runs in bfloat16, documents are
+    scored in float32 and queries in bfloat16 (cosines differ in the third decimal). Nothing is
+    reused (0) by a scorer on Ray, with ``quantize = "int8"`` (the documents would not be
+    int8), or from an index of another model or max length."""
+    from inpars.indexing import DenseIndex
+    from inpars.models import resolve_model
+
+    add = getattr(scorer, "add_documents", None)
+    if not isinstance(spec, SystemSpec) or not spec.index or cfg.quantize != "none":
+        return 0
+    index = DenseIndex.load(spec.index, device="cpu")
+    built_with = (resolve_model(index.model), int(index.manifest["settings"]["max_length"]))
+    if add is None or built_with != (resolve_model(spec.model), cfg.max_length):
+        log.info("rerank: %s encodes its documents (the index %s was built with %s, max length %d)",
+                 spec.model, spec.index, *built_with)
+        return 0
+    add([document_text(lookup.get(doc_id)) for doc_id in doc_ids], index.vectors(doc_ids))
+    log.info("rerank: %s reuses the embeddings of %d documents from %s", spec.model, len(doc_ids), spec.index)
+    return len(doc_ids)
 
 
 def _ray_scoring(cfg: RerankConfig, stack: ExitStack) -> RayScoring | None:

@@ -17,6 +17,7 @@ from inpars.records import Document, Query, ScoredPair
 from inpars.reranking import SystemSpec, rerank, rerank_stage
 from inpars.scoring import Scorer, load_scorer
 from inpars.trec import read_trec_run, write_trec_run
+from tests.conftest import BeirWriter
 
 DOCS = {
     "cats": Document("cats", "Cats are small domesticated felines that purr when content.", "Cats"),
@@ -148,3 +149,57 @@ def test_reranking_systems_score_with_raw_logits(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(reranking, "load_scorer", fake_load_scorer)
     reranking.load_system(SystemSpec("cross-encoder", "my-ce"), RerankConfig())
     assert seen["kind"] == "cross-encoder" and seen["raw"] is True  # no saturating sigmoid
+
+
+@pytest.mark.slow
+def test_a_bi_encoder_reuses_the_embeddings_of_its_dense_index(
+    tmp_path: Path, write_beir: BeirWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A system whose spec names a dense index of its model scores the documents with the
+    index's embeddings (no document encoded) and ranks as encoding them would."""
+    from inpars.data import open_collection
+    from inpars.indexing import build_dense_index
+    from inpars.scoring.bi_encoder import BiEncoderScorer
+
+    beir = write_beir([{"_id": d.doc_id, "title": d.title, "text": d.text} for d in DOCS.values()],
+                      [{"_id": q.query_id, "text": q.text} for q in QUERIES], {})
+    index = build_dense_index(open_collection(beir), tmp_path / "dense", "all-MiniLM-L6-v2", max_length=64)
+    encoded: dict[str, list[str]] = {}  # model load -> the texts its encoder encoded
+
+    def spied(kind: str, model: str, **kwargs: object) -> BiEncoderScorer:
+        scorer = load_scorer(kind, model, max_length=64, dtype="float32")
+        assert isinstance(scorer, BiEncoderScorer)
+        texts = encoded.setdefault(f"load {len(encoded)}", [])
+        encode = scorer.encoder.encode
+
+        def spy(batch: list[str], **kw: object) -> object:
+            texts.extend(batch)
+            return encode(batch, **kw)
+
+        scorer.encoder.encode = spy
+        return scorer
+
+    monkeypatch.setattr(reranking, "load_scorer", spied)
+    first = tmp_path / "bm25.trec"
+    write_trec_run(first, crafted_run(), tag="bm25")
+    cfg = RerankConfig(depth=3, max_length=64)
+    spec = SystemSpec("bi-encoder", "all-MiniLM-L6-v2", index=str(index.folder))
+    systems = {"reused": spec, "encoded": SystemSpec("bi-encoder", "all-MiniLM-L6-v2")}
+
+    def body(ctx: object) -> None:
+        rerank_stage(ctx, cfg, first, QUERIES, DOCS, systems)  # type: ignore[arg-type]
+
+    manifest = run_stage("rerank", tmp_path / "rerank", cfg, {"run": first}, body).manifest
+    reused, again = (read_trec_run(tmp_path / "rerank" / "runs" / f"{n}.trec") for n in ("reused", "encoded"))
+    assert manifest["extra"]["systems"]["reused"]["reused_document_embeddings"] == len(DOCS)
+    assert manifest["extra"]["systems"]["encoded"]["reused_document_embeddings"] == 0
+    documents = {d.contents for d in DOCS.values()}
+    first_texts, second_texts = encoded.values()
+    assert first_texts and not documents & set(first_texts)  # the queries only
+    assert documents <= set(second_texts)  # without the index: the documents too
+    for qid, pairs in reused.items():
+        assert [p.doc_id for p in pairs] == [p.doc_id for p in again[qid]]
+        assert [p.score for p in pairs] == pytest.approx([p.score for p in again[qid]], abs=1e-5)
+    other = SystemSpec("bi-encoder", "all-MiniLM-L6-v2", index=str(index.folder))
+    scorer = spied("bi-encoder", "all-MiniLM-L6-v2")
+    assert reranking.reuse_index(scorer, other, RerankConfig(max_length=128), None, []) == 0  # type: ignore[arg-type]

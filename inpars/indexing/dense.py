@@ -337,6 +337,17 @@ class DenseIndex:
 
         return np.load(self.folder / EMBEDDINGS, mmap_mode="r")
 
+    def vectors(self, doc_ids: Sequence[str]) -> Any:
+        """The embeddings of ``doc_ids``, one row each in that order (float32)."""
+        import numpy as np
+
+        rows = {doc_id: row for row, doc_id in enumerate(self.doc_ids)}
+        missing = [d for d in doc_ids if d not in rows]
+        if missing:
+            raise IndexStoreError(f"{self.folder}: {len(missing)} documents are not in the index, e.g. "
+                                  f"{missing[:3]}. Fix: rebuild it from the same collection")
+        return np.asarray(self.embeddings()[[rows[d] for d in doc_ids]], dtype=np.float32)
+
     def search(
         self, queries: Sequence[Query], k: int, *, remove_self_hits: bool = False
     ) -> dict[str, list[ScoredPair]]:

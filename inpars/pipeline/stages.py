@@ -326,10 +326,16 @@ class RerankStage(Stage):
         from inpars.reranking import rerank_stage
 
         cfg, systems = ws.config.rerank, self.specs(ws)
+        indexes = {}  # the corpus embeddings a bi-encoder system reuses instead of encoding the documents
+        if wants_dense_tuned(ws):  # first: its re-encoded corpus serves bm25+bi-synthetic
+            indexes[trained_system("bi", "synthetic")] = dense_tuned(ctx, ws)
+        if ws.config.index.dense and ZERO_SHOT_BI in systems:
+            indexes[ZERO_SHOT_BI] = Path(ws.manifest("index")["extra"]["dense"]["index"])
+        for name, folder in indexes.items():
+            if name in systems:
+                systems[name] = dataclasses.replace(systems[name], index=str(folder))
         with ws.bm25() as bm25:
             rerank_stage(ctx, cfg, ws.runs("index")["bm25"], ws.test_queries(), bm25, systems)
-        if wants_dense_tuned(ws):
-            dense_tuned(ctx, ws)
 
 
 def wants_dense_tuned(ws: Workspace) -> bool:
@@ -338,8 +344,9 @@ def wants_dense_tuned(ws: Workspace) -> bool:
     return train.dense and ws.config.index.dense and "synthetic" in train.dense_labels
 
 
-def dense_tuned(ctx: StageContext, ws: Workspace) -> None:
-    """Re-encode the corpus with the fine-tuned encoder and retrieve with it."""
+def dense_tuned(ctx: StageContext, ws: Workspace) -> Path:
+    """Re-encode the corpus with the fine-tuned encoder and retrieve with it; returns the
+    folder of the re-encoded index."""
     from inpars.trec import write_trec_run
 
     dense = ws.dense()
@@ -353,3 +360,4 @@ def dense_tuned(ctx: StageContext, ws: Workspace) -> None:
     output = Output.run(DENSE_TUNED)
     write_trec_run(ctx.out_dir / output.path, run, tag=DENSE_TUNED)
     ctx.output(output.name, ctx.out_dir / output.path)
+    return tuned.folder

@@ -74,10 +74,21 @@ class BiEncoderScorer:
         if quantize == "int8":
             self.encoder = quantize_int8(self.encoder)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._given: dict[str, np.ndarray] = {}
+
+    def add_documents(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Use ``vectors`` (unit-length rows, e.g. a dense index's built with this model and
+        max length) as the embeddings of ``texts`` instead of encoding them; they are kept
+        for the scorer's life, outside the cache's limit."""
+        if len(texts) != len(vectors):
+            raise ModelError(f"{len(texts)} texts but {len(vectors)} vectors. Fix: give one vector per text")
+        for text, vector in zip(texts, np.asarray(vectors, dtype=np.float32), strict=True):
+            self._given[text] = vector
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length float32 embeddings of ``texts`` (one row each), from the cache where possible."""
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        """Unit-length float32 embeddings of ``texts`` (one row each): the given ones
+        (:meth:`add_documents`), else from the cache where possible."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache and t not in self._given))
         if missing:
             vectors = self.encoder.encode(
                 missing,
@@ -90,6 +101,10 @@ class BiEncoderScorer:
                 self._cache[text] = vector
         rows = []
         for text in texts:
+            given = self._given.get(text)
+            if given is not None:
+                rows.append(given)
+                continue
             rows.append(self._cache[text])
             self._cache.move_to_end(text)
         while len(self._cache) > max(self.cache_size, len(texts)):

@@ -44,6 +44,43 @@ def test_systems_follow_the_config(write_beir: BeirWriter, tmp_path: Path) -> No
     assert specs["bm25+bi-synthetic"] == SystemSpec("bi-encoder", str(tmp_path / "r" / "train" / "dense"))
 
 
+
+def test_bi_encoder_systems_reuse_the_corpus_embeddings_of_their_index(
+    write_beir: BeirWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The untuned encoder reuses the index stage's dense index; the fine-tuned one the corpus
+    that dense-synthetic re-encodes with it (so that runs first); the others encode."""
+    from contextlib import nullcontext
+
+    import inpars.pipeline.stages as stages_module
+    import inpars.reranking as reranking_module
+    from inpars.manifest import StageContext
+
+    ws = workspace(write_beir(), tmp_path, train=TrainConfig(dense=True, dense_labels=["synthetic", "real"]))
+    order: list[str] = []
+    seen: dict[str, SystemSpec] = {}
+
+    def dense_tuned(ctx: object, ws: object) -> Path:
+        order.append("dense")
+        return Path("/i/tuned")
+
+    def rerank_stage(ctx: object, cfg: object, run: object, queries: object, docs: object,
+                     systems: dict[str, SystemSpec]) -> None:
+        order.append("rerank")
+        seen.update(systems)
+
+    monkeypatch.setattr(stages_module, "dense_tuned", dense_tuned)
+    monkeypatch.setattr(reranking_module, "rerank_stage", rerank_stage)
+    monkeypatch.setattr(ws, "manifest", lambda stage: {"extra": {"dense": {"index": "/i/zero"}}})
+    monkeypatch.setattr(ws, "bm25", lambda: nullcontext(None))
+    monkeypatch.setattr(ws, "runs", lambda stage: {"bm25": tmp_path / "bm25.trec"})
+    monkeypatch.setattr(ws, "test_queries", list)
+    RerankStage().run(StageContext(name="rerank", out_dir=tmp_path / "rerank", seed=0, config=None), ws)
+    assert order == ["dense", "rerank"]
+    assert seen["bm25+bi-zero-shot"].index == "/i/zero" and seen["bm25+bi-synthetic"].index == "/i/tuned"
+    assert seen["bm25+bi-real"].index == seen["bm25+ce-synthetic"].index == ""
+
+
 @pytest.mark.parametrize(("evaluate", "message"), [
     (EvaluateConfig(interpolate={"bm25+ce-synthetc": 0.5}),
      "interpolate names 'bm25\\+ce-synthetc', which this run will not produce. Fix: use one of bm25, dense"),
