@@ -88,7 +88,7 @@ def stored_vectors(folder: Path) -> DocVectors:
     """The embeddings a dense index stored (memory-mapped, no FAISS index loaded)."""
     import numpy as np
 
-    from inpars.indexing.dense import DOC_IDS, EMBEDDINGS, KIND
+    from inpars.indexing.dense_build import DOC_IDS, EMBEDDINGS, KIND
     from inpars.indexing.store import read_index_manifest
     from inpars.io import read_json
 

@@ -7,21 +7,21 @@ then builds a FAISS ``IndexFlatIP`` (cosine). ``index/<collection>/dense/<model>
 ``faiss.index`` (moved to the GPU on load when FAISS has GPUs) and the manifest.
 
 An interrupted encoding resumes from its last finished chunk (the partial build waits in
-a hidden sibling folder). :meth:`DenseIndex.load` reopens an index without encoding;
-:meth:`DenseIndex.reencode` encodes the corpus with another (e.g. fine-tuned) model into
-its own folder.
+a hidden sibling folder; :mod:`inpars.indexing.dense_build` writes it).
+:meth:`DenseIndex.load` reopens an index without encoding; :meth:`DenseIndex.reencode`
+encodes the corpus with another (e.g. fine-tuned) model into its own folder.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from inpars.errors import DataError, IndexStoreError
+from inpars.indexing.dense_build import DOC_IDS, EMBEDDINGS, FAISS_INDEX, KIND, build_index_folder, load_faiss
 from inpars.indexing.encoder import encode, load_encoder, model_identity, model_slug
 from inpars.indexing.identity import corpus_index_root, previous_index
 from inpars.indexing.store import (
@@ -31,37 +31,18 @@ from inpars.indexing.store import (
     empty_corpus_error,
     fingerprint_of,
     read_index_manifest,
-    replace_folder,
-    write_index_manifest,
 )
-from inpars.io import chunked, read_json, write_json
+from inpars.io import read_json
 from inpars.records import Query, ScoredPair
 
 log = logging.getLogger(__name__)
 
-KIND = "dense"
-EMBEDDINGS = "embeddings.npy"
-DOC_IDS = "doc_ids.json"
-FAISS_INDEX = "faiss.index"
-PROGRESS = "progress.json"
 QUERY_CHUNK = 4096
 
 
 def dense_index_dir(root: Path | str, model: str) -> Path:
     """Where the dense index of ``model`` goes under an index root (``index/<collection>``)."""
     return Path(root) / "dense" / model_slug(model)
-
-
-def _faiss() -> Any:
-    try:
-        import faiss
-    except ImportError as exc:
-        from inpars.errors import DependencyError
-
-        raise DependencyError(
-            "FAISS is missing. Fix: pip install 'inpars[cpu]' (or 'inpars[gpu]' with CUDA)"
-        ) from exc
-    return faiss
 
 
 def build_dense_index(
@@ -130,116 +111,12 @@ def ensure_dense_index(
     manifest = base_manifest(KIND, fingerprint, collection, corpus_id)
     manifest.update({"model": identity, "dim": dim, "docs": total, "settings": settings,
                      "batch_size": batch_size})
-    _build_index(collection, encoder, folder, manifest, force=force, chunk_size=chunk_size, start=start)
+    build_index_folder(collection, encoder, folder, manifest, force=force, chunk_size=chunk_size, start=start)
     log.info("dense: %s encoded with %s -> %s (%.1f s)", collection.name, model, folder,
              time.perf_counter() - start)
     dense = DenseIndex.load(folder, device=device, batch_size=batch_size, encoder=encoder)
     dense.collection = collection
     return dense, True
-
-
-def _build_index(
-    collection: Corpus, encoder: Any, folder: Path, manifest: dict[str, Any], *, force: bool, chunk_size: int,
-    start: float,
-) -> None:
-    """Encode ``collection`` into a hidden sibling of ``folder`` (resuming an interrupted build
-    of the same index), add its FAISS index and ``manifest`` (with the timings since ``start``),
-    then put it in place of ``folder``."""
-    work = folder.parent / f".{folder.name}.partial"
-    total, dim = manifest["docs"], manifest["dim"]
-    progress = {"fingerprint": manifest["fingerprint"], "rows": 0, "docs": total, "dim": dim}
-    done = _start_or_resume(work, progress, force)
-    if done:
-        log.info("dense: resuming %s after %d of %d documents", folder, done, total)
-    t0 = time.perf_counter()
-    doc_ids = _encode_rows(collection, encoder, work, progress, done, batch_size=manifest["batch_size"],
-                           chunk_size=chunk_size, desc=f"encode {model_slug(manifest['model']['name'])}")
-    encode_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    write_json(work / DOC_IDS, doc_ids)
-    _write_faiss(work, dim)
-    (work / PROGRESS).unlink()
-    manifest["timings"] = {"encode": round(encode_seconds, 3), "faiss": round(time.perf_counter() - t0, 3)}
-    manifest["build_seconds"] = round(time.perf_counter() - start, 3)
-    write_index_manifest(work, manifest)
-    replace_folder(work, folder)
-
-
-def _start_or_resume(work: Path, progress: dict[str, Any], force: bool) -> int:
-    """Rows already encoded by an interrupted build with the same ``progress`` (fingerprint,
-    documents, dimension); else a fresh work folder with an empty embeddings file (0)."""
-    import numpy as np
-
-    done = _resume_point(work, progress["fingerprint"], progress["docs"], progress["dim"], force)
-    if done == 0:
-        work.mkdir(parents=True, exist_ok=True)
-        shape = (progress["docs"], progress["dim"])
-        np.lib.format.open_memmap(work / EMBEDDINGS, mode="w+", dtype=np.float32, shape=shape).flush()
-        write_json(work / PROGRESS, progress)
-    return done
-
-
-def _encode_rows(
-    collection: Corpus, encoder: Any, work: Path, progress: dict[str, Any], done: int, *, batch_size: int,
-    chunk_size: int, desc: str,
-) -> list[str]:
-    """Encode the documents after the first ``done`` into the work folder's embeddings, chunk by
-    chunk, recording the rows written after each; returns every document id in corpus order."""
-    import numpy as np
-    from tqdm import tqdm
-
-    total = progress["docs"]
-    embeddings = np.load(work / EMBEDDINGS, mmap_mode="r+")
-    doc_ids: list[str] = []
-    with tqdm(total=total, initial=done, desc=desc, unit="doc") as bar:
-        for chunk in chunked(collection.docs(), chunk_size):
-            begin = len(doc_ids)
-            doc_ids.extend(d.doc_id for d in chunk)
-            if len(doc_ids) > total:
-                raise DataError(
-                    f"{collection.name}: the corpus grew while it was being encoded. Fix: rebuild"
-                )
-            if len(doc_ids) <= done:
-                continue
-            todo = chunk[max(0, done - begin) :]
-            row = max(begin, done)
-            embeddings[row : row + len(todo)] = encode(
-                encoder, [d.contents for d in todo], batch_size=batch_size, queries=False
-            )
-            embeddings.flush()
-            write_json(work / PROGRESS, {**progress, "rows": row + len(todo)})
-            bar.update(len(todo))
-    if len(doc_ids) != total:
-        raise DataError(f"{collection.name}: {len(doc_ids)} documents read but {total} counted. Fix: rebuild")
-    return doc_ids
-
-
-def _resume_point(work: Path, fingerprint: str, total: int, dim: int, force: bool) -> int:
-    """Rows already encoded by an interrupted build of the same index (0: start afresh)."""
-    progress = work / PROGRESS
-    if work.exists() and progress.is_file() and not force:
-        try:
-            state = read_json(progress)
-        except DataError:
-            state = {}
-        if (state.get("fingerprint"), state.get("docs"), state.get("dim")) == (fingerprint, total, dim) and (
-            work / EMBEDDINGS
-        ).is_file():
-            return int(state.get("rows", 0))
-    if work.exists():
-        shutil.rmtree(work)
-    return 0
-
-
-def _write_faiss(folder: Path, dim: int) -> None:
-    import numpy as np
-
-    faiss = _faiss()
-    embeddings = np.load(folder / EMBEDDINGS, mmap_mode="r")
-    index = faiss.IndexFlatIP(dim)
-    for begin in range(0, embeddings.shape[0], 65536):
-        index.add(np.ascontiguousarray(embeddings[begin : begin + 65536]))
-    faiss.write_index(index, str(folder / FAISS_INDEX))
 
 
 class DenseIndex:
@@ -280,7 +157,7 @@ class DenseIndex:
                 )
         try:
             doc_ids = read_json(path / DOC_IDS)
-            index = _faiss().read_index(str(path / FAISS_INDEX))
+            index = load_faiss().read_index(str(path / FAISS_INDEX))
         except (DataError, RuntimeError) as exc:
             raise IndexStoreError(
                 f"{path}: unreadable dense index ({exc}). Fix: delete the folder and rebuild"
@@ -307,7 +184,7 @@ class DenseIndex:
         return dense
 
     def _to_gpu(self) -> None:
-        faiss = _faiss()
+        faiss = load_faiss()
         if self.device == "cpu" or not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() < 1:
             return
         self._gpu_resources = faiss.StandardGpuResources()

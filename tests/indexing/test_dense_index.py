@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import inpars.indexing.dense as dense_module
+import inpars.indexing.dense_build as build_module
 from inpars.data import Collection, open_collection
 from inpars.errors import DataError, IndexStoreError
 from inpars.indexing import INDEX_MANIFEST, DenseIndex, dense_index_dir, ensure_dense_index, model_slug
@@ -18,7 +18,7 @@ from inpars.models import resolve_model
 from inpars.records import Query
 
 MODEL = "all-MiniLM-L6-v2"
-REAL_ENCODE = dense_module.encode
+REAL_ENCODE = build_module.encode
 DOCS = [
     {
         "_id": "heart",
@@ -77,7 +77,7 @@ def test_build_search_and_reload_without_encoding(
     tiny: Collection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = EncodeSpy()
-    monkeypatch.setattr(dense_module, "encode", spy)
+    monkeypatch.setattr(build_module, "encode", spy)
     folder = dense_index_dir(tmp_path / "index" / "tiny", MODEL)
     assert folder == tmp_path / "index" / "tiny" / "dense" / "all-MiniLM-L6-v2"
     index, built = ensure_dense_index(tiny, folder, MODEL, batch_size=4)
@@ -123,12 +123,12 @@ def test_interrupted_encoding_resumes(
     tiny: Collection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "dense"
-    monkeypatch.setattr(dense_module, "encode", EncodeSpy(fail_after=4))
+    monkeypatch.setattr(build_module, "encode", EncodeSpy(fail_after=4))
     with pytest.raises(SimulatedCrash):
         ensure_dense_index(tiny, folder, MODEL, chunk_size=2)
     assert not folder.exists() and (tmp_path / ".dense.partial" / "progress.json").is_file()
     spy = EncodeSpy()
-    monkeypatch.setattr(dense_module, "encode", spy)
+    monkeypatch.setattr(build_module, "encode", spy)
     index, built = ensure_dense_index(tiny, folder, MODEL, chunk_size=2)
     assert built and spy.docs == len(DOCS) - 4  # only what the first run had not finished
     assert not (tmp_path / ".dense.partial").exists()
