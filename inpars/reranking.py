@@ -263,11 +263,11 @@ def reuse_index(scorer: Scorer | ChunkScorer, spec: Scorer | SystemSpec, cfg: Re
     from inpars.models import resolve_model
 
     add = getattr(scorer, "add_documents", None)
-    if not isinstance(spec, SystemSpec) or not spec.index or cfg.quantize != "none":
+    if add is None or not isinstance(spec, SystemSpec) or not spec.index or cfg.quantize != "none":
         return 0
     index = DenseIndex.load(spec.index, device="cpu")
     built_with = (resolve_model(index.model), int(index.manifest["settings"]["max_length"]))
-    if add is None or built_with != (resolve_model(spec.model), cfg.max_length):
+    if built_with != (resolve_model(spec.model), cfg.max_length):
         log.info("rerank: %s encodes its documents (the index %s was built with %s, max length %d)",
                  spec.model, spec.index, *built_with)
         return 0

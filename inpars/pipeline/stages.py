@@ -329,7 +329,7 @@ class RerankStage(Stage):
         indexes = {}  # the corpus embeddings a bi-encoder system reuses instead of encoding the documents
         if wants_dense_tuned(ws):  # first: its re-encoded corpus serves bm25+bi-synthetic
             indexes[trained_system("bi", "synthetic")] = dense_tuned(ctx, ws)
-        if ws.config.index.dense and ZERO_SHOT_BI in systems:
+        if ws.config.index.dense:
             indexes[ZERO_SHOT_BI] = Path(ws.manifest("index")["extra"]["dense"]["index"])
         for name, folder in indexes.items():
             if name in systems:
