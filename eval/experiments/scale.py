@@ -1,0 +1,154 @@
+"""What more synthetic data is worth: the same recipe generating for more documents.
+
+    python eval/experiments/scale.py configs/scifact.toml --docs 2000 --dense-labels synthetic
+
+Needs a finished ``inpars run CONFIG`` (the base run). Runs experiment ``<name>-docs<N>``:
+the base config with ``[generate] num_docs = N`` (a new seeded sample of documents, so every
+stage from ``generate`` on runs again; the index folder is hard-linked from the base run and
+checked, not rebuilt). ``--dense-labels`` narrows the encoders trained (``[train]
+dense_labels``), e.g. to leave out the real-label encoder, which more synthetic data does not
+change. Every other setting, the interpolation weights included, is the base config's: chosen
+on the dev set (train queries) for the base run's data, not re-tuned here. Resumable: a
+killed run goes on from its last finished stage.
+
+Writes ``eval/experiments/<name>-docs<N>.{json,md}``: per system present in both runs, the
+test score of the base run and of the larger one, their paired t-test (Holm over the
+systems compared), and the larger run's worth table and stage times. The test queries are
+only scored here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from inpars.config import Config, load_config
+from inpars.evaluation.metrics import Evaluation, holm, mean_difference_ci
+from inpars.evaluation.report_md import md_table
+from inpars.evaluation.worth import load_evaluation, paired_t, worth_json, worth_section, worth_table
+from inpars.io import read_json, write_json
+from inpars.pipeline import Executor, Workspace
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from seeds import link_shared_stages  # the sibling script's helper
+
+
+def scaled_config(config: Config, docs: int, dense_labels: list[str] | None) -> Config:
+    """Experiment ``<name>-docs<N>``: the base config generating for ``docs`` documents."""
+    experiment = dataclasses.replace(config.experiment, name=f"{config.experiment.name}-docs{docs}",
+                                     results_dir="")
+    train = config.train if dense_labels is None else dataclasses.replace(
+        config.train, dense_labels=list(dense_labels))  # type: ignore[arg-type]
+    generate = dataclasses.replace(config.generate, num_docs=docs)
+    return dataclasses.replace(config, experiment=experiment, generate=generate, train=train)
+
+
+def compare_runs(base: Evaluation, scaled: Evaluation, metric: str) -> list[dict[str, Any]]:
+    """Each system of both runs: base and scaled score, difference, CI, paired t, Holm."""
+    if base.query_ids != scaled.query_ids:
+        raise SystemExit("the two runs were evaluated on different queries: rerun both evaluate stages")
+    rows: list[dict[str, Any]] = []
+    for system in (s for s in scaled.systems if s in base.systems):
+        mine = [scaled.per_query[system][metric][q] for q in scaled.query_ids]
+        theirs = [base.per_query[system][metric][q] for q in base.query_ids]
+        deltas = [a - b for a, b in zip(mine, theirs, strict=True)]
+        if all(d == 0 for d in deltas):
+            continue  # untouched by the data (bm25, the zero-shot encoder): nothing to test
+        ci = mean_difference_ci(deltas)
+        rows.append({"system": system, "base": base.means[system][metric],
+                     "scaled": scaled.means[system][metric], "difference": statistics.fmean(deltas),
+                     "ci95": None if ci is None else list(ci), "p": paired_t(deltas)})
+    for row, adjusted in zip(rows, holm([r["p"] for r in rows]), strict=True):
+        row["p_holm"] = adjusted
+    return rows
+
+
+def stage_seconds(ws: Workspace) -> dict[str, float]:
+    """Each finished stage's wall time from its manifest."""
+    seconds = {}
+    for stage in ws.graph.names():
+        path = ws.stage_dir(stage) / "manifest.json"
+        if path.exists():
+            timings = read_json(path).get("timings", {})
+            if "total" in timings:
+                seconds[stage] = round(float(timings["total"]), 1)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--docs", type=int, required=True, help="documents to generate for")
+    parser.add_argument("--dense-labels", nargs="+", choices=["synthetic", "real", "both"],
+                        help="the encoders to train (default: the config's [train] dense_labels)")
+    parser.add_argument("--out", type=Path, default=Path("eval/experiments"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    command = " ".join(["python", *sys.argv]) if argv is None else "scale.main"
+    config = load_config(args.config)
+    base = Workspace(config, command=command)
+    started = time.perf_counter()
+    Executor(base).run()  # skips what the base run finished
+    ws = Workspace(scaled_config(config, args.docs, args.dense_labels), command=command)
+    link_shared_stages(base, ws, ("index",))
+    Executor(ws).run()
+    before, after = load_evaluation(base.stage_dir("evaluate")), load_evaluation(ws.stage_dir("evaluate"))
+    metric = after.metrics[0]
+    result = {
+        "command": command, "experiment": ws.config.experiment.name, "split": config.data.test_split,
+        "metric": metric, "docs": {"base": config.generate.num_docs, "scaled": args.docs},
+        "seconds": round(time.perf_counter() - started, 1),
+        "stage_seconds": {"base": stage_seconds(base), "scaled": stage_seconds(ws)},
+        "kept_queries": {"base": _kept(base), "scaled": _kept(ws)},
+        "systems": compare_runs(before, after, metric), "worth": worth_json(worth_table([after], metric)),
+    }
+    stem = args.out / ws.config.experiment.name
+    write_json(stem.with_suffix(".json"), result)
+    worth = md_table(worth_section(worth_table([after], metric)))
+    stem.with_suffix(".md").write_text(render(result, worth), encoding="utf-8")
+    return 0
+
+
+def _kept(ws: Workspace) -> int:
+    """Queries the filter kept (its manifest's count)."""
+    counts = read_json(ws.stage_dir("filter") / "manifest.json").get("counts", {})
+    return int(counts.get("kept", 0))
+
+
+def render(result: dict[str, Any], worth: str) -> str:
+    docs, metric = result["docs"], result["metric"]
+    lines = [
+        f"# {result['experiment']}: {docs['scaled']} documents instead of {docs['base']}", "",
+        f"`{result['command']}`", "",
+        f"{result['split']} split, {metric}, one training seed. Same recipe and settings as the base "
+        "run (the interpolation weights were chosen on the dev set for the base run's data, not "
+        f"re-tuned); queries kept by the filter: {result['kept_queries']['base']} -> "
+        f"{result['kept_queries']['scaled']}. Paired t-tests over the test queries, Holm over the "
+        f"{len(result['systems'])} systems the data changes.", "",
+        f"| system | {docs['base']} docs | {docs['scaled']} docs | difference | 95% CI | p (Holm) |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
+    for row in result["systems"]:
+        low, high = row["ci95"] or (float("nan"), float("nan"))
+        p = "" if row["p_holm"] is None else f"{row['p_holm']:.3f}"
+        lines.append(f"| {row['system']} | {row['base']:.4f} | {row['scaled']:.4f} | "
+                     f"{row['difference']:+.4f} | [{low:+.4f}, {high:+.4f}] | {p} |")
+    lines += ["", f"## Worth table of the {docs['scaled']}-document run", "", worth, "",
+              "## Stage seconds", "", f"| stage | {docs['base']} docs | {docs['scaled']} docs |",
+              "|---|---:|---:|"]
+    base_s, scaled_s = result["stage_seconds"]["base"], result["stage_seconds"]["scaled"]
+    for stage in scaled_s:
+        lines.append(f"| {stage} | {base_s.get(stage, '')} | {scaled_s[stage]} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
