@@ -46,7 +46,11 @@ def scaled_config(config: Config, docs: int, dense_labels: list[str] | None) -> 
     train = config.train if dense_labels is None else dataclasses.replace(
         config.train, dense_labels=list(dense_labels))  # type: ignore[arg-type]
     generate = dataclasses.replace(config.generate, num_docs=docs)
-    return dataclasses.replace(config, experiment=experiment, generate=generate, train=train)
+    dropped = {f"bm25+bi-{labels}" for labels in ("real", "both") if labels not in train.dense_labels}
+    weights = {k: w for k, w in config.evaluate.interpolate.items() if k not in dropped}
+    evaluate = dataclasses.replace(config.evaluate, interpolate=weights)  # none for an encoder not trained
+    return dataclasses.replace(config, experiment=experiment, generate=generate, train=train,
+                               evaluate=evaluate)
 
 
 def compare_runs(base: Evaluation, scaled: Evaluation, metric: str) -> list[dict[str, Any]]:
