@@ -24,7 +24,7 @@ import os
 import platform
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,20 @@ from inpars.pipeline.stages import ZERO_SHOT_BI, RerankStage, trained_system
 from inpars.records import ScoredPair
 from inpars.reranking import SystemSpec
 from inpars.scoring import Scorer, document_text, load_scorer
+from inpars.scoring.quantize import quantize_int8
 
 HERE = Path(__file__).resolve().parent
 # variant -> (dtype, quantize) of the scorer
 VARIANTS = {"float32": ("float32", "none"), "int8": ("auto", "int8"), "auto": ("auto", "none")}
+# int8 on one group of a BERT layer's linear layers only (float32 elsewhere): which of them
+# cost the accuracy; not a scorer setting, the benchmark quantizes the loaded float32 model
+LAYER_GROUPS: dict[str, Callable[[str], bool]] = {
+    "int8:attention": lambda name: ".attention." in name,
+    "int8:ffn-in": lambda name: name.endswith("intermediate.dense"),
+    "int8:ffn-out": lambda name: name.endswith(".output.dense") and ".attention." not in name,
+    "int8:not-ffn-out": lambda name: not (name.endswith(".output.dense") and ".attention." not in name),
+}
+VARIANTS |= {group: ("float32", "none") for group in LAYER_GROUPS}
 
 
 def pick_systems(ws: Workspace) -> dict[str, SystemSpec]:
@@ -98,6 +108,10 @@ def bench_system(name: str, spec: SystemSpec, args: argparse.Namespace, ws: Work
                                     max_length=cfg.max_length, device="cpu", threads=args.threads, raw=True,
                                     dtype=VARIANTS[variant][0], quantize=VARIANTS[variant][1])
                for variant in args.variants}
+    for variant in (v for v in scorers if v in LAYER_GROUPS):
+        scorer = scorers[variant]
+        net = scorer.model if spec.kind == "cross-encoder" else scorer.encoder  # type: ignore[attr-defined]
+        quantize_int8(net, LAYER_GROUPS[variant])
     for scorer in scorers.values():
         scorer.score(pairs[: cfg.batch_size])  # warm-up
     scoring = {variant: functools.partial(scorer.score, pairs) for variant, scorer in scorers.items()}
@@ -151,9 +165,11 @@ def render_markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         "int8: `[rerank] quantize = \"int8\"`, torch dynamic quantization of every `nn.Linear` "
-        "(int8 weights, activations quantized per batch), float32 elsewhere. p: paired test of nDCG@10 "
-        "against the same model in float32 (ranx). Spearman: mean over queries of the rank correlation of "
-        "the two scorings of its documents.",
+        "(int8 weights, activations quantized per batch), float32 elsewhere; `int8:<group>`: only that "
+        "group of each layer's linear layers in int8 (attention: query, key, value and output; ffn-in: "
+        "the feed-forward expansion; ffn-out: its projection back; not-ffn-out: all but that). "
+        "p: paired test of nDCG@10 against the same model in float32 (ranx). Spearman: mean over queries "
+        "of the rank correlation of the two scorings of its documents.",
         "",
         f"Load average {result['load_average_start_end'][0]} at the start, "
         f"{result['load_average_start_end'][1]} at the end.",
@@ -171,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: every core)")
     parser.add_argument("--variants", type=lambda s: s.split(","), default=["float32", "int8"],
-                        help="comma-separated, from float32 (always), int8, auto")
+                        help="comma-separated, from float32 (always), int8, auto, "
+                        f"{', '.join(LAYER_GROUPS)} (int8 on those layers only)")
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args(argv)
     args.variants = ["float32", *[v for v in dict.fromkeys(args.variants) if v != "float32"]]

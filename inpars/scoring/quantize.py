@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from typing import Any, Literal
 
 from inpars.errors import ConfigError, DependencyError
@@ -54,9 +55,10 @@ def resolve_quantize(quantize: str, device: str, dtype: str) -> tuple[str, str]:
     return "cpu", "float32"
 
 
-def quantize_int8(module: Any) -> Any:
+def quantize_int8(module: Any, layers: Callable[[str], bool] | None = None) -> Any:
     """``module`` with its ``nn.Linear`` layers replaced by dynamically quantized int8 ones
-    (in place; returned for chaining)."""
+    (in place; returned for chaining); ``layers`` picks some by qualified name (default: all,
+    the scorers' setting; ``eval/benchmarks/scoring_int8.py`` measures groups of layers)."""
     import torch
 
     try:
@@ -73,7 +75,9 @@ def quantize_int8(module: Any) -> Any:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*", category=UserWarning)
-        spec = {torch.nn.Linear: per_channel_dynamic_qconfig}
+        spec: dict[Any, Any] = {torch.nn.Linear: per_channel_dynamic_qconfig} if layers is None else {
+            name: per_channel_dynamic_qconfig for name, layer in module.named_modules()
+            if isinstance(layer, torch.nn.Linear) and layers(name)}
         quantized = quantize_dynamic(module, spec, dtype=torch.qint8, inplace=True)
     log.info("scoring: %d linear layers quantized to int8", quantized_linears(quantized))
     return quantized

@@ -113,3 +113,16 @@ def test_quantize_reaches_the_scorers_and_the_fingerprint(monkeypatch: pytest.Mo
     plain = stage_settings(RerankConfig())
     assert isinstance(plain, dict) and "quantize" not in plain  # older runs keep their fingerprint
     assert stage_settings(RerankConfig(quantize="int8"))["quantize"] == "int8"
+
+
+def test_int8_on_named_layers_only_leaves_the_others_in_float32(tiny_ce: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from inpars.scoring.quantize import quantize_int8, quantized_linears
+
+    net = AutoModelForSequenceClassification.from_pretrained(tiny_ce).eval()
+    linears = plain_linears(net)
+    quantize_int8(net, lambda name: ".attention." in name)
+    assert quantized_linears(net) == 4 * 2  # query, key, value, output of both layers
+    assert plain_linears(net) == linears - 8  # feed-forward layers, pooler and head untouched
+    assert type(net.bert.encoder.layer[0].intermediate.dense) is torch.nn.Linear
