@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FOLDER = "inspect"
+DATA_PAGE = "data.html"  # the browsable page of the data beside an evaluate stage's report
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,6 @@ def inspect_run(
     run = load_run(ws, config_path)
     return write_inspection(run, ws.run_dir / FOLDER, command=command, embeddings=embeddings)
 
-
-DATA_PAGE = "data.html"
 
 
 def quality_section(ws: Workspace, page: Path, *, config_path: str = "CONFIG", command: str = "") -> str:
