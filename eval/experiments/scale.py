@@ -76,7 +76,7 @@ def compare_runs(base: Evaluation, scaled: Evaluation, metric: str) -> list[dict
 def stage_seconds(ws: Workspace) -> dict[str, float]:
     """Each finished stage's wall time from its manifest."""
     seconds = {}
-    for stage in ws.graph.names():
+    for stage in ws.graph.names:
         path = ws.stage_dir(stage) / "manifest.json"
         if path.exists():
             timings = read_json(path).get("timings", {})
