@@ -53,6 +53,27 @@ def scaled_config(config: Config, docs: int, dense_labels: list[str] | None) -> 
                                evaluate=evaluate)
 
 
+def dev_weights(config: Config, path: Path) -> Config:
+    """``config`` with the weights chosen on the dev set in ``path`` (a json of
+    ``eval/tuning/interpolation.py --docs N --mix``): each reranker's BM25 weight, and the mix
+    that scored best there (as the demo keeps its dev-best mix)."""
+    tuned = read_json(path)
+    if tuned.get("experiment") != config.experiment.name:
+        raise SystemExit(f"{path} tuned {tuned.get('experiment')!r}, not {config.experiment.name!r}. "
+                         "Fix: run eval/tuning/interpolation.py with the same --docs and --dense-labels")
+    best, scores = tuned["best"], tuned["best_ndcg@10"]
+    weights = {name: float(w) for name, w in best.items() if "/" not in w}
+    mixes = [name for name, w in best.items() if "/" in w]
+    mix = {}
+    if mixes:
+        top = max(mixes, key=lambda name: scores[name])
+        encoder, cross = top.removeprefix("bm25+").split("+", 1)
+        parts = [float(x) for x in best[top].split("/")]
+        mix = {top: dict(zip(("bm25", f"bm25+{encoder}", f"bm25+{cross}"), parts, strict=True))}
+    evaluate = dataclasses.replace(config.evaluate, interpolate=weights, mix=mix)
+    return dataclasses.replace(config, evaluate=evaluate)
+
+
 def compare_runs(base: Evaluation, scaled: Evaluation, metric: str) -> list[dict[str, Any]]:
     """Each system of both runs: base and scaled score, difference, CI, paired t, Holm."""
     if base.query_ids != scaled.query_ids:
@@ -92,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=int, required=True, help="documents to generate for")
     parser.add_argument("--dense-labels", nargs="+", choices=["synthetic", "real", "both"],
                         help="the encoders to train (default: the config's [train] dense_labels)")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="the dev-set tuning of the larger run (eval/tuning/interpolation.py --docs N "
+                             "--mix json): its weights replace the base config's")
     parser.add_argument("--out", type=Path, default=Path("eval/experiments"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -101,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     base = Workspace(config, command=command)
     started = time.perf_counter()
     Executor(base).run()  # skips what the base run finished
-    ws = Workspace(scaled_config(config, args.docs, args.dense_labels), command=command)
+    scaled = scaled_config(config, args.docs, args.dense_labels)
+    if args.weights is not None:
+        scaled = dev_weights(scaled, args.weights)
+    ws = Workspace(scaled, command=command)
     link_shared_stages(base, ws, ("index",))
     Executor(ws).run()
     before, after = load_evaluation(base.stage_dir("evaluate")), load_evaluation(ws.stage_dir("evaluate"))
@@ -112,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - started, 1),
         "stage_seconds": {"base": stage_seconds(base), "scaled": stage_seconds(ws)},
         "kept_queries": {"base": _kept(base), "scaled": _kept(ws)},
+        "weights": {"from": str(args.weights) if args.weights else "the base config (not re-tuned)",
+                    "interpolate": scaled.evaluate.interpolate, "mix": scaled.evaluate.mix},
         "systems": compare_runs(before, after, metric), "worth": worth_json(worth_table([after], metric)),
     }
     stem = args.out / ws.config.experiment.name
@@ -127,14 +156,23 @@ def _kept(ws: Workspace) -> int:
     return int(counts.get("kept", 0))
 
 
+def _weights_text(weights: dict[str, Any]) -> str:
+    if weights["from"].startswith("the base config"):
+        return "the base config's, chosen on the dev set for the base run's data, not re-tuned"
+    chosen = ", ".join(f"{k} {v}" for k, v in weights["interpolate"].items())
+    mixes = "; ".join(f"{k} {'/'.join(f'{w:g}' for w in v.values())}" for k, v in weights["mix"].items())
+    return (f"chosen on the dev set (train queries) for this run's models, `{weights['from']}` "
+            f"(BM25's weight: {chosen}; mix {mixes or 'none'})")
+
+
 def render(result: dict[str, Any], worth: str) -> str:
     docs, metric = result["docs"], result["metric"]
     lines = [
         f"# {result['experiment']}: {docs['scaled']} documents instead of {docs['base']}", "",
         f"`{result['command']}`", "",
         f"{result['split']} split, {metric}, one training seed. Same recipe and settings as the base "
-        "run (the interpolation weights were chosen on the dev set for the base run's data, not "
-        f"re-tuned); queries kept by the filter: {result['kept_queries']['base']} -> "
+        f"run; interpolation and mix weights: {_weights_text(result['weights'])}; queries kept by the "
+        f"filter: {result['kept_queries']['base']} -> "
         f"{result['kept_queries']['scaled']}. Paired t-tests over the test queries, Holm over the "
         f"{len(result['systems'])} systems the data changes.", "",
         f"| system | {docs['base']} docs | {docs['scaled']} docs | difference | 95% CI | p (Holm) |",

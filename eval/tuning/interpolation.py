@@ -72,11 +72,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="tune only these systems (default: every trained model and the untuned encoder)")
     parser.add_argument("--mix", action="store_true",
                         help="also tune BM25 + encoder + cross-encoder mixes ([evaluate] mix)")
+    parser.add_argument("--docs", type=int, default=None,
+                        help="tune the run of eval/experiments/scale.py --docs N (the config's recipe on N "
+                             "documents, experiment <name>-docs<N>) instead of the config's own run")
+    parser.add_argument("--dense-labels", nargs="+", default=None,
+                        help="with --docs: the --dense-labels that scale.py was given")
     parser.add_argument("--out", type=Path, default=Path("eval/tuning"))
     parser.add_argument("--tag", default="", help="output name suffix: <experiment>-interpolation-<tag>")
     args = parser.parse_args(argv)
 
     config = load_config(args.config)
+    if args.docs is not None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
+        from scale import scaled_config
+
+        config = scaled_config(config, args.docs, args.dense_labels)
     if args.queries is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, dev_queries=args.queries))
     experiment = Workspace(config)
