@@ -71,6 +71,8 @@ class RefineStage(Stage):
     def check(self, ws: Workspace, systems: Sequence[str]) -> None:
         from inpars.generation.templates import load_template
 
+        if not self.enabled(ws):
+            return  # off (rounds = 0): nothing to refine, whatever [train] trains
         cfg, train = ws.config.refine, ws.config.train
         where = f"{ws.config.source_path} [refine]"
         if not load_template(cfg.template).uses_neighbours:

@@ -11,7 +11,7 @@ import pytest
 from inpars.config import Config, DataConfig, RefineConfig, TrainConfig, parse_config
 from inpars.errors import ConfigError
 from inpars.pipeline import Executor, Workspace
-from inpars.pipeline.refine import dev_weight, refined_system
+from inpars.pipeline.refine import RefineStage, dev_weight, refined_system
 from inpars.pipeline.stages import RerankStage
 from inpars.reranking import SystemSpec
 from tests.conftest import BeirWriter
@@ -65,6 +65,13 @@ def test_a_refinement_it_cannot_do_is_refused_before_anything_runs(
     with pytest.raises(ConfigError, match=message):
         Executor(ws).run()
     assert not (tmp_path / "r" / "index").exists()
+
+
+def test_refinement_switched_off_does_not_check_what_it_would_refine(
+    write_beir: BeirWriter, tmp_path: Path
+) -> None:
+    ws = workspace(write_beir(), tmp_path, train=TrainConfig(labels=["real"]))  # [refine] rounds = 0
+    RefineStage().check(ws, ())  # a cross-encoder trained on real labels only is fine then
 
 
 @pytest.mark.parametrize(("table", "message"), [
