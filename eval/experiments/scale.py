@@ -41,7 +41,8 @@ from seeds import link_shared_stages  # the sibling script's helper
 
 def scaled_config(config: Config, docs: int, dense_labels: list[str] | None) -> Config:
     """Experiment ``<name>-docs<N>``: the base config generating for ``docs`` documents."""
-    experiment = dataclasses.replace(config.experiment, name=f"{config.experiment.name}-docs{docs}",
+    suffix = f"docs{docs}" if docs else "docs-all"  # num_docs = 0: every document
+    experiment = dataclasses.replace(config.experiment, name=f"{config.experiment.name}-{suffix}",
                                      results_dir="")
     train = config.train if dense_labels is None else dataclasses.replace(
         config.train, dense_labels=list(dense_labels))  # type: ignore[arg-type]
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", type=Path)
-    parser.add_argument("--docs", type=int, required=True, help="documents to generate for")
+    parser.add_argument("--docs", type=int, required=True, help="documents to generate for (0: every one)")
     parser.add_argument("--dense-labels", nargs="+", choices=["synthetic", "real", "both"],
                         help="the encoders to train (default: the config's [train] dense_labels)")
     parser.add_argument("--weights", type=Path, default=None,
@@ -167,6 +168,7 @@ def _weights_text(weights: dict[str, Any]) -> str:
 
 def render(result: dict[str, Any], worth: str) -> str:
     docs, metric = result["docs"], result["metric"]
+    docs = {"base": docs["base"] or "all", "scaled": docs["scaled"] or "all"}  # 0: every document
     lines = [
         f"# {result['experiment']}: {docs['scaled']} documents instead of {docs['base']}", "",
         f"`{result['command']}`", "",
