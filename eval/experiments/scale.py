@@ -44,12 +44,20 @@ def scaled_config(config: Config, docs: int, dense_labels: list[str] | None) -> 
     suffix = f"docs{docs}" if docs else "docs-all"  # num_docs = 0: every document
     experiment = dataclasses.replace(config.experiment, name=f"{config.experiment.name}-{suffix}",
                                      results_dir="")
-    train = config.train if dense_labels is None else dataclasses.replace(
-        config.train, dense_labels=list(dense_labels))  # type: ignore[arg-type]
+    train = config.train
+    if dense_labels == ["none"]:  # no encoder trained at all
+        train = dataclasses.replace(train, dense=False)
+    elif dense_labels is not None:
+        train = dataclasses.replace(train, dense_labels=list(dense_labels))  # type: ignore[arg-type]
     generate = dataclasses.replace(config.generate, num_docs=docs)
-    dropped = {f"bm25+bi-{labels}" for labels in ("real", "both") if labels not in train.dense_labels}
-    weights = {k: w for k, w in config.evaluate.interpolate.items() if k not in dropped}
-    evaluate = dataclasses.replace(config.evaluate, interpolate=weights)  # none for an encoder not trained
+    trained = train.dense_labels if train.dense else []
+    dropped = {f"bm25+bi-{labels}" for labels in ("synthetic", "real", "both") if labels not in trained}
+    dropped |= {"dense-synthetic"} if not train.dense else set()
+    cfg = config.evaluate  # no weight, mix or fusion naming an encoder this run does not train
+    evaluate = dataclasses.replace(
+        cfg, interpolate={k: w for k, w in cfg.interpolate.items() if k not in dropped},
+        mix={k: m for k, m in cfg.mix.items() if not dropped & set(m)},
+        fusion=[group for group in cfg.fusion if not dropped & set(group)])
     return dataclasses.replace(config, experiment=experiment, generate=generate, train=train,
                                evaluate=evaluate)
 
@@ -112,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", type=Path)
     parser.add_argument("--docs", type=int, required=True, help="documents to generate for (0: every one)")
-    parser.add_argument("--dense-labels", nargs="+", choices=["synthetic", "real", "both"],
-                        help="the encoders to train (default: the config's [train] dense_labels)")
+    parser.add_argument("--dense-labels", nargs="+", choices=["synthetic", "real", "both", "none"],
+                        help="the encoders to train (default: the config's [train] dense_labels; "
+                             "none: no encoder, [train] dense = false)")
     parser.add_argument("--weights", type=Path, default=None,
                         help="the dev-set tuning of the larger run (eval/tuning/interpolation.py --docs N "
                              "--mix json): its weights replace the base config's")
