@@ -45,3 +45,30 @@ def scifact_pairs(shared_data: Path) -> list[tuple[str, str]]:
         qid, did, _ = row.split("\t")
         pairs.append((queries[qid], docs[did]))
     return pairs
+
+
+def _tiny(folder: Path, *, classifier: bool) -> Path:
+    """make_tiny_bert's tokenizer with a 2-layer BERT whose weights are drawn wide enough
+    (initializer range 0.2) for the scores of different pairs to differ clearly."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+    from tests.training.conftest import make_tiny_bert
+
+    make_tiny_bert(folder)
+    config = BertConfig.from_pretrained(folder)
+    config.update({"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_labels": 1,
+                   "initializer_range": 0.2})
+    torch.manual_seed(0)
+    (BertForSequenceClassification if classifier else BertModel)(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_ce(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny(tmp_path_factory.mktemp("tiny-ce"), classifier=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_bi(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny(tmp_path_factory.mktemp("tiny-bi"), classifier=False)

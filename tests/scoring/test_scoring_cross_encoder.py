@@ -103,3 +103,20 @@ def test_raw_scores_are_logits_that_do_not_saturate() -> None:
     assert scorer._activate(two).tolist() == [20.0, 25.0, -3.0]  # logit of softmax(...)[:, 1]
     scorer.raw = False
     assert scorer._activate(two).tolist()[:2] == [1.0, 1.0]
+
+
+def test_a_bfloat16_model_scores_with_a_float32_head_so_close_pairs_do_not_tie(tiny_ce: Path) -> None:
+    import torch
+
+    from tests.training.conftest import TOPICS
+
+    pairs = [(query, text) for _, query, _ in TOPICS[:4] for _, _, text in TOPICS[:6]]
+    bf16 = load_scorer("cross-encoder", str(tiny_ce), max_length=64, dtype="bfloat16", device="cpu", raw=True)
+    assert isinstance(bf16, CrossEncoderScorer)
+    assert bf16.model.classifier.weight.dtype == torch.float32  # the encoder stays bfloat16
+    assert bf16.model.bert.encoder.layer[0].output.dense.weight.dtype == torch.bfloat16
+    scores = bf16.score(pairs)
+    assert len(set(scores)) == len(scores)  # a bfloat16 logit would repeat values
+    fp32 = load_scorer("cross-encoder", str(tiny_ce), max_length=64, dtype="float32", device="cpu", raw=True)
+    spread = max(scores) - min(scores)
+    assert max(abs(a - b) for a, b in zip(fp32.score(pairs), scores, strict=True)) < 0.1 * spread

@@ -13,36 +13,12 @@ from inpars.config import RerankConfig, parse_config
 from inpars.errors import ConfigError
 from inpars.reranking import SystemSpec, stage_settings
 from inpars.scoring.quantize import resolve_quantize
-from tests.training.conftest import TOPICS, make_tiny_bert
+from tests.training.conftest import TOPICS
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 PAIRS = [(query, text) for _, query, _ in TOPICS[:4] for _, _, text in TOPICS[:6]]  # 24 pairs
-
-
-def _tiny(folder: Path, *, classifier: bool) -> Path:
-    """make_tiny_bert's tokenizer with a 2-layer BERT whose weights are drawn wide enough
-    (initializer range 0.2) for the scores of different pairs to differ clearly."""
-    from transformers import BertConfig, BertForSequenceClassification, BertModel
-
-    make_tiny_bert(folder)
-    config = BertConfig.from_pretrained(folder)
-    config.update({"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_labels": 1,
-                   "initializer_range": 0.2})
-    torch.manual_seed(0)
-    (BertForSequenceClassification if classifier else BertModel)(config).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_ce(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _tiny(tmp_path_factory.mktemp("tiny-ce"), classifier=True)
-
-
-@pytest.fixture(scope="module")
-def tiny_bi(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _tiny(tmp_path_factory.mktemp("tiny-bi"), classifier=False)
 
 
 def spearman(a: list[float], b: list[float]) -> float:
