@@ -117,11 +117,11 @@ def render_markdown(result: dict[str, Any]) -> str:
         "on SciFact most pairs fill the 256 tokens anyway, so the same-precision ratios above are within "
         "the noise.",
         "",
-        f"Noise: the machine was shared with other jobs (load average {result['load_average_start_end'][0]} "
-        f"at the start, {result['load_average_start_end'][1]} at the end, on {result['cores']} cores), so "
-        "the same system varied by up to ~30% between rounds (table); rounds interleave the systems so that "
-        "busy spells hit them alike. On an idle machine every rate is several times higher (MODELS.md "
-        "measured ~19 pairs/s in float32 at max length 256).",
+        f"Noise: load average {result['load_average_start_end'][0]} at the start and "
+        f"{result['load_average_start_end'][1]} at the end, on {result['cores']} cores (the benchmark's own "
+        f"threads count in it); the seconds of each round are in the table, and rounds interleave the "
+        "systems so that a busy spell slows them alike. Rates differ between hosts: compare the rows of "
+        "one table, not figures from different runs.",
         "",
         f"bfloat16 vs float32 scores: max abs diff {agree['ours']['max_abs_diff']:.1e} on sigmoid outputs, "
         f"Pearson {agree['ours']['pearson']:.5f}; float32 scores equal ST's (tests/scoring: within 1e-4).",
