@@ -105,14 +105,9 @@ def compare_runs(base: Evaluation, scaled: Evaluation, metric: str) -> list[dict
 
 def stage_seconds(ws: Workspace) -> dict[str, float]:
     """Each finished stage's wall time from its manifest."""
-    seconds = {}
-    for stage in ws.graph.names:
-        path = ws.stage_dir(stage) / "manifest.json"
-        if path.exists():
-            timings = read_json(path).get("timings", {})
-            if "total" in timings:
-                seconds[stage] = round(float(timings["total"]), 1)
-    return seconds
+    manifests = {stage: ws.manifest(stage) for stage in ws.graph.names if ws.finished(stage)}
+    return {stage: round(float(m["timings"]["total"]), 1) for stage, m in manifests.items()
+            if "total" in m.get("timings", {})}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     Executor(ws).run()
     before, after = load_evaluation(base.stage_dir("evaluate")), load_evaluation(ws.stage_dir("evaluate"))
     metric = after.metrics[0]
+    table = worth_table([after], metric)
     result = {
         "command": command, "experiment": ws.config.experiment.name, "split": config.data.test_split,
         "metric": metric, "docs": {"base": config.generate.num_docs, "scaled": args.docs},
@@ -151,18 +147,17 @@ def main(argv: list[str] | None = None) -> int:
         "kept_queries": {"base": _kept(base), "scaled": _kept(ws)},
         "weights": {"from": str(args.weights) if args.weights else "the base config (not re-tuned)",
                     "interpolate": scaled.evaluate.interpolate, "mix": scaled.evaluate.mix},
-        "systems": compare_runs(before, after, metric), "worth": worth_json(worth_table([after], metric)),
+        "systems": compare_runs(before, after, metric), "worth": worth_json(table),
     }
     stem = args.out / ws.config.experiment.name
     write_json(stem.with_suffix(".json"), result)
-    worth = md_table(worth_section(worth_table([after], metric)))
-    stem.with_suffix(".md").write_text(render(result, worth), encoding="utf-8")
+    stem.with_suffix(".md").write_text(render(result, md_table(worth_section(table))), encoding="utf-8")
     return 0
 
 
 def _kept(ws: Workspace) -> int:
     """Queries the filter kept (its manifest's count)."""
-    counts = read_json(ws.stage_dir("filter") / "manifest.json").get("counts", {})
+    counts = ws.manifest("filter").get("counts", {})
     return int(counts.get("kept", 0))
 
 
