@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ceiling_demo import Demo, kept_query_tokens, load_demo, run_rejects, spread, suffix_tokens
-from ceiling_measure import BareLlama
+from ceiling_measure import BareLlama, demo_llama, prompt_suffixes
 from ceiling_report import ceiling, markdown, pipeline_totals
 
 HERE = Path(__file__).resolve().parent
@@ -167,17 +167,11 @@ class Workload:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     args = parse_args(argv)
-    from inpars.models import resolve_model
-
     os.chdir(ROOT)
     demo = load_demo(args.config)
-    cfg = demo.generate
     load_start = os.getloadavg()
     threads = args.threads or pipeline_threads(demo)
-    bare = BareLlama(Path(resolve_model(cfg.model)), threads=threads, context_tokens=cfg.context_tokens,
-                     sequences=max(parse_ints(args.parallel)))
-    builder = demo.builder(bare.vocab.truncate)
-    prefix_tokens = bare.cache_prefix(builder.prefix)
+    bare, builder, prefix_tokens = demo_llama(demo, threads, max(parse_ints(args.parallel)))
     counted = suffix_tokens(demo, builder, bare.vocab.count_tokens, args.suffix_docs or len(demo.doc_ids))
     run_folder = args.run or Path("runs") / demo.config.experiment.name / "generate"
     queries = kept_query_tokens(run_folder)
@@ -185,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     if not workload.query_tokens:
         raise SystemExit(f"{run_folder}: no kept queries to take the typical query length from. "
                          "Fix: run the demo's generate stage first, or pass --run FOLDER")
-    suffixes = [bare.vocab.tokenize(builder.build(d).suffix) for d in demo.documents(demo.doc_ids[:64])]
+    suffixes = prompt_suffixes(bare, builder, demo, 64)
     with tempfile.TemporaryDirectory() as tmp:
         workers = {"pipeline": Worker("pipeline", args.config, threads, None)}
         if args.baseline:

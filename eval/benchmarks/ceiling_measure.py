@@ -146,3 +146,20 @@ class BareLlama:
         lc.llama_batch_free(self._batch)
         lc.llama_free(self._ctx)
         lc.llama_model_free(self._model)
+
+
+def demo_llama(demo: Any, threads: int, sequences: int) -> tuple[BareLlama, Any, int]:
+    """A :class:`BareLlama` on the demo's generator and context size, the demo's prompt
+    builder on its tokenizer, and the few-shot prefix evaluated and cached (its tokens)."""
+    from inpars.models import resolve_model
+
+    cfg = demo.generate
+    bare = BareLlama(Path(resolve_model(cfg.model)), threads=threads, context_tokens=cfg.context_tokens,
+                     sequences=sequences)
+    builder = demo.builder(bare.vocab.truncate)
+    return bare, builder, bare.cache_prefix(builder.prefix)
+
+
+def prompt_suffixes(bare: BareLlama, builder: Any, demo: Any, docs: int) -> list[list[int]]:
+    """The tokens after the cached prefix of the prompts of the demo's first ``docs`` documents."""
+    return [bare.vocab.tokenize(builder.build(d).suffix) for d in demo.documents(demo.doc_ids[:docs])]

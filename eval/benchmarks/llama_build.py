@@ -37,25 +37,12 @@ def measure(
     """One process's measurement (run in the child): tokens/s of prompts and decoding."""
     import llama_cpp
     from ceiling_demo import load_demo
-    from ceiling_measure import BareLlama
-
-    from inpars.models import resolve_model
+    from ceiling_measure import demo_llama, prompt_suffixes
 
     demo = load_demo(config)
-    cfg = demo.generate
-    bare = BareLlama(
-        Path(resolve_model(cfg.model)),
-        threads=threads,
-        context_tokens=cfg.context_tokens,
-        sequences=max(parallel),
-    )
+    bare, builder, _ = demo_llama(demo, threads, max(parallel))
     try:
-        builder = demo.builder(bare.vocab.truncate)
-        bare.cache_prefix(builder.prefix)
-        wanted = max(docs, -(-max(parallel) // 3))
-        suffixes = [
-            bare.vocab.tokenize(builder.build(d).suffix) for d in demo.documents(demo.doc_ids[:wanted])
-        ]
+        suffixes = prompt_suffixes(bare, builder, demo, max(docs, -(-max(parallel) // 3)))
         tokens, seconds = bare.prompt_rate(suffixes[:docs], chunk)
         decode = {p: bare.decode_rate(suffixes, p, steps) for p in parallel}
     finally:
