@@ -16,7 +16,7 @@ import pytest
 from inpars.config import GenerateConfig
 from inpars.errors import BackendError, ConfigError
 from inpars.generation.backends import load_backend
-from inpars.generation.backends.base import GenerationRequest
+from inpars.generation.backends.base import Completion, GenerationRequest
 from inpars.generation.backends.openai_http import OpenAICompatibleBackend
 from inpars.generation.sampling import SamplingSettings
 from inpars.generation.templates import Prompt
@@ -31,6 +31,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def assert_same_completions(got: list[list[Completion]], expected: list[list[Completion]]) -> None:
+    """The same texts and ends; log-probs within 0.1. A repeated prompt is served from the
+    server's prompt cache, evaluated in other batch shapes, and a CPU-native llama.cpp build
+    picks other kernels for those (seen in CI: 0.850 against 0.874 for one token)."""
+    assert [[(c.text, c.finished) for c in cs] for cs in got] == [
+        [(c.text, c.finished) for c in cs] for cs in expected
+    ]
+    for cs_got, cs_expected in zip(got, expected, strict=True):
+        for a, b in zip(cs_got, cs_expected, strict=True):
+            assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +122,7 @@ def test_http_backend_generates_with_seeds_logprobs_and_stop(server: str, smollm
             if c.text.strip():
                 assert c.token_logprobs
     assert any(c.text.strip() for cs in out for c in cs)
-    assert [cs[0] for cs in backend.generate(requests, settings)] == [cs[0] for cs in out]  # greedy sample 0
+    assert_same_completions([cs[:1] for cs in backend.generate(requests, settings)], [cs[:1] for cs in out])
     assert backend.stats["generated_tokens"] > 0
     # token budgets come from the model's own tokenizer (the GGUF vocabulary)
     text = "protein folding " * 40
@@ -163,9 +175,10 @@ def test_http_backend_gives_the_same_completions_with_a_dead_second_endpoint(ser
     expected = alone.generate(requests, settings)
     alone.close()
     dead = f"http://127.0.0.1:{free_port()}/v1"
-    pair = OpenAICompatibleBackend([dead, server], "smollm2", concurrency=1, timeout_s=60, backoff_s=0.01,
-                                   unhealthy_after=1)
-    assert pair.generate(requests, settings) == expected
+    pair = OpenAICompatibleBackend(
+        [dead, server], "smollm2", concurrency=1, timeout_s=60, backoff_s=0.01, unhealthy_after=1
+    )
+    assert_same_completions(pair.generate(requests, settings), expected)
     pair.close()
     assert pair.stats[f"endpoint[{server}].ok"] == 3
     assert pair.stats[f"endpoint[{dead}].failed"] == 1  # then it rests for its cool-down
