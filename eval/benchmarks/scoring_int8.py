@@ -89,7 +89,7 @@ def as_run(keys: Sequence[tuple[str, str]], scores: Sequence[float]) -> dict[str
 
 def rank_agreement(keys: Sequence[tuple[str, str]], a: Sequence[float], b: Sequence[float]) -> float:
     """Mean over queries of the Spearman correlation of two scorings of its documents."""
-    from scipy.stats import spearmanr
+    from scipy.stats import spearmanr  # type: ignore[import-untyped]
 
     by_query: dict[str, list[int]] = {}
     for i, (qid, _) in enumerate(keys):
@@ -114,7 +114,9 @@ def bench_system(name: str, spec: SystemSpec, args: argparse.Namespace, ws: Work
         quantize_int8(net, LAYER_GROUPS[variant])
     for scorer in scorers.values():
         scorer.score(pairs[: cfg.batch_size])  # warm-up
-    scoring = {variant: functools.partial(scorer.score, pairs) for variant, scorer in scorers.items()}
+    scoring: dict[str, Callable[[], Sequence[float]]] = {
+        variant: functools.partial(scorer.score, pairs) for variant, scorer in scorers.items()
+    }
     seconds, scores = timed_rounds(scoring, args.rounds, label=f"{name} ",
                                    before=lambda variant: clear_cache(scorers[variant]))
     rate = {v: len(pairs) / statistics.median(s) for v, s in seconds.items()}
