@@ -25,7 +25,7 @@ from typing import Any
 from inpars.config import EvaluateConfig, TrainConfig, load_config
 from inpars.evaluation.interpolation import interpolate
 from inpars.evaluation.metrics import evaluate_runs
-from inpars.io import read_json, write_json
+from inpars.io import read_json, write_json, write_text
 from inpars.pipeline import Workspace
 from inpars.records import ScoredPair
 from inpars.reranking import SystemSpec, load_system, rerank
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     stem = args.out / f"{config.experiment.name}-dev-ablation{'-' + args.tag if args.tag else ''}"
     write_json(stem.with_suffix(".json"), result)
-    stem.with_suffix(".md").write_text(render(result), encoding="utf-8")
+    write_text(stem.with_suffix(".md"), render(result))
     print(render(result))
     return 0
 

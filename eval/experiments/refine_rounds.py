@@ -20,7 +20,7 @@ from pathlib import Path
 from seeds import link_shared_stages
 
 from inpars.config import load_config
-from inpars.io import read_json, write_json
+from inpars.io import read_json, write_json, write_text
 from inpars.pipeline import Executor, Workspace
 from inpars.refinement.rounds import ROUNDS_FILE, render
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     text = (f"# Iterative refinement, {ws.name}: dev set only\n\n`{command}`\n\n"
             f"Dev set: {result['dev_set']}. Settings: `{result['refine']}`. "
             f"Refine stage: {result['timings'].get('total', 0):.0f} s.\n\n" + render(summary))
-    stem.with_suffix(".md").write_text(text, encoding="utf-8")
+    write_text(stem.with_suffix(".md"), text)
     print(text)
     return 0
 

@@ -32,7 +32,7 @@ from inpars.config import Config, load_config
 from inpars.evaluation.metrics import Evaluation, holm, mean_difference_ci
 from inpars.evaluation.report_md import md_table
 from inpars.evaluation.worth import load_evaluation, paired_t, worth_json, worth_section, worth_table
-from inpars.io import read_json, write_json
+from inpars.io import read_json, write_json, write_text
 from inpars.pipeline import Executor, Workspace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     stem = args.out / ws.config.experiment.name
     write_json(stem.with_suffix(".json"), result)
-    stem.with_suffix(".md").write_text(render(result, md_table(worth_section(table))), encoding="utf-8")
+    write_text(stem.with_suffix(".md"), render(result, md_table(worth_section(table))))
     return 0
 
 

@@ -29,7 +29,7 @@ from typing import Any
 from inpars.config import Config, load_config
 from inpars.evaluation.report_md import md_table
 from inpars.evaluation.worth import load_evaluation, worth_json, worth_section, worth_table
-from inpars.io import write_json
+from inpars.io import write_json, write_text
 from inpars.pipeline import Executor, Workspace
 
 SHARED_STAGES = ("index", "generate", "filter", "expand", "negatives")  # those switched on are linked
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     stem = args.out / f"{config.experiment.name}-seeds"
     write_json(stem.with_suffix(".json"), result)
-    stem.with_suffix(".md").write_text(render(result, md_table(worth_section(table))), encoding="utf-8")
+    write_text(stem.with_suffix(".md"), render(result, md_table(worth_section(table))))
     return 0
 
 

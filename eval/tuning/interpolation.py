@@ -29,7 +29,7 @@ from typing import Any
 from inpars.config import EvaluateConfig, load_config
 from inpars.evaluation.interpolation import interpolate, mix
 from inpars.evaluation.metrics import evaluate_runs, mean_scores
-from inpars.io import write_json
+from inpars.io import write_json, write_text
 from inpars.pipeline import Workspace
 from inpars.pipeline.stages import ZERO_SHOT_BI, RerankStage, trained_models
 from inpars.records import ScoredPair
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     stem = args.out / f"{config.experiment.name}-interpolation{'-' + args.tag if args.tag else ''}"
     write_json(stem.with_suffix(".json"), result)
     text = render(result, ev.systems)
-    stem.with_suffix(".md").write_text(text, encoding="utf-8")
+    write_text(stem.with_suffix(".md"), text)
     print(text)
     return 0
 
