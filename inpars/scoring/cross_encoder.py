@@ -211,6 +211,7 @@ def float32_head(net: Any) -> None:
     if not isinstance(head, torch.nn.Module):
         return
     head.float()
+
     def to_float32(_module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
 

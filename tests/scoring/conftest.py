@@ -47,6 +47,14 @@ def scifact_pairs(shared_data: Path) -> list[tuple[str, str]]:
     return pairs
 
 
+def tiny_pairs() -> list[tuple[str, str]]:
+    """24 (query, text) pairs for the tiny models: 4 of the training tests' topic queries
+    against 6 of their texts."""
+    from tests.training.conftest import TOPICS
+
+    return [(query, text) for _, query, _ in TOPICS[:4] for _, _, text in TOPICS[:6]]
+
+
 def _tiny(folder: Path, *, classifier: bool) -> Path:
     """make_tiny_bert's tokenizer with a 2-layer BERT whose weights are drawn wide enough
     (initializer range 0.2) for the scores of different pairs to differ clearly."""

@@ -108,9 +108,9 @@ def test_raw_scores_are_logits_that_do_not_saturate() -> None:
 def test_a_bfloat16_model_scores_with_a_float32_head_so_close_pairs_do_not_tie(tiny_ce: Path) -> None:
     import torch
 
-    from tests.training.conftest import TOPICS
+    from tests.scoring.conftest import tiny_pairs
 
-    pairs = [(query, text) for _, query, _ in TOPICS[:4] for _, _, text in TOPICS[:6]]
+    pairs = tiny_pairs()
     bf16 = load_scorer("cross-encoder", str(tiny_ce), max_length=64, dtype="bfloat16", device="cpu", raw=True)
     assert isinstance(bf16, CrossEncoderScorer)
     assert bf16.model.classifier.weight.dtype == torch.float32  # the encoder stays bfloat16

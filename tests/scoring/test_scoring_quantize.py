@@ -13,12 +13,12 @@ from inpars.config import RerankConfig, parse_config
 from inpars.errors import ConfigError
 from inpars.reranking import SystemSpec, stage_settings
 from inpars.scoring.quantize import resolve_quantize
-from tests.training.conftest import TOPICS
+from tests.scoring.conftest import tiny_pairs
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-PAIRS = [(query, text) for _, query, _ in TOPICS[:4] for _, _, text in TOPICS[:6]]  # 24 pairs
+PAIRS = tiny_pairs()
 
 
 def spearman(a: list[float], b: list[float]) -> float:
