@@ -53,10 +53,14 @@ install_llama() {
             | sha256sum | cut -c1-12)
         args="-DGGML_NATIVE=ON"
     fi
+    if [[ -n ${CMAKE_ARGS:-} ]]; then  # the user's own build flags: a wheel of their own
+        args=$CMAKE_ARGS
+        flags=$flags-cmake-$(printf '%s' "$CMAKE_ARGS" | sha256sum | cut -c1-8)
+    fi
     dir="$ROOT/.cache/llama-cpp/$version-$flags"
     if ! compgen -G "$dir/llama_cpp_python-*.whl" >/dev/null; then
         log "compiling llama.cpp $version for this CPU (~7 min on 2 cores, once; wheel kept in $dir)"
-        CMAKE_ARGS="${CMAKE_ARGS:-$args}" "$PY" -m pip wheel -q --no-deps --no-cache-dir \
+        CMAKE_ARGS="$args" "$PY" -m pip wheel -q --no-deps --no-cache-dir \
             "llama-cpp-python==$version" -w "$dir"
     fi
     "$PY" -m pip install -q --no-deps --force-reinstall "$dir"/llama_cpp_python-*.whl
