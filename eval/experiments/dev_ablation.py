@@ -50,6 +50,17 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "ce-margin-mse-margin": ("cross-encoder", "synthetic", {**MSE, "weighting": "teacher_margin"}),
     "bi-margin-mse-3ep": ("bi-encoder", "synthetic", {**DMSE, "dense_epochs": 3}),
     "bi-margin-mse-logprob": ("bi-encoder", "synthetic", {**DMSE, "weighting": "logprob"}),
+    "ce-margin-mse-top3": ("cross-encoder", "synthetic", MSE),
+    "ce-margin-mse-top20": ("cross-encoder", "synthetic", MSE),
+    "ce-margin-mse-neg7": ("cross-encoder", "synthetic", {**MSE, "negatives_per_example": 7}),
+}
+# variants trained on the run's kept queries with negatives (and teacher labels) mined again
+# under these [negatives] overrides: the 3 best-ranked non-positive documents; 3 drawn from the
+# top 20 instead of ranks 3-100 (the ranks a top-100 rerank must order); 7 instead of 3
+NEGATIVES: dict[str, dict[str, Any]] = {
+    "ce-margin-mse-top3": {"sampling": "top", "window_start": 1},
+    "ce-margin-mse-top20": {"window_start": 1, "depth": 20},
+    "ce-margin-mse-neg7": {"count": 7},
 }
 WEIGHTS = [round(0.1 * i, 1) for i in range(1, 10)]
 Run = dict[str, list[ScoredPair]]
@@ -58,22 +69,37 @@ Run = dict[str, list[ScoredPair]]
 def real_examples(ws: Workspace, out: Path) -> Path:
     """Training examples from the collection's judged train queries (the dev set left out),
     negatives and teacher labels mined as for the synthetic queries."""
+    if not out.is_file():
+        pairs, judged = ws.real_training_queries()
+        mine_examples(ws, out, pairs, judged, {})
+    return out
+
+
+def remined_examples(ws: Workspace, out: Path, overrides: dict[str, Any]) -> Path:
+    """Training examples of the run's kept queries (the negatives stage's held-out ones left
+    out), negatives and teacher labels mined again with ``[negatives]`` ``overrides``."""
+    if not out.is_file():
+        held_out = ws.held_out_ids()
+        pairs = [q for q in ws.kept_queries() if q.query_id not in held_out]
+        mine_examples(ws, out, pairs, [], overrides)
+    return out
+
+
+def mine_examples(ws: Workspace, out: Path, pairs: list[Any], judged: list[Any],
+                  overrides: dict[str, Any]) -> None:
+    """Mine ``pairs``' negatives and hybrid-teacher labels into ``out`` (atomically)."""
     from inpars.io import write_records
     from inpars.negatives import mine_negatives
     from inpars.teacher import HybridTeacher
 
-    if out.is_file():
-        return out
-    pairs, judged = ws.real_training_queries()
     dense = ws.dense()
     if dense is None:
         raise SystemExit("the run has no dense index; set [index] dense = true")
-    cfg = ws.config.negatives
+    cfg = dataclasses.replace(ws.config.negatives, **overrides)
     with ws.bm25() as bm25:
         teacher = HybridTeacher(dense, cfg.teacher_bm25_weight)
         write_records(out, mine_negatives(pairs, bm25, cfg, dense=dense, teacher=teacher, qrels=judged,
                                           seed=ws.config.experiment.seed))
-    return out
 
 
 def training_data(data: str, synthetic: Path, real: Path, work: Path) -> Path:
@@ -158,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     specs = {"bi-zero-shot": SystemSpec("bi-encoder", config.index.dense_model)}
     for name in args.only:
         kind, data, overrides = VARIANTS[name]
-        examples = training_data(data, synthetic, real, work)
+        examples = (remined_examples(ws, work / f"{name}-examples.jsonl", NEGATIVES[name])
+                    if name in NEGATIVES else training_data(data, synthetic, real, work))
         training[name] = train_variant(kind, overrides, config.train, examples, work / name, seed,
                                        ws.output("filter", "kept"))
         specs[name] = SystemSpec(kind, str(work / name))
@@ -178,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         "ndcg@10": {s: ev.means[s]["ndcg@10"] for s in ev.systems},
         "p_vs_bm25_holm": {s: ev.adjusted_p_values[s]["ndcg@10"] for s in ev.others},
         "interpolation_weights": weights, "training": training,
-        "variants": {n: dict(zip(("kind", "data", "overrides"), VARIANTS[n], strict=True))
-                     for n in args.only},
+        "variants": {n: {**dict(zip(("kind", "data", "overrides"), VARIANTS[n], strict=True)),
+                         "negatives_overrides": NEGATIVES.get(n, {})} for n in args.only},
         "train_config": dataclasses.asdict(config.train),
         "negatives_config": dataclasses.asdict(config.negatives),
     }

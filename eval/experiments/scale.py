@@ -15,6 +15,11 @@ Writes ``eval/experiments/<name>-docs<N>.{json,md}``: per system present in both
 test score of the base run and of the larger one, their paired t-test (Holm over the
 systems compared), and the larger run's worth table and stage times. The test queries are
 only scored here.
+
+``--negatives KEY=VALUE ...`` (``[negatives]`` settings, e.g. ``window_start=1 depth=20``)
+runs experiment ``<name>-docs<N>-<tag>`` instead: the larger run's data (its index, generate,
+filter and expand folders hard-linked; that run must be finished) with negatives mined again
+under those settings, and compares it with that larger run rather than with the base run.
 """
 
 from __future__ import annotations
@@ -39,9 +44,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from seeds import link_shared_stages  # the sibling script's helper
 
 
-def scaled_config(config: Config, docs: int, dense_labels: list[str] | None) -> Config:
-    """Experiment ``<name>-docs<N>``: the base config generating for ``docs`` documents."""
+def scaled_config(config: Config, docs: int, dense_labels: list[str] | None,
+                  negatives: list[str] | None = None, tag: str = "") -> Config:
+    """Experiment ``<name>-docs<N>``: the base config generating for ``docs`` documents; with
+    ``negatives`` (``KEY=VALUE`` overrides of ``[negatives]``), ``<name>-docs<N>-<tag>``."""
     suffix = f"docs{docs}" if docs else "docs-all"  # num_docs = 0: every document
+    if negatives:
+        if not tag:
+            raise SystemExit("--negatives needs a --tag naming the variant (its experiment name suffix)")
+        suffix += f"-{tag}"
+        config = dataclasses.replace(config, negatives=negatives_config(config, negatives))
     experiment = dataclasses.replace(config.experiment, name=f"{config.experiment.name}-{suffix}",
                                      results_dir="")
     train = config.train
@@ -60,6 +72,22 @@ def scaled_config(config: Config, docs: int, dense_labels: list[str] | None) -> 
         fusion=[group for group in cfg.fusion if not dropped & set(group)])
     return dataclasses.replace(config, experiment=experiment, generate=generate, train=train,
                                evaluate=evaluate)
+
+
+def negatives_config(config: Config, overrides: list[str]) -> Any:
+    """``config.negatives`` with ``KEY=VALUE`` overrides, each value of its field's type."""
+    cfg = config.negatives
+    changes: dict[str, Any] = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if not hasattr(cfg, key) or not value:
+            fields = ", ".join(f.name for f in dataclasses.fields(cfg))
+            raise SystemExit(f"--negatives {item!r}: expected KEY=VALUE with KEY one of {fields}")
+        changes[key] = type(getattr(cfg, key))(value)
+    try:
+        return dataclasses.replace(cfg, **changes)
+    except ValueError as error:
+        raise SystemExit(f"--negatives {' '.join(overrides)}: {error}") from error
 
 
 def dev_weights(config: Config, path: Path) -> Config:
@@ -121,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, default=None,
                         help="the dev-set tuning of the larger run (eval/tuning/interpolation.py --docs N "
                              "--mix json): its weights replace the base config's")
+    parser.add_argument("--negatives", nargs="+", metavar="KEY=VALUE",
+                        help="[negatives] settings for a variant of the larger run (needs --tag)")
+    parser.add_argument("--tag", default="", help="with --negatives: the variant's name")
     parser.add_argument("--out", type=Path, default=Path("eval/experiments"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -130,18 +161,24 @@ def main(argv: list[str] | None = None) -> int:
     base = Workspace(config, command=command)
     started = time.perf_counter()
     Executor(base).run()  # skips what the base run finished
-    scaled = scaled_config(config, args.docs, args.dense_labels)
+    scaled = scaled_config(config, args.docs, args.dense_labels, args.negatives, args.tag)
     if args.weights is not None:
         scaled = dev_weights(scaled, args.weights)
     ws = Workspace(scaled, command=command)
-    link_shared_stages(base, ws, ("index",))
+    if args.negatives:  # the variant: the larger run's data, compared with the larger run
+        base = Workspace(scaled_config(config, args.docs, args.dense_labels), command=command)
+        link_shared_stages(base, ws, ("index", "generate", "filter", "expand"))
+    else:
+        link_shared_stages(base, ws, ("index",))
     Executor(ws).run()
     before, after = load_evaluation(base.stage_dir("evaluate")), load_evaluation(ws.stage_dir("evaluate"))
     metric = after.metrics[0]
     table = worth_table([after], metric)
     result = {
         "command": command, "experiment": ws.config.experiment.name, "split": config.data.test_split,
-        "metric": metric, "docs": {"base": config.generate.num_docs, "scaled": args.docs},
+        "metric": metric, "docs": {"base": base.config.generate.num_docs, "scaled": args.docs},
+        "negatives": {"base": dataclasses.asdict(base.config.negatives),
+                      "scaled": dataclasses.asdict(ws.config.negatives)},
         "seconds": round(time.perf_counter() - started, 1),
         "stage_seconds": {"base": stage_seconds(base), "scaled": stage_seconds(ws)},
         "kept_queries": {"base": _kept(base), "scaled": _kept(ws)},
@@ -170,18 +207,31 @@ def _weights_text(weights: dict[str, Any]) -> str:
             f"(BM25's weight: {chosen}; mix {mixes or 'none'})")
 
 
+def _columns(result: dict[str, Any]) -> tuple[str, str, str]:
+    """The report's title and its two runs' column names: by documents, or for a
+    ``--negatives`` variant by the negatives settings that differ."""
+    docs = {k: v or "all" for k, v in result["docs"].items()}  # 0: every document
+    negatives = result.get("negatives", {"base": {}, "scaled": {}})
+    changed = [k for k, v in negatives["scaled"].items() if negatives["base"].get(k) != v]
+    if not changed:
+        return (f"{docs['scaled']} documents instead of {docs['base']}", f"{docs['base']} docs",
+                f"{docs['scaled']} docs")
+    base, scaled = (", ".join(f"{k}={negatives[run][k]}" for k in changed) for run in ("base", "scaled"))
+    return (f"negatives {scaled} instead of {base} ({docs['scaled']} documents)", base, scaled)
+
+
 def render(result: dict[str, Any], worth: str) -> str:
-    docs, metric = result["docs"], result["metric"]
-    docs = {"base": docs["base"] or "all", "scaled": docs["scaled"] or "all"}  # 0: every document
+    metric = result["metric"]
+    title, base_name, scaled_name = _columns(result)
     lines = [
-        f"# {result['experiment']}: {docs['scaled']} documents instead of {docs['base']}", "",
+        f"# {result['experiment']}: {title}", "",
         f"`{result['command']}`", "",
         f"{result['split']} split, {metric}, one training seed. Same recipe and settings as the base "
         f"run; interpolation and mix weights: {_weights_text(result['weights'])}; queries kept by the "
         f"filter: {result['kept_queries']['base']} -> "
         f"{result['kept_queries']['scaled']}. Paired t-tests over the test queries, Holm over the "
         f"{len(result['systems'])} systems the data changes.", "",
-        f"| system | {docs['base']} docs | {docs['scaled']} docs | difference | 95% CI | p (Holm) |",
+        f"| system | {base_name} | {scaled_name} | difference | 95% CI | p (Holm) |",
         "|---|---:|---:|---:|---|---:|",
     ]
     for row in result["systems"]:
@@ -189,14 +239,10 @@ def render(result: dict[str, Any], worth: str) -> str:
         p = "" if row["p_holm"] is None else f"{row['p_holm']:.3f}"
         lines.append(f"| {row['system']} | {row['base']:.4f} | {row['scaled']:.4f} | "
                      f"{row['difference']:+.4f} | [{low:+.4f}, {high:+.4f}] | {p} |")
-    lines += ["", f"## Worth table of the {docs['scaled']}-document run", "", worth, "",
-              "## Stage seconds", "", f"| stage | {docs['base']} docs | {docs['scaled']} docs |",
+    lines += ["", f"## Worth table of the {scaled_name} run", "", worth, "",
+              "## Stage seconds", "", f"| stage | {base_name} | {scaled_name} |",
               "|---|---:|---:|"]
     base_s, scaled_s = result["stage_seconds"]["base"], result["stage_seconds"]["scaled"]
     for stage in scaled_s:
         lines.append(f"| {stage} | {base_s.get(stage, '')} | {scaled_s[stage]} |")
     return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
