@@ -44,6 +44,7 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "ce-margin-mse": ("cross-encoder", "synthetic", {"loss": "margin-mse"}),
     "ce-margin-mse-real": ("cross-encoder", "real", {"loss": "margin-mse"}),
     "ce-margin-mse-both": ("cross-encoder", "both", {"loss": "margin-mse"}),
+    "ce-margin-mse-2ep": ("cross-encoder", "synthetic", {**MSE, "epochs": 2}),
     "ce-margin-mse-3ep": ("cross-encoder", "synthetic", {**MSE, "epochs": 3}),
     "ce-margin-mse-lr1e-4": ("cross-encoder", "synthetic", {**MSE, "learning_rate": 1e-4}),
     "ce-margin-mse-logprob": ("cross-encoder", "synthetic", {**MSE, "weighting": "logprob"}),

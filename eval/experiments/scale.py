@@ -16,10 +16,11 @@ test score of the base run and of the larger one, their paired t-test (Holm over
 systems compared), and the larger run's worth table and stage times. The test queries are
 only scored here.
 
-``--negatives KEY=VALUE ...`` (``[negatives]`` settings, e.g. ``window_start=1 depth=20``)
-runs experiment ``<name>-docs<N>-<tag>`` instead: the larger run's data (its index, generate,
-filter and expand folders hard-linked; that run must be finished) with negatives mined again
-under those settings, and compares it with that larger run rather than with the base run.
+``--set SECTION.KEY=VALUE ...`` (``[negatives]`` or ``[train]`` settings, e.g.
+``negatives.window_start=1`` or ``train.epochs=2``) runs experiment ``<name>-docs<N>-<tag>``
+instead: the larger run's data (its index, generate, filter, expand and negatives folders
+hard-linked; that run must be finished; a stage whose settings changed runs again beside its
+linked folder) with those settings, compared with that larger run rather than with the base run.
 """
 
 from __future__ import annotations
@@ -45,15 +46,15 @@ from seeds import link_shared_stages  # the sibling script's helper
 
 
 def scaled_config(config: Config, docs: int, dense_labels: list[str] | None,
-                  negatives: list[str] | None = None, tag: str = "") -> Config:
+                  settings: list[str] | None = None, tag: str = "") -> Config:
     """Experiment ``<name>-docs<N>``: the base config generating for ``docs`` documents; with
-    ``negatives`` (``KEY=VALUE`` overrides of ``[negatives]``), ``<name>-docs<N>-<tag>``."""
+    ``settings`` (``SECTION.KEY=VALUE`` overrides), ``<name>-docs<N>-<tag>``."""
     suffix = f"docs{docs}" if docs else "docs-all"  # num_docs = 0: every document
-    if negatives:
+    if settings:
         if not tag:
-            raise SystemExit("--negatives needs a --tag naming the variant (its experiment name suffix)")
+            raise SystemExit("--set needs a --tag naming the variant (its experiment name suffix)")
         suffix += f"-{tag}"
-        config = dataclasses.replace(config, negatives=negatives_config(config, negatives))
+        config = overridden_config(config, settings)
     experiment = dataclasses.replace(config.experiment, name=f"{config.experiment.name}-{suffix}",
                                      results_dir="")
     train = config.train
@@ -74,20 +75,28 @@ def scaled_config(config: Config, docs: int, dense_labels: list[str] | None,
                                evaluate=evaluate)
 
 
-def negatives_config(config: Config, overrides: list[str]) -> Any:
-    """``config.negatives`` with ``KEY=VALUE`` overrides, each value of its field's type."""
-    cfg = config.negatives
-    changes: dict[str, Any] = {}
+VARIABLE_SECTIONS = ("negatives", "train")  # the sections --set may change
+
+
+def overridden_config(config: Config, overrides: list[str]) -> Config:
+    """``config`` with ``SECTION.KEY=VALUE`` overrides, each value of its field's type."""
+    changes: dict[str, dict[str, Any]] = {}
     for item in overrides:
-        key, _, value = item.partition("=")
-        if not hasattr(cfg, key) or not value:
-            fields = ", ".join(f.name for f in dataclasses.fields(cfg))
-            raise SystemExit(f"--negatives {item!r}: expected KEY=VALUE with KEY one of {fields}")
-        changes[key] = type(getattr(cfg, key))(value)
+        name, _, value = item.partition("=")
+        section, _, key = name.partition(".")
+        current = getattr(config, section) if section in VARIABLE_SECTIONS else None
+        if current is None or not hasattr(current, key) or not value:
+            raise SystemExit(f"--set {item!r}: expected SECTION.KEY=VALUE, SECTION one of "
+                             f"{', '.join(VARIABLE_SECTIONS)} and KEY one of its settings")
+        kind = type(getattr(current, key))
+        if kind not in (str, int, float, bool):
+            raise SystemExit(f"--set {item!r}: {section}.{key} is a {kind.__name__}; only plain values")
+        changes.setdefault(section, {})[key] = value.lower() == "true" if kind is bool else kind(value)
     try:
-        return dataclasses.replace(cfg, **changes)
+        sections = {s: dataclasses.replace(getattr(config, s), **c) for s, c in changes.items()}
     except ValueError as error:
-        raise SystemExit(f"--negatives {' '.join(overrides)}: {error}") from error
+        raise SystemExit(f"--set {' '.join(overrides)}: {error}") from error
+    return dataclasses.replace(config, **sections)
 
 
 def dev_weights(config: Config, path: Path) -> Config:
@@ -149,9 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, default=None,
                         help="the dev-set tuning of the larger run (eval/tuning/interpolation.py --docs N "
                              "--mix json): its weights replace the base config's")
-    parser.add_argument("--negatives", nargs="+", metavar="KEY=VALUE",
-                        help="[negatives] settings for a variant of the larger run (needs --tag)")
-    parser.add_argument("--tag", default="", help="with --negatives: the variant's name")
+    parser.add_argument("--set", dest="settings", nargs="+", metavar="SECTION.KEY=VALUE",
+                        help="[negatives] / [train] settings of a variant of the larger run (needs --tag)")
+    parser.add_argument("--tag", default="", help="with --set: the variant's name")
     parser.add_argument("--out", type=Path, default=Path("eval/experiments"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -161,13 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     base = Workspace(config, command=command)
     started = time.perf_counter()
     Executor(base).run()  # skips what the base run finished
-    scaled = scaled_config(config, args.docs, args.dense_labels, args.negatives, args.tag)
+    scaled = scaled_config(config, args.docs, args.dense_labels, args.settings, args.tag)
     if args.weights is not None:
         scaled = dev_weights(scaled, args.weights)
     ws = Workspace(scaled, command=command)
-    if args.negatives:  # the variant: the larger run's data, compared with the larger run
+    if args.settings:  # the variant: the larger run's data, compared with the larger run
         base = Workspace(scaled_config(config, args.docs, args.dense_labels), command=command)
-        link_shared_stages(base, ws, ("index", "generate", "filter", "expand"))
+        link_shared_stages(base, ws, ("index", "generate", "filter", "expand", "negatives"))
     else:
         link_shared_stages(base, ws, ("index",))
     Executor(ws).run()
@@ -177,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "command": command, "experiment": ws.config.experiment.name, "split": config.data.test_split,
         "metric": metric, "docs": {"base": base.config.generate.num_docs, "scaled": args.docs},
-        "negatives": {"base": dataclasses.asdict(base.config.negatives),
-                      "scaled": dataclasses.asdict(ws.config.negatives)},
+        "settings": {"base": {s: dataclasses.asdict(getattr(base.config, s)) for s in VARIABLE_SECTIONS},
+                     "scaled": {s: dataclasses.asdict(getattr(ws.config, s)) for s in VARIABLE_SECTIONS}},
         "seconds": round(time.perf_counter() - started, 1),
         "stage_seconds": {"base": stage_seconds(base), "scaled": stage_seconds(ws)},
         "kept_queries": {"base": _kept(base), "scaled": _kept(ws)},
@@ -208,16 +217,18 @@ def _weights_text(weights: dict[str, Any]) -> str:
 
 
 def _columns(result: dict[str, Any]) -> tuple[str, str, str]:
-    """The report's title and its two runs' column names: by documents, or for a
-    ``--negatives`` variant by the negatives settings that differ."""
+    """The report's title and its two runs' column names: by documents, or for a ``--set``
+    variant by the settings that differ."""
     docs = {k: v or "all" for k, v in result["docs"].items()}  # 0: every document
-    negatives = result.get("negatives", {"base": {}, "scaled": {}})
-    changed = [k for k, v in negatives["scaled"].items() if negatives["base"].get(k) != v]
+    settings = result.get("settings", {"base": {}, "scaled": {}})
+    changed = [(s, k) for s, values in settings["scaled"].items() for k, v in values.items()
+               if settings["base"][s].get(k) != v]
     if not changed:
         return (f"{docs['scaled']} documents instead of {docs['base']}", f"{docs['base']} docs",
                 f"{docs['scaled']} docs")
-    base, scaled = (", ".join(f"{k}={negatives[run][k]}" for k in changed) for run in ("base", "scaled"))
-    return (f"negatives {scaled} instead of {base} ({docs['scaled']} documents)", base, scaled)
+    base, scaled = (", ".join(f"{s}.{k}={settings[run][s][k]}" for s, k in changed)
+                    for run in ("base", "scaled"))
+    return (f"{scaled} instead of {base} ({docs['scaled']} documents)", base, scaled)
 
 
 def render(result: dict[str, Any], worth: str) -> str:

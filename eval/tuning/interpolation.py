@@ -77,10 +77,9 @@ def main(argv: list[str] | None = None) -> int:
                              "documents, experiment <name>-docs<N>) instead of the config's own run")
     parser.add_argument("--dense-labels", nargs="+", default=None,
                         help="with --docs: the --dense-labels that scale.py was given")
-    parser.add_argument("--negatives", nargs="+", metavar="KEY=VALUE", default=None,
-                        help="with --docs: the --negatives variant that scale.py was given")
-    parser.add_argument("--variant", dest="tag_variant", default="",
-                        help="with --negatives: the --tag that scale.py was given")
+    parser.add_argument("--set", dest="settings", nargs="+", metavar="SECTION.KEY=VALUE", default=None,
+                        help="with --docs: the --set variant that scale.py was given")
+    parser.add_argument("--variant", default="", help="with --set: the --tag that scale.py was given")
     parser.add_argument("--out", type=Path, default=Path("eval/tuning"))
     parser.add_argument("--tag", default="", help="output name suffix: <experiment>-interpolation-<tag>")
     args = parser.parse_args(argv)
@@ -90,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
         from scale import scaled_config
 
-        config = scaled_config(config, args.docs, args.dense_labels, args.negatives, args.tag_variant)
+        config = scaled_config(config, args.docs, args.dense_labels, args.settings, args.variant)
     if args.queries is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, dev_queries=args.queries))
     experiment = Workspace(config)
