@@ -88,7 +88,8 @@ def overridden_config(config: Config, overrides: list[str]) -> Config:
         if current is None or not hasattr(current, key) or not value:
             raise SystemExit(f"--set {item!r}: expected SECTION.KEY=VALUE, SECTION one of "
                              f"{', '.join(VARIABLE_SECTIONS)} and KEY one of its settings")
-        kind = type(getattr(current, key))
+        now = getattr(current, key)  # an unset optional (None) takes an int or a string
+        kind = type(now) if now is not None else int if value.lstrip("-").isdigit() else str
         if kind not in (str, int, float, bool):
             raise SystemExit(f"--set {item!r}: {section}.{key} is a {kind.__name__}; only plain values")
         changes.setdefault(section, {})[key] = value.lower() == "true" if kind is bool else kind(value)
@@ -257,3 +258,7 @@ def render(result: dict[str, Any], worth: str) -> str:
     for stage in scaled_s:
         lines.append(f"| {stage} | {base_s.get(stage, '')} | {scaled_s[stage]} |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
