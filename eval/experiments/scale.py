@@ -31,15 +31,18 @@ import logging
 import statistics
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
 from inpars.config import Config, load_config
+from inpars.errors import ConfigError
 from inpars.evaluation.metrics import Evaluation, holm, mean_difference_ci
 from inpars.evaluation.report_md import md_table
 from inpars.evaluation.worth import load_evaluation, paired_t, worth_json, worth_section, worth_table
 from inpars.io import read_json, write_json, write_text
 from inpars.pipeline import Executor, Workspace
+from inpars.schema import section_from_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from seeds import link_shared_stages  # the sibling script's helper
@@ -79,25 +82,34 @@ VARIABLE_SECTIONS = ("negatives", "train")  # the sections --set may change
 
 
 def overridden_config(config: Config, overrides: list[str]) -> Config:
-    """``config`` with ``SECTION.KEY=VALUE`` overrides, each value of its field's type."""
-    changes: dict[str, dict[str, Any]] = {}
+    """``config`` with ``SECTION.KEY=VALUE`` overrides, checked by the config's own schema
+    (:func:`inpars.schema.section_from_dict`: unknown keys, types and ranges)."""
+    tables: dict[str, dict[str, Any]] = {}
     for item in overrides:
-        name, _, value = item.partition("=")
+        name, sep, raw = item.partition("=")
         section, _, key = name.partition(".")
-        current = getattr(config, section) if section in VARIABLE_SECTIONS else None
-        if current is None or not hasattr(current, key) or not value:
-            raise SystemExit(f"--set {item!r}: expected SECTION.KEY=VALUE, SECTION one of "
-                             f"{', '.join(VARIABLE_SECTIONS)} and KEY one of its settings")
-        now = getattr(current, key)  # an unset optional (None) takes an int or a string
-        kind = type(now) if now is not None else int if value.lstrip("-").isdigit() else str
-        if kind not in (str, int, float, bool):
-            raise SystemExit(f"--set {item!r}: {section}.{key} is a {kind.__name__}; only plain values")
-        changes.setdefault(section, {})[key] = value.lower() == "true" if kind is bool else kind(value)
+        if not sep or not key or section not in VARIABLE_SECTIONS:
+            raise SystemExit(f"--set {item!r}: expected SECTION.KEY=VALUE with SECTION one of "
+                             f"{', '.join(VARIABLE_SECTIONS)}, e.g. train.epochs=2")
+        current = getattr(config, section)
+        table = tables.setdefault(section, {f.name: getattr(current, f.name)
+                                            for f in dataclasses.fields(current)})
+        table[key] = _toml_value(raw)
     try:
-        sections = {s: dataclasses.replace(getattr(config, s), **c) for s, c in changes.items()}
-    except ValueError as error:
-        raise SystemExit(f"--set {' '.join(overrides)}: {error}") from error
+        sections = {s: section_from_dict(type(getattr(config, s)), table, f"--set [{s}]")
+                    for s, table in tables.items()}
+    except ConfigError as error:
+        raise SystemExit(str(error)) from None
     return dataclasses.replace(config, **sections)
+
+
+def _toml_value(raw: str) -> Any:
+    """``raw`` read as a TOML value (``2``, ``1e-4``, ``true``, ``["a"]``); a bare word or a
+    path that is not TOML stays a string."""
+    try:
+        return tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        return raw
 
 
 def dev_weights(config: Config, path: Path) -> Config:
@@ -168,18 +180,19 @@ def main(argv: list[str] | None = None) -> int:
                         datefmt="%H:%M:%S")
     command = " ".join(["python", *sys.argv]) if argv is None else "scale.main"
     config = load_config(args.config)
-    base = Workspace(config, command=command)
     started = time.perf_counter()
-    Executor(base).run()  # skips what the base run finished
+    if args.settings:  # a variant: compared with the larger run as it stands (its own weights)
+        base = Workspace(scaled_config(config, args.docs, args.dense_labels), command=command)
+        shared: tuple[str, ...] = ("index", "generate", "filter", "expand", "negatives")
+    else:
+        base = Workspace(config, command=command)
+        Executor(base).run()  # skips what the base run finished
+        shared = ("index",)
     scaled = scaled_config(config, args.docs, args.dense_labels, args.settings, args.tag)
     if args.weights is not None:
         scaled = dev_weights(scaled, args.weights)
     ws = Workspace(scaled, command=command)
-    if args.settings:  # the variant: the larger run's data, compared with the larger run
-        base = Workspace(scaled_config(config, args.docs, args.dense_labels), command=command)
-        link_shared_stages(base, ws, ("index", "generate", "filter", "expand", "negatives"))
-    else:
-        link_shared_stages(base, ws, ("index",))
+    link_shared_stages(base, ws, shared)  # each must be finished in base
     Executor(ws).run()
     before, after = load_evaluation(base.stage_dir("evaluate")), load_evaluation(ws.stage_dir("evaluate"))
     metric = after.metrics[0]
