@@ -38,17 +38,15 @@ from pathlib import Path
 from typing import Any
 
 from inpars.config import Config, EvaluateConfig, load_config
-from inpars.errors import ConfigError
 from inpars.evaluation.interpolation import interpolate
 from inpars.evaluation.metrics import evaluate_runs, holm, mean_difference_ci
 from inpars.evaluation.worth import load_evaluation, paired_t
 from inpars.io import read_json, write_json, write_text
 from inpars.pipeline import Executor, Workspace
-from inpars.schema import section_from_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dev_ablation import as_run, as_scores  # the sibling scripts' helpers
-from scale import stage_seconds
+from scale import replaced_sections, stage_seconds
 from seeds import SHARED_STAGES, link_shared_stages
 
 CE = "bm25+ce-synthetic"
@@ -75,15 +73,7 @@ METHODS: dict[str, Callable[[Config], Overrides]] = {
 def method_config(config: Config, method: str, seed: int) -> Config:
     """Experiment ``<name>-m-<method>[-seed<S>]``: ``config`` with the method's overrides
     (checked by the config's own schema), the cross-encoder alone trained with ``seed``."""
-    sections: dict[str, Any] = {}
-    for section, values in METHODS[method](config).items():
-        current = getattr(config, section)
-        table = {f.name: getattr(current, f.name) for f in dataclasses.fields(current)} | values
-        try:
-            sections[section] = section_from_dict(type(current), table, f"method {method} [{section}]")
-        except ConfigError as error:
-            raise SystemExit(str(error)) from None
-    config = dataclasses.replace(config, **sections)
+    config = replaced_sections(config, METHODS[method](config), f"method {method}")
     suffix = "" if seed == config.experiment.seed else f"-seed{seed}"
     experiment = dataclasses.replace(config.experiment, name=f"{config.experiment.name}-m-{method}{suffix}",
                                      run_dir="", results_dir="")
@@ -111,8 +101,9 @@ def dev_scores(ws: Workspace, base: Workspace, depth: int) -> dict[str, dict[str
     model = RerankStage().specs(ws)[system(ws.config)]
     weight = ws.config.evaluate.interpolate[system(ws.config)]
     key = {"model_trained": _trained_at(Path(model.model)), "depth": depth, "weight": weight}
-    if cache.is_file() and {k: read_json(cache).get(k) for k in key} == key:
-        return read_json(cache)["per_query"]
+    cached = read_json(cache) if cache.is_file() else {}
+    if {k: cached.get(k) for k in key} == key:
+        return cached["per_query"]
     queries, qrels = base.dev_queries()
     with base.bm25() as bm25:
         first = bm25.search(queries, depth)
@@ -139,7 +130,7 @@ def _refined(ws: Workspace) -> dict[str, Any]:
     return {"refine_best_round": extra.get("best_round"), "refine_stopped": extra.get("stopped")}
 
 
-def test_scores(ws: Workspace) -> dict[str, dict[str, float]]:
+def test_split_scores(ws: Workspace) -> dict[str, dict[str, float]]:
     """Per-query test nDCG@10 of the run's cross-encoder, alone and interpolated, and BM25."""
     ev = load_evaluation(ws.stage_dir("evaluate"))
     metric, name = ev.metrics[0], system(ws.config)
@@ -168,8 +159,9 @@ def run_method(config: Config, base: Workspace, method: str, seeds: list[int], d
         if method == "base":
             trained[seed] = ws
         kept = ws.manifest("filter").get("counts", {}).get("kept")
-        runs[seed] = {"experiment": ws.name, "dev": dev_scores(ws, base, depth), "test": test_scores(ws),
-                      "kept": kept, "stage_seconds": stage_seconds(ws), **_refined(ws)}
+        runs[seed] = {"experiment": ws.name, "dev": dev_scores(ws, base, depth),
+                      "test": test_split_scores(ws), "kept": kept, "stage_seconds": stage_seconds(ws),
+                      **_refined(ws)}
     return runs
 
 

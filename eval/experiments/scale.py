@@ -91,15 +91,21 @@ def overridden_config(config: Config, overrides: list[str]) -> Config:
         if not sep or not key or section not in VARIABLE_SECTIONS:
             raise SystemExit(f"--set {item!r}: expected SECTION.KEY=VALUE with SECTION one of "
                              f"{', '.join(VARIABLE_SECTIONS)}, e.g. train.epochs=2")
+        tables.setdefault(section, {})[key] = _toml_value(raw)
+    return replaced_sections(config, tables, "--set")
+
+
+def replaced_sections(config: Config, tables: dict[str, dict[str, Any]], origin: str) -> Config:
+    """``config`` with ``tables`` (section -> key -> value) over its sections, each section
+    checked by the config's own schema (:func:`inpars.schema.section_from_dict`)."""
+    sections = {}
+    for section, values in tables.items():
         current = getattr(config, section)
-        table = tables.setdefault(section, {f.name: getattr(current, f.name)
-                                            for f in dataclasses.fields(current)})
-        table[key] = _toml_value(raw)
-    try:
-        sections = {s: section_from_dict(type(getattr(config, s)), table, f"--set [{s}]")
-                    for s, table in tables.items()}
-    except ConfigError as error:
-        raise SystemExit(str(error)) from None
+        table = {f.name: getattr(current, f.name) for f in dataclasses.fields(current)} | values
+        try:
+            sections[section] = section_from_dict(type(current), table, f"{origin} [{section}]")
+        except ConfigError as error:
+            raise SystemExit(str(error)) from None
     return dataclasses.replace(config, **sections)
 
 
