@@ -64,6 +64,11 @@ METHODS: dict[str, Callable[[Config], Overrides]] = {
     "weighting-logprob": lambda c: {"train": {"weighting": "logprob"}},
     "weighting-margin": lambda c: {"train": {"weighting": "teacher_margin"}},
     "critic": lambda c: {"filter": {"steps": _with_critic(c)}},
+    # the critic filter at the base's number of optimizer steps: keeping ``critic_keep`` of the
+    # queries also cuts the steps of one epoch, so this separates what it keeps from how long it trains
+    "critic-same-steps": lambda c: {
+        "filter": {"steps": _with_critic(c)},
+        "train": {"epochs": max(1, round(c.train.epochs / c.filter.critic_keep))}},
     "critic-weighting": lambda c: {"filter": {"steps": _with_critic(c)}, "train": {"weighting": "critic"}},
     "neighbours": lambda c: {"generate": {"template": "neighbours"}},
     "refine": lambda c: {"refine": {"rounds": 1, "model": "cross-encoder"}},
@@ -159,8 +164,10 @@ def run_method(config: Config, base: Workspace, method: str, seeds: list[int], d
         if method == "base":
             trained[seed] = ws
         kept = ws.manifest("filter").get("counts", {}).get("kept")
+        steps = ws.manifest("train").get("counts", {}).get("cross_encoder_steps")
         runs[seed] = {"experiment": ws.name, "dev": dev_scores(ws, base, depth),
-                      "test": test_split_scores(ws), "kept": kept, "stage_seconds": stage_seconds(ws),
+                      "test": test_split_scores(ws), "kept": kept, "steps": steps,
+                      "stage_seconds": stage_seconds(ws),
                       **_refined(ws)}
     return runs
 
@@ -257,7 +264,8 @@ def render(result: dict[str, Any]) -> str:
         "`refine` writes new queries per seed). The demo's settings were chosen on this dev set and "
         "`refine` picks its round on it: the dev columns lean towards `base` and `refine`, the test "
         "columns are the held-out comparison. `critic` keeps half of the queries "
-        "(`[filter] critic_keep`): less data and more realistic data at once.", "",
+        "(`[filter] critic_keep`): less data and more realistic data at once, and so fewer optimizer "
+        "steps in one epoch; `critic-same-steps` trains it for as many steps as `base`.", "",
     ]
     for split in ("dev", "test"):
         lines += [f"## {split}", "", "| method | alone | vs base | +BM25 | vs base |",
@@ -270,13 +278,15 @@ def render(result: dict[str, Any]) -> str:
     dev_best = max((r for r in result["rows"] if r["split"] == "dev" and r["system"] == "interp"),
                    key=lambda r: r["mean"])
     lines += [f"Best on dev (+BM25, mean over seeds): `{dev_best['method']}`.", "", "## Settings", "",
-              "| method | overrides | kept queries | experiment (first seed) |", "|---|---|---:|---|"]
+              "| method | overrides | kept queries | cross-encoder steps | experiment (first seed) |",
+              "|---|---|---:|---:|---|"]
     for method, overrides in result["overrides"].items():
         first = next(iter(result["runs"][method].values()))
         refined = [f"{seed}: round {run['refine_best_round']}" for seed, run in result["runs"][method].items()
                    if "refine_best_round" in run]
         note = f" (rounds kept: {', '.join(refined)})" if refined else ""
         lines.append(f"| {method} | `{overrides or 'none'}`{note} | {first['kept']} | "
+                     f"{first.get('steps', '')} | "
                      f"{first['experiment']} |")
     return "\n".join(lines) + "\n"
 
