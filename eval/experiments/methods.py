@@ -135,6 +135,15 @@ def _refined(ws: Workspace) -> dict[str, Any]:
     return {"refine_best_round": extra.get("best_round"), "refine_stopped": extra.get("stopped")}
 
 
+def _training(ws: Workspace) -> dict[str, Any]:
+    """The cross-encoder's optimizer steps and loss curve (train manifest), and the critic's
+    held-out accuracy where the filter ran one (filter manifest)."""
+    ce = ws.manifest("train").get("extra", {}).get("cross_encoder", {})
+    critic = ws.manifest("filter").get("extra", {}).get("critic", {})
+    return {"steps": ce.get("steps"), "loss_curve": ce.get("loss_curve", []),
+            "critic_accuracy": critic.get("accuracy"), "critic_roc_auc": critic.get("roc_auc")}
+
+
 def test_split_scores(ws: Workspace) -> dict[str, dict[str, float]]:
     """Per-query test nDCG@10 of the run's cross-encoder, alone and interpolated, and BM25."""
     ev = load_evaluation(ws.stage_dir("evaluate"))
@@ -164,11 +173,9 @@ def run_method(config: Config, base: Workspace, method: str, seeds: list[int], d
         if method == "base":
             trained[seed] = ws
         kept = ws.manifest("filter").get("counts", {}).get("kept")
-        steps = ws.manifest("train").get("counts", {}).get("cross_encoder_steps")
         runs[seed] = {"experiment": ws.name, "dev": dev_scores(ws, base, depth),
-                      "test": test_split_scores(ws), "kept": kept, "steps": steps,
-                      "stage_seconds": stage_seconds(ws),
-                      **_refined(ws)}
+                      "test": test_split_scores(ws), "kept": kept, "stage_seconds": stage_seconds(ws),
+                      **_training(ws), **_refined(ws)}
     return runs
 
 
@@ -278,17 +285,26 @@ def render(result: dict[str, Any]) -> str:
     dev_best = max((r for r in result["rows"] if r["split"] == "dev" and r["system"] == "interp"),
                    key=lambda r: r["mean"])
     lines += [f"Best on dev (+BM25, mean over seeds): `{dev_best['method']}`.", "", "## Settings", "",
-              "| method | overrides | kept queries | cross-encoder steps | experiment (first seed) |",
-              "|---|---|---:|---:|---|"]
+              "| method | overrides | kept queries | cross-encoder steps | loss at steps 10 / 100 / last "
+              "| critic held-out accuracy / ROC AUC | experiment (first seed) |",
+              "|---|---|---:|---:|---|---|---|"]
     for method, overrides in result["overrides"].items():
         first = next(iter(result["runs"][method].values()))
         refined = [f"{seed}: round {run['refine_best_round']}" for seed, run in result["runs"][method].items()
                    if "refine_best_round" in run]
         note = f" (rounds kept: {', '.join(refined)})" if refined else ""
-        lines.append(f"| {method} | `{overrides or 'none'}`{note} | {first['kept']} | "
-                     f"{first.get('steps', '')} | "
-                     f"{first['experiment']} |")
+        critic = (f"{first['critic_accuracy']:.3f} / {first['critic_roc_auc']:.3f}"
+                  if first["critic_accuracy"] is not None else "")
+        lines.append(f"| {method} | `{overrides or 'none'}`{note} | {first['kept']} | {first['steps']} | "
+                     f"{_losses(first['loss_curve'])} | {critic} | {first['experiment']} |")
     return "\n".join(lines) + "\n"
+
+
+def _losses(curve: list[dict[str, float]]) -> str:
+    """The logged loss at steps 10 and 100 and at the last step: the cross-encoder's loss stays
+    on a plateau for about its first 100 steps, so a method that trains fewer steps stops early."""
+    at = {point["step"]: point["loss"] for point in curve}
+    return " / ".join(f"{at[s]:.3f}" if s in at else "-" for s in (10, 100, max(at, default=0)))
 
 
 def _cell(row: dict[str, Any]) -> tuple[str, str]:
