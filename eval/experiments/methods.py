@@ -22,7 +22,9 @@ on that same dev set and ``refine`` picks its round on it, so the dev columns le
 compared with ``base``: paired t-test on per-query scores averaged over seeds, 95% CI, Holm
 over every comparison of the table (the tests see query sampling, not the one synthetic
 dataset a method makes). Resumable: each run skips its finished stages; a run's dev scores
-are kept in ``<run>/methods-dev.json``. Writes ``<out>/<name>-methods.{json,md}``.
+are kept in ``<run>/methods-dev.json``. Writes ``<out>/<name>-methods.{json,md}``; with
+``--add``, the methods of the existing table that this run does not measure are kept in it
+(``merged``), so that a table is built over several sessions.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
 import statistics
 import sys
 import time
@@ -40,6 +43,7 @@ from typing import Any
 from inpars.config import Config, EvaluateConfig, load_config
 from inpars.evaluation.interpolation import interpolate
 from inpars.evaluation.metrics import evaluate_runs, holm, mean_difference_ci
+from inpars.evaluation.tables import fmt_p
 from inpars.evaluation.worth import load_evaluation, paired_t
 from inpars.io import read_json, write_json, write_text
 from inpars.pipeline import Executor, Workspace
@@ -188,10 +192,48 @@ def compare(results: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, Any
         for split in ("dev", "test"):
             for name in ("alone", "interp"):
                 rows.append(_row(method, split, name, runs, results["base"]))
+    _holm(rows)
+    return rows
+
+
+def _holm(rows: list[dict[str, Any]]) -> None:
+    """Sets each tested row's ``p_holm``: Holm over every difference of the table."""
     tested = [r for r in rows if r["p"] is not None]
     for row, adjusted in zip(tested, holm([r["p"] for r in tested]), strict=True):
         row["p_holm"] = adjusted
-    return rows
+
+
+def merged(result: dict[str, Any], previous: dict[str, Any], source: Path) -> dict[str, Any]:
+    """``result`` with the methods of ``previous`` (this experiment's earlier table, read from
+    ``source``) that it did not measure, so that a table too long for one session (each method
+    takes about 25 minutes per seed on 2 cores) is built over several. Only where both were made
+    on the same seeds, dev and test sets and weight and their ``base`` rows agree (training is
+    deterministic, so equal base scores mean the same base models, and the earlier differences
+    with base still hold); Holm is redone over every difference of the union."""
+    for key in ("experiment", "seeds", "dev_set", "test_set", "interpolation_weight"):
+        if previous.get(key) != result[key]:
+            raise SystemExit(f"--add: {source} has {key} = {previous.get(key)!r}, this run "
+                             f"{result[key]!r}; rerun its methods with these settings, or drop --add")
+    old, new = _base_scores(previous), _base_scores(result)
+    if old.keys() != new.keys() or any(not math.isclose(a, b, abs_tol=1e-9)
+                                       for k in old for a, b in zip(old[k], new[k], strict=True)):
+        raise SystemExit(f"--add: base scores {new} differ from those in {source} ({old}): the base "
+                         "models are not the ones its methods were compared with; rerun every method "
+                         "without --add")
+    kept = [m for m in previous["overrides"] if m not in result["overrides"]]
+    order = [m for m in METHODS if m in result["overrides"] or m in kept]
+    rows = sorted([*result["rows"], *(r for r in previous["rows"] if r["method"] in kept)],
+                  key=lambda r: order.index(r["method"]))
+    _holm(rows)
+    both = {key: {m: (result if m in result[key] else previous)[key][m] for m in order}
+            for key in ("overrides", "runs")}
+    return {**result, **both, "rows": rows,
+            "commands": [*previous.get("commands", [previous.get("command")]), *result["commands"]],
+            "seconds": round(previous["seconds"] + result["seconds"], 1)}
+
+
+def _base_scores(result: dict[str, Any]) -> dict[tuple[str, str], list[float]]:
+    return {(r["split"], r["system"]): r["per_seed"] for r in result["rows"] if r["method"] == "base"}
 
 
 def _row(method: str, split: str, name: str, runs: dict[int, dict[str, Any]],
@@ -228,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="training seeds besides the experiment seed")
     parser.add_argument("--depth", type=int, default=100, help="BM25 candidates reranked per dev query")
     parser.add_argument("--out", type=Path, default=Path("eval/experiments"))
+    parser.add_argument("--add", action="store_true",
+                        help="keep the methods of the existing table that this run does not measure "
+                             "(same seeds and base scores; Holm redone over all)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
@@ -240,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {method: run_method(config, base, method, seeds, args.depth, command, trained)
                for method in ["base", *args.methods]}
     result = {
-        "command": command, "experiment": config.experiment.name, "seeds": seeds,
+        "commands": [command], "experiment": config.experiment.name, "seeds": seeds,
         "dev_set": f"{config.data.dev_queries} {base.dev_set_kind()}, BM25 top {args.depth}",
         "test_set": f"{config.data.test_split} split, BM25 top {config.rerank.depth}",
         "interpolation_weight": config.evaluate.interpolate.get(CE, 0.5),
@@ -250,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - started, 1),
     }
     stem = args.out / f"{config.experiment.name}-methods"
+    if args.add and stem.with_suffix(".json").is_file():
+        result = merged(result, read_json(stem.with_suffix(".json")), stem.with_suffix(".json"))
     write_json(stem.with_suffix(".json"), result)
     write_text(stem.with_suffix(".md"), render(result))
     return 0
@@ -260,7 +307,7 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         f"# {result['experiment']}: each method against the demo recipe, {len(seeds)} training "
         f"seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))})", "",
-        f"`{result['command']}`", "",
+        *(f"`{command}`" for command in result["commands"]), "",
         f"nDCG@10 of the cross-encoder trained on each method's synthetic data (the refined one for "
         f"`refine`), alone and interpolated with BM25 (BM25 weight {result['interpolation_weight']}, "
         f"the config's, the same for every method). Dev: {result['dev_set']}. Test: "
@@ -314,7 +361,7 @@ def _cell(row: dict[str, Any]) -> tuple[str, str]:
     low, high = row["ci95"] or (float("nan"), float("nan"))
     p = row["p_holm"]
     mark = "" if p is None or p >= 0.05 else ("▲" if row["difference"] > 0 else "▼")
-    p_text = "" if p is None else f", p {p:.3f}{mark}"
+    p_text = "" if p is None else f", p {fmt_p(p, 3)}{mark}"
     return f"{row['mean']:.4f}{sd}", f"{row['difference']:+.4f} [{low:+.4f}, {high:+.4f}]{p_text}"
 
 

@@ -39,6 +39,7 @@ from inpars.config import Config, load_config
 from inpars.errors import ConfigError
 from inpars.evaluation.metrics import Evaluation, holm, mean_difference_ci
 from inpars.evaluation.report_md import md_table
+from inpars.evaluation.tables import fmt_p
 from inpars.evaluation.worth import load_evaluation, paired_t, worth_json, worth_section, worth_table
 from inpars.io import read_json, write_json, write_text
 from inpars.pipeline import Executor, Workspace
@@ -267,7 +268,7 @@ def render(result: dict[str, Any], worth: str) -> str:
     ]
     for row in result["systems"]:
         low, high = row["ci95"] or (float("nan"), float("nan"))
-        p = "" if row["p_holm"] is None else f"{row['p_holm']:.3f}"
+        p = "" if row["p_holm"] is None else fmt_p(row["p_holm"], 3)
         lines.append(f"| {row['system']} | {row['base']:.4f} | {row['scaled']:.4f} | "
                      f"{row['difference']:+.4f} | [{low:+.4f}, {high:+.4f}] | {p} |")
     lines += ["", f"## Worth table of the {scaled_name} run", "", worth, "",

@@ -57,10 +57,13 @@ def fmt(value: float, digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
-def fmt_p(p: float | None) -> str:
+def fmt_p(p: float | None, digits: int = 4) -> str:
+    """A p-value with ``digits`` decimals; one below the last shown digit as "<0.001" (for 3),
+    never a misleading "0.000"."""
     if p is None:
         return "n/a"
-    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+    floor = 10.0 ** -digits
+    return f"<{floor:.{digits}f}" if p < floor else f"{p:.{digits}f}"
 
 
 def comparison_table(ev: Evaluation, digits: int) -> Table:

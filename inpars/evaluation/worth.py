@@ -26,7 +26,7 @@ from typing import Any
 
 from inpars.errors import DataError
 from inpars.evaluation.metrics import Evaluation, holm, mean_difference_ci
-from inpars.evaluation.tables import Table
+from inpars.evaluation.tables import Table, fmt_p
 
 LABELS = ("zero-shot", "synthetic", "real", "both")
 TRAINED = LABELS[1:]
@@ -241,20 +241,17 @@ def _headline_text(table: WorthTable, digits: int) -> str:
     return (f" Best with synthetic data: {cell.system} {cell.mean:.{digits}f}; best without any "
             f"training labels: {c.other} {cell.mean - c.difference:.{digits}f}; "
             f"difference {c.difference:+.{digits}f}{ci}, Holm p "
-            f"{_p(c.p_adjusted)}{_mark(c, table.max_p)} (best: highest mean {table.metric} on this split).")
+            f"{fmt_p(c.p_adjusted, 3)}{_mark(c, table.max_p)} "
+            f"(best: highest mean {table.metric} on this split).")
 
 
 def _cell_text(cell: Cell | None, digits: int, max_p: float) -> str:
     if cell is None:
         return ""
     sd = "" if cell.sd is None else f" ± {cell.sd:.{digits}f}"
-    parts = [f"{c.difference:+.{digits}f} {tag}, p {_p(c.p_adjusted)}{_mark(c, max_p)}"
+    parts = [f"{c.difference:+.{digits}f} {tag}, p {fmt_p(c.p_adjusted, 3)}{_mark(c, max_p)}"
              for tag, c in (("z", cell.vs_zero_shot), ("b", cell.vs_baseline)) if c is not None]
     return f"{cell.mean:.{digits}f}{sd}" + (f" ({'; '.join(parts)})" if parts else "")
-
-
-def _p(p: float | None) -> str:
-    return "n/a" if p is None else f"{p:.3f}" if p >= 0.001 else "<0.001"
 
 
 def _mark(comparison: Comparison, max_p: float) -> str:

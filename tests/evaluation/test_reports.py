@@ -12,6 +12,7 @@ from pathlib import Path
 from inpars.config import EvaluateConfig
 from inpars.evaluation import Evaluation, metrics_json, render_html, render_markdown, write_reports
 from inpars.evaluation.markdown_html import markdown_to_html
+from inpars.evaluation.tables import fmt_p
 from inpars.records import SyntheticQuery
 
 SCRIPT = "<script>alert('x')</script>"
@@ -114,3 +115,12 @@ def test_write_reports_writes_parseable_metrics_json(evaluation: Evaluation, tmp
     assert per_query["scores"]["dense"]["mrr@10"]["q3"] == 0.5
     assert "data:image/png" not in (tmp_path / "report.html").read_text()  # plots = false
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes left no temporary files
+
+
+def test_fmt_p_never_prints_a_rounded_zero() -> None:
+    assert fmt_p(None) == "n/a"
+    assert fmt_p(0.00004) == "<0.0001"
+    assert fmt_p(0.0004, 3) == "<0.001"
+    assert fmt_p(0.001, 3) == "0.001"
+    assert fmt_p(0.04321, 3) == "0.043"
+    assert fmt_p(0.04321) == "0.0432"
