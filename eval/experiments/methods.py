@@ -272,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("eval/experiments"))
     parser.add_argument("--add", action="store_true",
                         help="keep the methods of the existing table that this run does not measure "
-                             "(same seeds and base scores; Holm redone over all)")
+                             "(same seeds, base data and base scores; Holm redone over all)")
+    parser.add_argument("--tag", help="write <name>-methods-<tag>.{json,md}: a table of its own")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
@@ -280,12 +281,15 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config)
     base = Workspace(config, command=command)
     seeds = [config.experiment.seed, *(s for s in args.seeds if s != config.experiment.seed)]
+    stem = args.out / "-".join([f"{config.experiment.name}-methods", *([args.tag] if args.tag else [])])
+    data = base_data(base)
+    previous = _previous(stem.with_suffix(".json"), data) if args.add else None
     started = time.perf_counter()
     trained: dict[int, Workspace] = {}
     results = {method: run_method(config, base, method, seeds, args.depth, command, trained)
                for method in ["base", *args.methods]}
     result = {
-        "commands": [command], "experiment": config.experiment.name, "seeds": seeds,
+        "commands": [command], "experiment": config.experiment.name, "seeds": seeds, "base_data": data,
         "dev_set": f"{config.data.dev_queries} {base.dev_set_kind()}, BM25 top {args.depth}",
         "test_set": f"{config.data.test_split} split, BM25 top {config.rerank.depth}",
         "interpolation_weight": config.evaluate.interpolate.get(CE, 0.5),
@@ -294,12 +298,33 @@ def main(argv: list[str] | None = None) -> int:
                      for seed, run in runs.items()} for m, runs in results.items()},
         "seconds": round(time.perf_counter() - started, 1),
     }
-    stem = args.out / f"{config.experiment.name}-methods"
-    if args.add and stem.with_suffix(".json").is_file():
-        result = merged(result, read_json(stem.with_suffix(".json")), stem.with_suffix(".json"))
+    if previous is not None:
+        result = merged(result, previous, stem.with_suffix(".json"))
     write_json(stem.with_suffix(".json"), result)
     write_text(stem.with_suffix(".md"), render(result))
     return 0
+
+
+def base_data(base: Workspace) -> dict[str, Any]:
+    """What the base run generated and kept, and the fingerprint of its generated queries:
+    sampling with llama.cpp is reproducible on one build and CPU, not across CPUs (a different
+    instruction set sums floats in another order), so two machines make two datasets."""
+    generate = base.manifest("generate")
+    return {"generated": generate["counts"]["queries"], "kept": base.manifest("filter")["counts"]["kept"],
+            "queries_sha256": generate["outputs"]["shards"]["sha256"]}
+
+
+def _previous(path: Path, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The table ``--add`` adds to, checked before an hour of training: made from the same base
+    data (tables written before ``base_data`` was recorded are checked by their base scores
+    only, at the end)."""
+    if not path.is_file():
+        return None
+    previous = read_json(path)
+    if previous.get("base_data", data) != data:
+        raise SystemExit(f"--add: {path} was made from other base data ({previous['base_data']}) than "
+                         f"this run's ({data}); rerun its methods here without --add, or use --tag")
+    return previous
 
 
 def render(result: dict[str, Any]) -> str:
@@ -308,6 +333,7 @@ def render(result: dict[str, Any]) -> str:
         f"# {result['experiment']}: each method against the demo recipe, {len(seeds)} training "
         f"seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))})", "",
         *(f"`{command}`" for command in result["commands"]), "",
+        *_data_line(result.get("base_data")),
         f"nDCG@10 of the cross-encoder trained on each method's synthetic data (the refined one for "
         f"`refine`), alone and interpolated with BM25 (BM25 weight {result['interpolation_weight']}, "
         f"the config's, the same for every method). Dev: {result['dev_set']}. Test: "
@@ -345,6 +371,13 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"| {method} | `{overrides or 'none'}`{note} | {first['kept']} | {first['steps']} | "
                      f"{_losses(first['loss_curve'])} | {critic} | {first['experiment']} |")
     return "\n".join(lines) + "\n"
+
+
+def _data_line(data: dict[str, Any] | None) -> list[str]:
+    if data is None:
+        return []
+    return [f"Base data: {data['generated']} generated queries, {data['kept']} kept by the filter "
+            f"(generated queries' sha256 {data['queries_sha256'][:12]}).", ""]
 
 
 def _losses(curve: list[dict[str, float]]) -> str:
