@@ -344,9 +344,8 @@ def render(result: dict[str, Any]) -> str:
         "synthetic dataset each method makes (once, with the experiment seed; the seeds retrain on it; "
         "`refine` writes new queries per seed). The demo's settings were chosen on this dev set and "
         "`refine` picks its round on it: the dev columns lean towards `base` and `refine`, the test "
-        "columns are the held-out comparison. `critic` keeps half of the queries "
-        "(`[filter] critic_keep`): less data and more realistic data at once, and so fewer optimizer "
-        "steps in one epoch; `critic-same-steps` trains it for as many steps as `base`.", "",
+        "columns are the held-out comparison. A method that keeps more or fewer queries also trains "
+        "more or fewer optimizer steps in its one epoch (settings table)." + _critic_note(result), "",
     ]
     for split in ("dev", "test"):
         lines += [f"## {split}", "", "| method | alone | vs base | +BM25 | vs base |",
@@ -372,6 +371,13 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"| {method} | `{overrides or 'none'}`{note} | {first['kept']} | {first['steps']} | "
                      f"{_losses(first['loss_curve'])} | {critic} | {first['experiment']} |")
     return "\n".join(lines) + "\n"
+
+
+def _critic_note(result: dict[str, Any]) -> str:
+    if "critic" not in result["overrides"]:
+        return ""
+    return (" `critic` keeps half of the queries (`[filter] critic_keep`): less data and more realistic "
+            "data at once, and so fewer steps; `critic-same-steps` trains it for as many steps as `base`.")
 
 
 def _data_line(data: dict[str, Any] | None) -> list[str]:
