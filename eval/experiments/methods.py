@@ -24,7 +24,8 @@ over every comparison of the table (the tests see query sampling, not the one sy
 dataset a method makes). Resumable: each run skips its finished stages; a run's dev scores
 are kept in ``<run>/methods-dev.json``. Writes ``<out>/<name>-methods.{json,md}``; with
 ``--add``, the methods of the existing table that this run does not measure are kept in it
-(``merged``), so that a table is built over several sessions.
+(``merged``), so that a table is built over several sessions; ``--tag`` writes
+``<name>-methods-<tag>.{json,md}``, a table of its own (e.g. on another machine's base data).
 """
 
 from __future__ import annotations
@@ -221,7 +222,8 @@ def merged(result: dict[str, Any], previous: dict[str, Any], source: Path) -> di
                          "models are not the ones its methods were compared with; rerun every method "
                          "without --add")
     kept = [m for m in previous["overrides"] if m not in result["overrides"]]
-    order = [m for m in METHODS if m in result["overrides"] or m in kept]
+    order = [*(m for m in METHODS if m in result["overrides"] or m in kept),
+             *(m for m in kept if m not in METHODS)]  # a method since renamed or removed
     rows = sorted([*result["rows"], *(r for r in previous["rows"] if r["method"] in kept)],
                   key=lambda r: order.index(r["method"]))
     _holm(rows)
