@@ -44,13 +44,13 @@ from typing import Any
 from inpars.config import Config, EvaluateConfig, load_config
 from inpars.evaluation.interpolation import interpolate
 from inpars.evaluation.metrics import evaluate_runs, holm, mean_difference_ci
-from inpars.evaluation.tables import fmt_p
 from inpars.evaluation.worth import load_evaluation, paired_t
 from inpars.io import read_json, write_json, write_text
 from inpars.pipeline import Executor, Workspace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dev_ablation import as_run, as_scores  # the sibling scripts' helpers
+from methods_table import render
 from scale import replaced_sections, stage_seconds
 from seeds import SHARED_STAGES, link_shared_stages
 
@@ -206,15 +206,11 @@ def _holm(rows: list[dict[str, Any]]) -> None:
 
 def merged(result: dict[str, Any], previous: dict[str, Any], source: Path) -> dict[str, Any]:
     """``result`` with the methods of ``previous`` (this experiment's earlier table, read from
-    ``source``) that it did not measure, so that a table too long for one session (each method
-    takes about 25 minutes per seed on 2 cores) is built over several. Only where both were made
-    on the same seeds, dev and test sets and weight and their ``base`` rows agree (training is
-    deterministic, so equal base scores mean the same base models, and the earlier differences
-    with base still hold); Holm is redone over every difference of the union."""
-    for key in ("experiment", "seeds", "dev_set", "test_set", "interpolation_weight"):
-        if previous.get(key) != result[key]:
-            raise SystemExit(f"--add: {source} has {key} = {previous.get(key)!r}, this run "
-                             f"{result[key]!r}; rerun its methods with these settings, or drop --add")
+    ``source`` and checked by ``_previous``) that it did not measure, so that a table too long
+    for one session (each method takes about 25 minutes per seed on 2 cores) is built over
+    several. Only where their ``base`` rows agree (training is deterministic, so equal base
+    scores mean the same base models, and the earlier differences with base still hold); Holm
+    is redone over every difference of the union."""
     old, new = _base_scores(previous), _base_scores(result)
     if old.keys() != new.keys() or any(not math.isclose(a, b, abs_tol=1e-9)
                                        for k in old for a, b in zip(old[k], new[k], strict=True)):
@@ -284,17 +280,18 @@ def main(argv: list[str] | None = None) -> int:
     base = Workspace(config, command=command)
     seeds = [config.experiment.seed, *(s for s in args.seeds if s != config.experiment.seed)]
     stem = args.out / "-".join([f"{config.experiment.name}-methods", *([args.tag] if args.tag else [])])
-    data = base_data(base)
-    previous = _previous(stem.with_suffix(".json"), data) if args.add else None
+    settings = {
+        "experiment": config.experiment.name, "seeds": seeds, "base_data": base_data(base),
+        "dev_set": f"{config.data.dev_queries} {base.dev_set_kind()}, BM25 top {args.depth}",
+        "test_set": f"{config.data.test_split} split, BM25 top {config.rerank.depth}",
+        "interpolation_weight": config.evaluate.interpolate.get(CE, 0.5)}
+    previous = _previous(stem.with_suffix(".json"), settings) if args.add else None
     started = time.perf_counter()
     trained: dict[int, Workspace] = {}
     results = {method: run_method(config, base, method, seeds, args.depth, command, trained)
                for method in ["base", *args.methods]}
     result = {
-        "commands": [command], "experiment": config.experiment.name, "seeds": seeds, "base_data": data,
-        "dev_set": f"{config.data.dev_queries} {base.dev_set_kind()}, BM25 top {args.depth}",
-        "test_set": f"{config.data.test_split} split, BM25 top {config.rerank.depth}",
-        "interpolation_weight": config.evaluate.interpolate.get(CE, 0.5),
+        "commands": [command], **settings,
         "overrides": {m: METHODS[m](config) for m in results}, "rows": compare(results),
         "runs": {m: {seed: {k: v for k, v in run.items() if k not in ("dev", "test")}
                      for seed, run in runs.items()} for m, runs in results.items()},
@@ -317,94 +314,18 @@ def base_data(base: Workspace) -> dict[str, Any]:
             "queries_sha256": generate["outputs"]["shards"]["sha256"]}
 
 
-def _previous(path: Path, data: dict[str, Any]) -> dict[str, Any] | None:
-    """The table ``--add`` adds to, checked before an hour of training: made from the same base
-    data (tables written before ``base_data`` was recorded are checked by their base scores
-    only, at the end)."""
+def _previous(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The table ``--add`` adds to, checked before an hour of training: made with the same
+    seeds, dev and test sets, weight and base data (tables written before ``base_data`` was
+    recorded are checked by their base scores only, at the end, in ``merged``)."""
     if not path.is_file():
         return None
     previous = read_json(path)
-    if previous.get("base_data", data) != data:
-        raise SystemExit(f"--add: {path} was made from other base data ({previous['base_data']}) than "
-                         f"this run's ({data}); rerun its methods here without --add, or use --tag")
+    for key, value in settings.items():
+        if previous.get(key, value) != value:
+            raise SystemExit(f"--add: {path} has {key} = {previous[key]!r}, this run {value!r}; rerun "
+                             "its methods with these settings without --add, or use --tag")
     return previous
-
-
-def render(result: dict[str, Any]) -> str:
-    seeds = result["seeds"]
-    lines = [
-        f"# {result['experiment']}: each method against the demo recipe, {len(seeds)} training "
-        f"seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))})", "",
-        *(f"`{command}`" for command in result["commands"]), "",
-        *_data_line(result.get("base_data")),
-        f"nDCG@10 of the cross-encoder trained on each method's synthetic data (the refined one for "
-        f"`refine`), alone and interpolated with BM25 (BM25 weight {result['interpolation_weight']}, "
-        f"the config's, the same for every method). Dev: {result['dev_set']}. Test: "
-        f"{result['test_set']}. Mean ± sd over seeds; difference with `base` on per-query scores "
-        "averaged over seeds, 95% CI, paired t-test, Holm over every difference in this file; "
-        "▲/▼ significant at 0.05; the tests see query sampling over the seeds' mean, not the one "
-        "synthetic dataset each method makes (once, with the experiment seed; the seeds retrain on it; "
-        "`refine` writes new queries per seed). The demo's settings were chosen on this dev set and "
-        "`refine` picks its round on it: the dev columns lean towards `base` and `refine`, the test "
-        "columns are the held-out comparison. A method that keeps more or fewer queries also trains "
-        "more or fewer optimizer steps in its one epoch (settings table)." + _critic_note(result), "",
-    ]
-    for split in ("dev", "test"):
-        lines += [f"## {split}", "", "| method | alone | vs base | +BM25 | vs base |",
-                  "|---|---:|---:|---:|---:|"]
-        for method in result["overrides"]:
-            cells = [_cell(r) for name in ("alone", "interp") for r in result["rows"]
-                     if r["method"] == method and r["split"] == split and r["system"] == name]
-            lines.append(f"| {method} | " + " | ".join(f"{a} | {b}" for a, b in cells) + " |")
-        lines.append("")
-    dev_best = max((r for r in result["rows"] if r["split"] == "dev" and r["system"] == "interp"),
-                   key=lambda r: r["mean"])
-    lines += [f"Best on dev (+BM25, mean over seeds): `{dev_best['method']}`.", "", "## Settings", "",
-              "| method | overrides | kept queries | cross-encoder steps | loss at steps 10 / 100 / last "
-              "| critic held-out accuracy / ROC AUC | experiment (first seed) |",
-              "|---|---|---:|---:|---|---|---|"]
-    for method, overrides in result["overrides"].items():
-        first = next(iter(result["runs"][method].values()))
-        refined = [f"{seed}: round {run['refine_best_round']}" for seed, run in result["runs"][method].items()
-                   if "refine_best_round" in run]
-        note = f" (rounds kept: {', '.join(refined)})" if refined else ""
-        critic = (f"{first['critic_accuracy']:.3f} / {first['critic_roc_auc']:.3f}"
-                  if first["critic_accuracy"] is not None else "")
-        lines.append(f"| {method} | `{overrides or 'none'}`{note} | {first['kept']} | {first['steps']} | "
-                     f"{_losses(first['loss_curve'])} | {critic} | {first['experiment']} |")
-    return "\n".join(lines) + "\n"
-
-
-def _critic_note(result: dict[str, Any]) -> str:
-    if "critic" not in result["overrides"]:
-        return ""
-    return (" `critic` keeps half of the queries (`[filter] critic_keep`): less data and more realistic "
-            "data at once, and so fewer steps; `critic-same-steps` trains it for as many steps as `base`.")
-
-
-def _data_line(data: dict[str, Any] | None) -> list[str]:
-    if data is None:
-        return []
-    return [f"Base data: {data['generated']} generated queries, {data['kept']} kept by the filter "
-            f"(generated queries' sha256 {data['queries_sha256'][:12]}).", ""]
-
-
-def _losses(curve: list[dict[str, float]]) -> str:
-    """The logged loss at steps 10 and 100 and at the last step: the cross-encoder's loss stays
-    on a plateau for about its first 100 steps, so a method that trains fewer steps stops early."""
-    at = {point["step"]: point["loss"] for point in curve}
-    return " / ".join(f"{at[s]:.3f}" if s in at else "-" for s in (10, 100, max(at, default=0)))
-
-
-def _cell(row: dict[str, Any]) -> tuple[str, str]:
-    sd = "" if row["sd"] is None else f" ± {row['sd']:.4f}"
-    if row["difference"] is None:
-        return f"{row['mean']:.4f}{sd}", ""
-    low, high = row["ci95"] or (float("nan"), float("nan"))
-    p = row["p_holm"]
-    mark = "" if p is None or p >= 0.05 else ("▲" if row["difference"] > 0 else "▼")
-    p_text = "" if p is None else f", p {fmt_p(p, 3)}{mark}"
-    return f"{row['mean']:.4f}{sd}", f"{row['difference']:+.4f} [{low:+.4f}, {high:+.4f}]{p_text}"
 
 
 if __name__ == "__main__":
