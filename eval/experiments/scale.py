@@ -16,8 +16,9 @@ test score of the base run and of the larger one, their paired t-test (Holm over
 systems compared), and the larger run's worth table and stage times. The test queries are
 only scored here.
 
-``--set SECTION.KEY=VALUE ...`` (``[negatives]`` or ``[train]`` settings, e.g.
-``negatives.window_start=1`` or ``train.epochs=2``) runs experiment ``<name>-docs<N>-<tag>``
+``--set SECTION.KEY=VALUE ...`` (``[generate]``, ``[negatives]`` or ``[train]`` settings, e.g.
+``generate.template=neighbours``, ``negatives.window_start=1`` or ``train.epochs=2``; the number
+of documents is ``--docs``'s) runs experiment ``<name>-docs<N>-<tag>``
 instead: the larger run's data (its index, generate, filter, expand and negatives folders
 hard-linked; that run must be finished; a stage whose settings changed runs again beside its
 linked folder) with those settings, compared with that larger run rather than with the base run.
@@ -79,7 +80,7 @@ def scaled_config(config: Config, docs: int, dense_labels: list[str] | None,
                                evaluate=evaluate)
 
 
-VARIABLE_SECTIONS = ("negatives", "train")  # the sections --set may change
+VARIABLE_SECTIONS = ("generate", "negatives", "train")  # the sections --set may change
 
 
 def overridden_config(config: Config, overrides: list[str]) -> Config:
@@ -92,6 +93,8 @@ def overridden_config(config: Config, overrides: list[str]) -> Config:
         if not sep or not key or section not in VARIABLE_SECTIONS:
             raise SystemExit(f"--set {item!r}: expected SECTION.KEY=VALUE with SECTION one of "
                              f"{', '.join(VARIABLE_SECTIONS)}, e.g. train.epochs=2")
+        if name == "generate.num_docs":  # scaled_config sets it from --docs, after the overrides
+            raise SystemExit(f"--set {item!r}: the number of documents is --docs's; drop it from --set")
         tables.setdefault(section, {})[key] = _toml_value(raw)
     return replaced_sections(config, tables, "--set")
 
@@ -179,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the dev-set tuning of the larger run (eval/tuning/interpolation.py --docs N "
                              "--mix json): its weights replace the base config's")
     parser.add_argument("--set", dest="settings", nargs="+", metavar="SECTION.KEY=VALUE",
-                        help="[negatives] / [train] settings of a variant of the larger run (needs --tag)")
+                        help="[generate] / [negatives] / [train] settings of a variant of the larger "
+                             "run (needs --tag)")
     parser.add_argument("--tag", default="", help="with --set: the variant's name")
     parser.add_argument("--out", type=Path, default=Path("eval/experiments"))
     args = parser.parse_args(argv)
@@ -243,7 +247,7 @@ def _columns(result: dict[str, Any]) -> tuple[str, str, str]:
     docs = {k: v or "all" for k, v in result["docs"].items()}  # 0: every document
     settings = result.get("settings", {"base": {}, "scaled": {}})
     changed = [(s, k) for s, values in settings["scaled"].items() for k, v in values.items()
-               if settings["base"][s].get(k) != v]
+               if settings["base"][s].get(k) != v and (s, k) != ("generate", "num_docs")]
     if not changed:
         return (f"{docs['scaled']} documents instead of {docs['base']}", f"{docs['base']} docs",
                 f"{docs['scaled']} docs")
