@@ -58,7 +58,7 @@ def load_docs(root: Path, count: int) -> list[Any]:
     return docs
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help="a BEIR folder (default: shared SciFact)"
@@ -74,72 +74,76 @@ def main(argv: list[str] | None = None) -> int:
         "uses the free cores)",
     )
     parser.add_argument("--out", type=Path, default=HERE)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    from llama_cpp import Llama
 
-    from inpars.config import GenerateConfig
-    from inpars.generation import PromptBuilder, RunSettings, generate_queries, load_backend, load_template
-    from inpars.generation.backends import free_cores
-    from inpars.generation.parsing import QueryCheck, check_query, clean_query, content_stems
-    from inpars.generation.prompts import join_title
-    from inpars.generation.runner import prompt_queries
-    from inpars.generation.stage import sampling_settings
-    from inpars.models import resolve_model
+class Race:
+    """The two contestants on one model, prompt and settings, with their running totals."""
 
-    threads = args.threads or free_cores()
-    load_start = os.getloadavg()
-    cfg = GenerateConfig(threads=args.threads)
-    docs = load_docs(args.data, args.docs)
-    backend = load_backend(cfg)
-    builder = PromptBuilder(
-        load_template(cfg.template), truncate=backend.truncate, doc_max_tokens=cfg.doc_max_tokens
-    )
-    prefix_tokens = backend.count_tokens(builder.prefix)
-    limits = QueryCheck(cfg.min_query_words, cfg.max_query_words)
-    run = RunSettings(
-        template=cfg.template,
-        model=cfg.model,
-        queries_per_doc=cfg.queries_per_doc,
-        seed=42,
-        sampling=sampling_settings(cfg),
-        limits=limits,
-        batch_docs=cfg.batch_docs,
-        shard_docs=cfg.shard_docs,
-    )
-    llm = Llama(
-        resolve_model(cfg.model),
-        n_ctx=2048,
-        n_batch=512,
-        n_threads=threads,
-        n_threads_batch=threads,
-        verbose=False,
-    )
-    examples = prompt_queries(builder.prefix)
-    words = content_stems(builder.prefix)
+    def __init__(self, threads: int, cfg_threads: int) -> None:
+        from llama_cpp import Llama
 
-    totals: dict[str, dict[str, float]] = {
-        name: {"seconds": 0.0, "docs": 0, "queries": 0, "kept": 0, "generated_tokens": 0, "prompt_tokens": 0}
-        for name in ("ours", "loop")
-    }
+        from inpars.config import GenerateConfig
+        from inpars.generation import PromptBuilder, RunSettings, load_backend, load_template
+        from inpars.generation.parsing import QueryCheck, content_stems
+        from inpars.generation.runner import prompt_queries
+        from inpars.generation.stage import sampling_settings
+        from inpars.models import resolve_model
 
-    def run_loop(chunk: list[Any]) -> None:
-        t = totals["loop"]
+        self.cfg = cfg = GenerateConfig(threads=cfg_threads)
+        self.backend = load_backend(cfg)
+        self.builder = PromptBuilder(
+            load_template(cfg.template), truncate=self.backend.truncate, doc_max_tokens=cfg.doc_max_tokens
+        )
+        self.prefix_tokens = self.backend.count_tokens(self.builder.prefix)
+        self.limits = QueryCheck(cfg.min_query_words, cfg.max_query_words)
+        self.run = RunSettings(
+            template=cfg.template,
+            model=cfg.model,
+            queries_per_doc=cfg.queries_per_doc,
+            seed=42,
+            sampling=sampling_settings(cfg),
+            limits=self.limits,
+            batch_docs=cfg.batch_docs,
+            shard_docs=cfg.shard_docs,
+        )
+        self.llm = Llama(
+            resolve_model(cfg.model),
+            n_ctx=2048,
+            n_batch=512,
+            n_threads=threads,
+            n_threads_batch=threads,
+            verbose=False,
+        )
+        self.examples = prompt_queries(self.builder.prefix)
+        self.words = content_stems(self.builder.prefix)
+        self.totals: dict[str, dict[str, float]] = {
+            name: {"seconds": 0.0, "docs": 0, "queries": 0, "kept": 0, "generated_tokens": 0,
+                   "prompt_tokens": 0}
+            for name in ("ours", "loop")
+        }
+
+    def loop(self, chunk: list[Any]) -> None:
+        """The InPars-style loop: each document's whole prompt from position 0, greedy."""
+        from inpars.generation.parsing import check_query, clean_query
+        from inpars.generation.prompts import join_title
+
+        t, cfg = self.totals["loop"], self.cfg
         start = time.perf_counter()
         for doc in chunk:
-            llm.reset()  # the whole prompt again, from position 0
-            out = llm.create_completion(
-                builder.build(doc).text, max_tokens=cfg.max_new_tokens, temperature=0.0, stop=list(cfg.stop)
+            self.llm.reset()  # the whole prompt again, from position 0
+            out = self.llm.create_completion(
+                self.builder.build(doc).text, max_tokens=cfg.max_new_tokens, temperature=0.0,
+                stop=list(cfg.stop)
             )
             choice = out["choices"][0]
-            text = clean_query(choice["text"])
             reason = check_query(
-                text,
+                clean_query(choice["text"]),
                 finished=choice["finish_reason"] == "stop",
-                limits=limits,
+                limits=self.limits,
                 document=join_title(doc.title, doc.text),
-                example_queries=examples,
-                prompt_words=words,
+                example_queries=self.examples,
+                prompt_words=self.words,
             )
             t["kept"] += not reason
             t["queries"] += 1
@@ -148,50 +152,56 @@ def main(argv: list[str] | None = None) -> int:
         t["seconds"] += time.perf_counter() - start
         t["docs"] += len(chunk)
 
-    def run_ours(chunk: list[Any], folder: Path) -> None:
-        t = totals["ours"]
-        before = dict(backend.stats)
+    def ours(self, chunk: list[Any], folder: Path) -> None:
+        """inpars' generation path with the default settings."""
+        from inpars.generation import generate_queries
+
+        t, stats = self.totals["ours"], self.backend.stats
+        before = dict(stats)
         start = time.perf_counter()
-        result = generate_queries(chunk, folder, backend=backend, builder=builder, run=run, progress=False)
+        result = generate_queries(chunk, folder, backend=self.backend, builder=self.builder, run=self.run,
+                                  progress=False)
         t["seconds"] += time.perf_counter() - start
         t["docs"] += len(chunk)
         t["queries"] += result.queries + result.rejected
         t["kept"] += result.queries
-        t["generated_tokens"] += backend.stats["generated_tokens"] - before.get("generated_tokens", 0)
-        t["prompt_tokens"] += backend.stats["prompt_tokens"] - before.get("prompt_tokens", 0)
+        t["generated_tokens"] += stats["generated_tokens"] - before.get("generated_tokens", 0)
+        t["prompt_tokens"] += stats["prompt_tokens"] - before.get("prompt_tokens", 0)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        for number, start in enumerate(range(0, len(docs), args.round_docs)):
-            chunk = docs[start : start + args.round_docs]
-            order = ("loop", "ours") if number % 2 == 0 else ("ours", "loop")
-            for name in order:
-                if name == "loop":
-                    run_loop(chunk)
-                else:
-                    run_ours(chunk, Path(tmp) / f"round-{number}")
-            print(
-                f"round {number + 1}: "
-                + ", ".join(
-                    f"{n} {totals[n]['queries'] / totals[n]['seconds']:.2f} q/s" for n in ("ours", "loop")
-                ),
-                flush=True,
-            )
-    backend.close()
+    def rounds(self, docs: list[Any], round_docs: int) -> None:
+        """Both contestants on each round of documents, alternating which goes first."""
+        with tempfile.TemporaryDirectory() as tmp:
+            for number, start in enumerate(range(0, len(docs), round_docs)):
+                chunk = docs[start : start + round_docs]
+                order = ("loop", "ours") if number % 2 == 0 else ("ours", "loop")
+                for name in order:
+                    if name == "loop":
+                        self.loop(chunk)
+                    else:
+                        self.ours(chunk, Path(tmp) / f"round-{number}")
+                rates = ", ".join(f"{n} {self.totals[n]['queries'] / self.totals[n]['seconds']:.2f} q/s"
+                                  for n in ("ours", "loop"))
+                print(f"round {number + 1}: {rates}", flush=True)
+        self.backend.close()
 
-    def rates(t: dict[str, float]) -> dict[str, float]:
-        s = t["seconds"]
-        return {
-            **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in t.items()},
-            "docs_per_s": round(t["docs"] / s, 3),
-            "queries_per_s": round(t["queries"] / s, 3),
-            "kept_queries_per_s": round(t["kept"] / s, 3),
-            "tokens_per_s": round(t["generated_tokens"] / s, 1),
-            "prompt_tokens_per_s": round(t["prompt_tokens"] / s, 1),
-        }
 
-    ours, loop = rates(totals["ours"]), rates(totals["loop"])
-    command = "python eval/benchmarks/generation_bench.py" + (" " + " ".join(argv or sys.argv[1:])).rstrip()
-    report = {
+def _rates(t: dict[str, float]) -> dict[str, float]:
+    s = t["seconds"]
+    return {
+        **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in t.items()},
+        "docs_per_s": round(t["docs"] / s, 3),
+        "queries_per_s": round(t["queries"] / s, 3),
+        "kept_queries_per_s": round(t["kept"] / s, 3),
+        "tokens_per_s": round(t["generated_tokens"] / s, 1),
+        "prompt_tokens_per_s": round(t["prompt_tokens"] / s, 1),
+    }
+
+
+def _report(race: Race, args: argparse.Namespace, docs: int, threads: int, load_start: tuple[float, ...],
+            command: str) -> dict[str, Any]:
+    ours, loop = _rates(race.totals["ours"]), _rates(race.totals["loop"])
+    cfg = race.cfg
+    return {
         "command": command.strip(),
         "speedup": round(ours["queries_per_s"] / loop["queries_per_s"], 2),
         "speedup_kept_queries": round(ours["kept_queries_per_s"] / loop["kept_queries_per_s"], 2),
@@ -202,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {
             "model": cfg.model,
             "template": cfg.template,
-            "docs": len(docs),
+            "docs": docs,
             "round_docs": args.round_docs,
             "threads": args.threads or f"ours tuned, loop {threads}",
             "queries_per_doc": cfg.queries_per_doc,
@@ -210,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             "sequences": cfg.sequences,
             "doc_max_tokens": cfg.doc_max_tokens,
             "max_new_tokens": cfg.max_new_tokens,
-            "prompt_prefix_tokens": prefix_tokens,
+            "prompt_prefix_tokens": race.prefix_tokens,
         },
         "machine": {
             "cpu": cpu_name(),
@@ -221,14 +231,24 @@ def main(argv: list[str] | None = None) -> int:
             "llama-cpp-python": metadata.version("llama-cpp-python"),
         },
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    from inpars.generation.backends import free_cores
+
+    threads = args.threads or free_cores()
+    load_start = os.getloadavg()
+    docs = load_docs(args.data, args.docs)
+    race = Race(threads, args.threads)
+    race.rounds(docs, args.round_docs)
+    command = "python eval/benchmarks/generation_bench.py" + (" " + " ".join(argv or sys.argv[1:])).rstrip()
+    report = _report(race, args, len(docs), threads, load_start, command)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "generation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (args.out / "generation.md").write_text(markdown(report), encoding="utf-8")
-    print(
-        json.dumps(
-            {k: report[k] for k in ("speedup", "speedup_kept_queries", "speedup_docs", "tokens_per_s")}
-        )
-    )
+    keys = ("speedup", "speedup_kept_queries", "speedup_docs", "tokens_per_s")
+    print(json.dumps({k: report[k] for k in keys}))
     return 0
 
 
