@@ -130,7 +130,7 @@ def render_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="SciFact BEIR folder")
     parser.add_argument("--pairs", type=int, default=1000)
@@ -140,22 +140,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: every core)")
     parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("--render-only", action="store_true", help="rewrite scoring.md from scoring.json")
-    args = parser.parse_args(argv)
-    if args.render_only:
-        saved = json.loads((args.out / "scoring.json").read_text())
-        (args.out / "scoring.md").write_text(render_markdown(saved))
-        return 0
+    return parser.parse_args(argv)
 
+
+def _contestants(args: argparse.Namespace, threads: int,
+                 pairs: list[tuple[str, str]]) -> tuple[dict[str, Callable[[], Sequence[float]]], str]:
+    """The four scorers of one freshly headed MiniLM (saved once), warmed up; and our dtype."""
     import torch
     from sentence_transformers import CrossEncoder
 
     from inpars.models import resolve_model
     from inpars.scoring import load_scorer
-    from inpars.scoring.runtime import set_threads
 
-    threads = set_threads(args.threads)
-    pairs = scifact_pairs(args.data, args.pairs)
-    load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
         CrossEncoder(resolve_model("all-MiniLM-L6-v2"), num_labels=1, max_length=args.max_length).save(tmp)
@@ -166,7 +162,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                            device="cpu", threads=threads)
         ours_fp32 = load_scorer("cross-encoder", tmp, batch_size=args.batch_size, max_length=args.max_length,
                                 device="cpu", dtype="float32", threads=threads)
-    ours_dtype = str(getattr(ours, "dtype", "")).replace("torch.", "")
     systems: dict[str, Callable[[], Sequence[float]]] = {
         "st": lambda: st.predict(pairs, batch_size=args.batch_size),
         "ours_fp32": lambda: ours_fp32.score(pairs),
@@ -178,15 +173,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     st_bf16.predict(warm, batch_size=args.batch_size)
     ours.score(warm)
     ours_fp32.score(warm)
+    return systems, str(getattr(ours, "dtype", "")).replace("torch.", "")
+
+
+def _agreement(scores: dict[str, Sequence[float]]) -> dict[str, dict[str, float]]:
+    """Each of our scorers' and bfloat16 ST's scores against float32 ST's."""
+    reference = np.asarray(scores["st"], dtype=np.float64)
+    agreement = {}
+    for name in ("ours_fp32", "ours", "st_bf16"):
+        got = np.asarray(scores[name], dtype=np.float64)
+        agreement[name] = {"max_abs_diff": float(np.abs(got - reference).max()),
+                           "pearson": float(np.corrcoef(got, reference)[0, 1])}
+    return agreement
+
+
+def _versions() -> dict[str, str]:
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "sentence_transformers": __import__("sentence_transformers").__version__,
+            "transformers": __import__("transformers").__version__}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _arguments(argv)
+    if args.render_only:
+        saved = json.loads((args.out / "scoring.json").read_text())
+        (args.out / "scoring.md").write_text(render_markdown(saved))
+        return 0
+    from inpars.scoring.runtime import set_threads
+
+    threads = set_threads(args.threads)
+    pairs = scifact_pairs(args.data, args.pairs)
+    load_start = os.getloadavg()[0]
+    systems, ours_dtype = _contestants(args, threads, pairs)
     seconds, scores = timed_rounds(systems, args.rounds)
     rate = {name: len(pairs) / statistics.median(values) for name, values in seconds.items()}
-    reference = np.asarray(scores["st"], dtype=np.float64)
-
-    def agreement(name: str) -> dict[str, float]:
-        got = np.asarray(scores[name], dtype=np.float64)
-        return {"max_abs_diff": float(np.abs(got - reference).max()),
-                "pearson": float(np.corrcoef(got, reference)[0, 1])}
-
     result = {
         "speedup": round(rate["ours"] / rate["st"], 3),
         "ours_pairs_per_s": round(rate["ours"], 2),
@@ -196,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ours_fp32_pairs_per_s": round(rate["ours_fp32"], 2),
         "speedup_bfloat16": round(rate["ours"] / rate["st_bf16"], 3) if ours_dtype == "bfloat16" else None,
         "st_bf16_pairs_per_s": round(rate["st_bf16"], 2),
-        "agreement_with_st": {name: agreement(name) for name in ("ours_fp32", "ours", "st_bf16")},
+        "agreement_with_st": _agreement(scores),
         "seconds_per_round": {name: [round(v, 2) for v in values] for name, values in seconds.items()},
         "pairs": len(pairs),
         "batch_size": args.batch_size,
@@ -208,16 +230,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "load_average_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "sentence_transformers": __import__("sentence_transformers").__version__,
-                     "transformers": __import__("transformers").__version__},
+        "versions": _versions(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     result["command"] = " ".join(["python eval/benchmarks/scoring_bench.py", *sys.argv[1:]])
     (args.out / "scoring.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "scoring.md").write_text(render_markdown(result))
-    print(json.dumps({k: result[k] for k in ("speedup", "ours_pairs_per_s", "st_pairs_per_s",
-                                                "speedup_float32")}, indent=2))
+    keys = ("speedup", "ours_pairs_per_s", "st_pairs_per_s", "speedup_float32")
+    print(json.dumps({k: result[k] for k in keys}, indent=2))
     return 0
 
 
