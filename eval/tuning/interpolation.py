@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from inpars.config import EvaluateConfig, load_config
+from inpars.config import Config, EvaluateConfig, load_config
 from inpars.evaluation.interpolation import interpolate, mix
 from inpars.evaluation.metrics import evaluate_runs, mean_scores
 from inpars.io import write_json, write_text
@@ -59,7 +59,7 @@ def mixes(base: Scores, reranked: dict[str, Scores], depth: int) -> dict[str, di
     return runs
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -82,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="", help="with --set: the --tag that scale.py was given")
     parser.add_argument("--out", type=Path, default=Path("eval/tuning"))
     parser.add_argument("--tag", default="", help="output name suffix: <experiment>-interpolation-<tag>")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def _config(args: argparse.Namespace) -> Config:
+    """The config of the run to tune: the file's, or scale.py's larger run of it (``--docs``)."""
     config = load_config(args.config)
     if args.docs is not None:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
@@ -92,6 +95,21 @@ def main(argv: list[str] | None = None) -> int:
         config = scaled_config(config, args.docs, args.dense_labels, args.settings, args.variant)
     if args.queries is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, dev_queries=args.queries))
+    return config
+
+
+def _best(means: dict[str, float]) -> dict[str, str]:
+    """Each tuned system's best weights (``<system> w=<weights>``), BM25 left out."""
+    best: dict[str, str] = {}
+    for system in sorted(means, key=lambda s: -means[s]):
+        best.setdefault(system.rsplit(" w=", 1)[0], system)
+    best.pop("bm25")
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    config = _config(args)
     experiment = Workspace(config)
     seed = config.experiment.seed
     queries, qrels = experiment.dev_queries()
@@ -108,10 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             runs[f"{name} w={weight}"] = as_run(interpolate(base, scores, weight))
     mixed = mixes(base, reranked, depth) if args.mix else {}
     means = mean_scores(qrels, {**runs, **mixed})
-    best: dict[str, str] = {}
-    for system in sorted(means, key=lambda s: -means[s]):  # each tuned system's best weights
-        best.setdefault(system.rsplit(" w=", 1)[0], system)
-    best.pop("bm25")
+    best = _best(means)
     # paired tests against BM25: every interpolation weight, and each mix's best weights only
     # (the grid of a mix has 36 points; testing each pair of them is not needed)
     tested = runs | {system: mixed[system] for system in best.values() if system in mixed}
