@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 import time
 from pathlib import Path
@@ -66,6 +67,15 @@ NEGATIVES: dict[str, dict[str, Any]] = {
 WEIGHTS = [round(0.1 * i, 1) for i in range(1, 10)]
 Run = dict[str, list[ScoredPair]]
 
+
+
+def file_tag(text: str) -> str:
+    """An argparse type for a ``--tag`` that goes into file and experiment names: letters,
+    digits, ``.``, ``_`` and ``-`` (empty: no tag); a ``/`` would write into a subfolder."""
+    if text and not re.fullmatch(r"[A-Za-z0-9._-]+", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '.', '_' and '-' only, "
+                                         "e.g. neighbours")
+    return text
 
 def real_examples(ws: Workspace, out: Path) -> Path:
     """Training examples from the collection's judged train queries (the dev set left out),
@@ -166,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=None,
                         help="model folders (default runs/<exp>/dev-ablation)")
     parser.add_argument("--out", type=Path, default=Path("eval/experiments"))
-    parser.add_argument("--tag", default="", help="output name suffix: <experiment>-dev-ablation-<tag>")
+    parser.add_argument("--tag", default="", type=file_tag,
+                        help="output name suffix: <experiment>-dev-ablation-<tag>")
     args = parser.parse_args(argv)
 
     config = load_config(args.config)

@@ -34,7 +34,6 @@ import argparse
 import dataclasses
 import logging
 import math
-import re
 import statistics
 import sys
 import time
@@ -50,7 +49,7 @@ from inpars.io import read_json, write_json, write_text
 from inpars.pipeline import Executor, Workspace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dev_ablation import as_run, as_scores  # the sibling scripts' helpers
+from dev_ablation import as_run, as_scores, file_tag  # the sibling scripts' helpers
 from methods_table import render
 from scale import replaced_sections, stage_seconds
 from seeds import SHARED_STAGES, link_shared_stages
@@ -272,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--add", action="store_true",
                         help="keep the methods of the existing table that this run does not measure "
                              "(same seeds, base data and base scores; Holm redone over all)")
-    parser.add_argument("--tag", type=_tag, help="write <name>-methods-<tag>.{json,md}: a table of its own")
+    parser.add_argument("--tag", type=file_tag,
+                        help="write <name>-methods-<tag>.{json,md}: a table of its own")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
@@ -303,14 +303,6 @@ def main(argv: list[str] | None = None) -> int:
     write_json(stem.with_suffix(".json"), result)
     write_text(stem.with_suffix(".md"), render(result))
     return 0
-
-
-def _tag(text: str) -> str:
-    """A ``--tag`` that is a file-name part: letters, digits, ``.``, ``_`` and ``-``."""
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", text):
-        raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '.', '_' and '-' only, "
-                                         "e.g. neighbours")
-    return text
 
 
 def base_data(base: Workspace) -> dict[str, Any]:

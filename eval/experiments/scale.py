@@ -47,7 +47,8 @@ from inpars.pipeline import Executor, Workspace
 from inpars.schema import section_from_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from seeds import link_shared_stages  # the sibling script's helper
+from dev_ablation import file_tag  # the sibling scripts' helpers
+from seeds import link_shared_stages
 
 
 def scaled_config(config: Config, docs: int, dense_labels: list[str] | None,
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="settings", nargs="+", metavar="SECTION.KEY=VALUE",
                         help="[generate] / [negatives] / [train] settings of a variant of the larger "
                              "run (needs --tag)")
-    parser.add_argument("--tag", default="", help="with --set: the variant's name")
+    parser.add_argument("--tag", default="", type=file_tag, help="with --set: the variant's name")
     parser.add_argument("--out", type=Path, default=Path("eval/experiments"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -35,6 +35,10 @@ from inpars.pipeline.stages import ZERO_SHOT_BI, RerankStage, trained_models
 from inpars.records import ScoredPair
 from inpars.reranking import SystemSpec, load_system, rerank
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
+from dev_ablation import file_tag  # the experiment scripts' helpers
+from scale import scaled_config
+
 WEIGHTS = [round(0.1 * i, 1) for i in range(11)]
 # BM25 / encoder / cross-encoder weights of a three-way mix: each at least 0.1, adding up to 1
 MIX_WEIGHTS = [(a / 10, b / 10, round(1 - (a + b) / 10, 1)) for a in range(1, 9) for b in range(1, 10 - a)]
@@ -81,7 +85,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="with --docs: the --set variant that scale.py was given")
     parser.add_argument("--variant", default="", help="with --set: the --tag that scale.py was given")
     parser.add_argument("--out", type=Path, default=Path("eval/tuning"))
-    parser.add_argument("--tag", default="", help="output name suffix: <experiment>-interpolation-<tag>")
+    parser.add_argument("--tag", default="", type=file_tag,
+                        help="output name suffix: <experiment>-interpolation-<tag>")
     return parser.parse_args(argv)
 
 
@@ -89,9 +94,6 @@ def _config(args: argparse.Namespace) -> Config:
     """The config of the run to tune: the file's, or scale.py's larger run of it (``--docs``)."""
     config = load_config(args.config)
     if args.docs is not None:
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
-        from scale import scaled_config
-
         config = scaled_config(config, args.docs, args.dense_labels, args.settings, args.variant)
     if args.queries is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, dev_queries=args.queries))
