@@ -70,14 +70,47 @@ def run_timed(argv: list[str]) -> float:
     return elapsed
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed rounds per side (after one warm-up each)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data", type=Path, default=shared_data() / "scifact")
     parser.add_argument("--work", type=Path, default=HERE / "work" / "index_bench")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def time_rounds(
+    ours_cli: list[str], raw_cli: list[str], work: Path, runs: int
+) -> tuple[list[float], list[float]]:
+    """Seconds of each side over ``runs`` timed rounds, in alternating order after a warm-up round."""
+    ours: list[float] = []
+    raw: list[float] = []
+    for round_no in range(runs + 1):
+        order = [("ours", ours_cli, ours), ("raw", raw_cli, raw)]
+        if round_no % 2:
+            order.reverse()
+        for name, argv, times in order:
+            if name == "raw":  # the CLI would add to an existing index folder's files
+                shutil.rmtree(work / "raw-index", ignore_errors=True)
+            seconds = run_timed(argv)
+            if round_no > 0:  # round 0 warms the page cache and the JIT's class data
+                times.append(round(seconds, 3))
+            print(f"round {round_no} {name}: {seconds:.2f} s", flush=True)
+    return ours, raw
+
+
+def machine(load_before: tuple[float, ...], load_after: tuple[float, ...]) -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in load_after],
+    }
+
+
+def main() -> None:
+    args = parse_args()
     from inpars.data import open_collection
     from inpars.indexing.bm25 import indexer_args, lucene_doc_count, write_shards
 
@@ -91,19 +124,7 @@ def main() -> None:
     ours_cli = [sys.executable, "-c", OURS, str(args.data), str(args.work / "ours-index"), str(args.threads)]
 
     load_before = os.getloadavg()
-    ours: list[float] = []
-    raw: list[float] = []
-    for round_no in range(args.runs + 1):
-        order = [("ours", ours_cli, ours), ("raw", raw_cli, raw)]
-        if round_no % 2:
-            order.reverse()
-        for name, argv, times in order:
-            if name == "raw":  # the CLI would add to an existing index folder's files
-                shutil.rmtree(args.work / "raw-index", ignore_errors=True)
-            seconds = run_timed(argv)
-            if round_no > 0:  # round 0 warms the page cache and the JIT's class data
-                times.append(round(seconds, 3))
-            print(f"round {round_no} {name}: {seconds:.2f} s", flush=True)
+    ours, raw = time_rounds(ours_cli, raw_cli, args.work, args.runs)
     load_after = os.getloadavg()
 
     ours_docs = lucene_doc_count(args.work / "ours-index")
@@ -125,13 +146,7 @@ def main() -> None:
         "indexed": ours_docs,
         "lucene_args": raw_args,
         "command": "python eval/benchmarks/index_bench.py " + " ".join(sys.argv[1:]),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_avg_before": [round(x, 2) for x in load_before],
-            "load_avg_after": [round(x, 2) for x in load_after],
-        },
+        "machine": machine(load_before, load_after),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (HERE / "index.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
