@@ -6,8 +6,19 @@ wrong (file, line, field where known) and how to fix it.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+
+def did_you_mean(given: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the choice closest to a mistyped name, or ``""``.
+
+    One helper so that every "unknown name" message suggests the same way (difflib's
+    ratio, cutoff 0.6: 'sorce' -> 'source', 'oops' -> nothing)."""
+    close = difflib.get_close_matches(given, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 class InparsError(Exception):

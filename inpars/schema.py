@@ -13,7 +13,7 @@ import dataclasses
 import types
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from inpars.errors import ConfigError
+from inpars.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
 
@@ -110,7 +110,8 @@ def section_from_dict(
         if key not in settable:
             what = "section" if whole_file else "key"
             raise ConfigError(
-                f"{where}: unknown {what} '{key}'. Fix: use one of {', '.join(settable)} (or remove it)"
+                f"{where}: unknown {what} '{key}'{did_you_mean(str(key), settable)}. "
+                f"Fix: use one of {', '.join(settable)} (or remove it)"
             )
     kwargs = {
         key: _convert(value, hints[key], _child(where, key, section=whole_file))

@@ -59,16 +59,18 @@ def test_unknown_key_names_the_key_and_the_allowed_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     message = str(caught.value)
-    assert message.startswith(f"{path} [data]: unknown key 'sorce'. Fix: use one of ")
+    assert message.startswith(f"{path} [data]: unknown key 'sorce' (did you mean 'source'?). Fix: use one of")
     assert all(name in message for name in ("source", "fallback", "train_split", "skip_bad_lines"))
 
 
 def test_unknown_section_names_the_sections(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"unknown section 'dta'\. Fix: use one of experiment, data, index"):
+    closest = r"unknown section 'dta' \(did you mean 'data'\?\)\. Fix: use one of experiment, data, index"
+    with pytest.raises(ConfigError, match=closest):
         load_config(_write(tmp_path, "[dta]\nsource = 'x'\n"))
     with pytest.raises(ConfigError) as caught:
         parse_config({"oops": 1})
     assert "source_path" not in str(caught.value)  # internal, never suggested
+    assert "did you mean" not in str(caught.value)  # no section name is close to 'oops'
 
 
 def test_literal_error_lists_the_allowed_values() -> None:

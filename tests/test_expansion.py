@@ -82,7 +82,8 @@ def test_expand_section_is_off_by_default_and_checked(tmp_path: Path) -> None:
     assert (cfg.enabled, cfg.source, cfg.repeat, cfg.k1, cfg.b) == (True, "generated", 2, 1.2, None)
     assert bm25_params(cfg, IndexConfig(k1=0.9, b=0.4)) == (1.2, 0.4)
     path.write_text("[expand]\nrepet = 2\n")
-    with pytest.raises(ConfigError, match=r"\[expand\]: unknown key 'repet'\. Fix: use one of enabled"):
+    closest = r"\[expand\]: unknown key 'repet' \(did you mean 'repeat'\?\)\. Fix: use one of enabled"
+    with pytest.raises(ConfigError, match=closest):
         load_config(path)
     with pytest.raises(ConfigError, match=r"\[expand\] source: expected one of 'kept', 'generated'"):
         parse_config({"expand": {"source": "all"}})

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from inpars.errors import ConfigError
+from inpars.errors import ConfigError, did_you_mean
 
 EXAMPLE_MARKER = "--- example ---"
 MAIN_PLACEHOLDERS = ("document", "title", "text", "examples", "neighbours")
@@ -185,7 +185,8 @@ def load_template(name_or_path: str) -> Template:
     path = Path(name_or_path).expanduser()
     if not path.is_file():
         raise ConfigError(
-            f"generate.template = {name_or_path!r}: not a built-in template and no such file. "
+            f"generate.template = {name_or_path!r}: not a built-in template and no such file"
+            f"{did_you_mean(name_or_path, BUILTIN_TEMPLATES)}. "
             f"Fix: use one of {', '.join(BUILTIN_TEMPLATES)} or the path of a .txt template file"
         )
     try:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from inpars.errors import ConfigError
+from inpars.errors import ConfigError, did_you_mean
 from inpars.manifest import StageContext, StageResult, config_dict
 from inpars.pipeline.graph import Stage
 from inpars.pipeline.workspace import Workspace
@@ -54,11 +54,13 @@ def check_system_names(ws: Workspace, systems: Sequence[str]) -> None:
     where = f"{ws.config.source_path or 'config'} [evaluate]"
     valid = ", ".join(systems)
     if cfg.baseline not in systems:
-        raise ConfigError(f"{where} baseline = {cfg.baseline!r} is not a system of this run. "
+        raise ConfigError(f"{where} baseline = {cfg.baseline!r} is not a system of this run"
+                          f"{did_you_mean(cfg.baseline, systems)}. "
                           f"Fix: use one of {valid}")
     for system in cfg.interpolate:
         if system not in systems:
-            raise ConfigError(f"{where} interpolate names {system!r}, which this run will not produce. "
+            raise ConfigError(f"{where} interpolate names {system!r}, which this run will not produce"
+                              f"{did_you_mean(system, systems)}. "
                               f"Fix: use one of {valid}")
     interpolated = set(systems) | {interpolated_name(s) for s in cfg.interpolate}
     for name, members in cfg.mix.items():

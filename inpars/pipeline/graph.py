@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from inpars.errors import ConfigError
+from inpars.errors import ConfigError, did_you_mean
 from inpars.pipeline.workspace import RUN_PREFIX
 
 if TYPE_CHECKING:
@@ -123,7 +123,10 @@ class StageGraph:
         try:
             return self._stages[name]
         except KeyError:
-            raise ConfigError(f"unknown stage '{name}'. Fix: use one of {', '.join(self._stages)}") from None
+            raise ConfigError(
+                f"unknown stage '{name}'{did_you_mean(name, self._stages)}. "
+                f"Fix: use one of {', '.join(self._stages)}"
+            ) from None
 
     def __iter__(self) -> Any:
         return iter(self._stages.values())

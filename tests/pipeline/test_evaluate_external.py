@@ -77,7 +77,8 @@ def test_external_runs_need_a_file_and_can_be_the_baseline(ws: Workspace, splade
         Executor(with_runs(ws, runs={"splade": str(splade.with_name("nope.trec"))})).validate()
     Executor(with_runs(ws, runs={"splade": str(splade)}, baseline="splade",
                        fusion=[["bm25", "splade"]])).validate()
-    with pytest.raises(ConfigError, match=r"baseline = 'splad' is not a system of this run\. Fix: .*splade"):
+    typo = r"'splad' is not a system of this run \(did you mean 'splade'\?\)\. Fix: .*splade"
+    with pytest.raises(ConfigError, match=typo):
         Executor(with_runs(ws, runs={"splade": str(splade)}, baseline="splad")).validate()
 
 

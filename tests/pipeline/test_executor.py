@@ -82,7 +82,7 @@ def test_finished_stages_are_skipped_and_force_reruns(ws: Workspace) -> None:
     assert RUNS == {"words": 1, "shout": 1}
     Executor(ws, force=["shout"]).run()
     assert RUNS == {"words": 1, "shout": 2}
-    with pytest.raises(ConfigError, match="unknown stage 'shoot'"):
+    with pytest.raises(ConfigError, match=r"unknown stage 'shoot' \(did you mean 'shout'\?\)"):
         Executor(ws, force=["shoot"])
 
 

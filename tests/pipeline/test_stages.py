@@ -83,7 +83,8 @@ def test_bi_encoder_systems_reuse_the_corpus_embeddings_of_their_index(
 
 @pytest.mark.parametrize(("evaluate", "message"), [
     (EvaluateConfig(interpolate={"bm25+ce-synthetc": 0.5}),
-     "interpolate names 'bm25\\+ce-synthetc', which this run will not produce. Fix: use one of bm25, dense"),
+     "interpolate names 'bm25\\+ce-synthetc', which this run will not produce "
+     "\\(did you mean 'bm25\\+ce-synthetic'\\?\\)\\. Fix: use one of bm25, dense"),
     (EvaluateConfig(fusion=[["bm25", "dense-synthetic"]]), "fusion group .* names \\['dense-synthetic'\\]"),
     (EvaluateConfig(baseline="BM25"), "baseline = 'BM25' is not a system of this run"),
     (EvaluateConfig(mix={"all": {"bm25": 0.5, "bm25+ce-synthetc": 0.5}}),
