@@ -12,7 +12,10 @@ them with each model the train stage made and with the untuned encoder, and scor
 With ``--mix`` it also scores every three-way mix of BM25, an encoder (the untuned one and
 each trained one) and each trained cross-encoder, weights from 0.1 in steps of 0.1
 (:func:`inpars.evaluation.interpolation.mix`, normalized over the cross-encoder's candidates,
-as ``[evaluate] mix`` does). Writes ``eval/tuning/<experiment>-interpolation.{json,md}``; the
+as ``[evaluate] mix`` does). With ``--expanded`` as well, mixes of four: BM25, ``bm25-expanded``
+(the run's expand stage index, documents with their synthetic queries appended, searched with
+the dev queries), an encoder and a cross-encoder, still over the cross-encoder's candidates
+(BM25's top ``depth``). Writes ``eval/tuning/<experiment>-interpolation.{json,md}``; the
 chosen weights go into the config's ``[evaluate] interpolate`` and ``mix`` by hand, with this
 file as their evidence.
 """
@@ -42,6 +45,9 @@ from scale import scaled_config
 WEIGHTS = [round(0.1 * i, 1) for i in range(11)]
 # BM25 / encoder / cross-encoder weights of a three-way mix: each at least 0.1, adding up to 1
 MIX_WEIGHTS = [(a / 10, b / 10, round(1 - (a + b) / 10, 1)) for a in range(1, 9) for b in range(1, 10 - a)]
+# BM25 / bm25-expanded / encoder / cross-encoder weights of a four-way mix (84 points)
+MIX4_WEIGHTS = [(a / 10, e / 10, b / 10, round(1 - (a + e + b) / 10, 1))
+                for a in range(1, 8) for e in range(1, 9 - a) for b in range(1, 10 - a - e)]
 Scores = dict[str, dict[str, float]]
 
 
@@ -49,17 +55,23 @@ def as_run(scores: Scores) -> dict[str, list[ScoredPair]]:
     return {q: [ScoredPair(q, d, s) for d, s in docs.items()] for q, docs in scores.items()}
 
 
-def mixes(base: Scores, reranked: dict[str, Scores], depth: int) -> dict[str, dict[str, list[ScoredPair]]]:
-    """``bm25+<encoder>+<cross-encoder> w=a/b/c`` for every encoder, cross-encoder and weights."""
+def mixes(base: Scores, reranked: dict[str, Scores], depth: int,
+          expanded: Scores | None = None) -> dict[str, dict[str, list[ScoredPair]]]:
+    """``bm25+<encoder>+<cross-encoder> w=a/b/c`` for every encoder, cross-encoder and weights;
+    with ``expanded`` (bm25-expanded's scores) also ``bm25+expanded+<encoder>+<cross-encoder>
+    w=a/e/b/c``."""
     encoders = [name for name in reranked if "+bi-" in name]
     cross = [name for name in reranked if "+ce-" in name]
     runs = {}
     for bi in encoders:
         for ce in cross:
-            name = f"bm25+{bi.removeprefix('bm25+')}+{ce.removeprefix('bm25+')}"
+            pair = f"{bi.removeprefix('bm25+')}+{ce.removeprefix('bm25+')}"
             for w in MIX_WEIGHTS:
                 mixed = mix([base, reranked[bi], reranked[ce]], w, depth, head_from=2)
-                runs[f"{name} w={'/'.join(f'{x:g}' for x in w)}"] = as_run(mixed)
+                runs[f"bm25+{pair} w={'/'.join(f'{x:g}' for x in w)}"] = as_run(mixed)
+            for w in MIX4_WEIGHTS if expanded is not None else ():
+                mixed = mix([base, expanded, reranked[bi], reranked[ce]], w, depth, head_from=3)
+                runs[f"bm25+expanded+{pair} w={'/'.join(f'{x:g}' for x in w)}"] = as_run(mixed)
     return runs
 
 
@@ -76,6 +88,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="tune only these systems (default: every trained model and the untuned encoder)")
     parser.add_argument("--mix", action="store_true",
                         help="also tune BM25 + encoder + cross-encoder mixes ([evaluate] mix)")
+    parser.add_argument("--expanded", action="store_true",
+                        help="with --mix: also mixes with bm25-expanded (needs the run's expand stage)")
     parser.add_argument("--docs", type=int, default=None,
                         help="tune the run of eval/experiments/scale.py --docs N (the config's recipe on N "
                              "documents, experiment <name>-docs<N>) instead of the config's own run")
@@ -106,6 +120,7 @@ def _best(means: dict[str, float]) -> dict[str, str]:
     for system in sorted(means, key=lambda s: -means[s]):
         best.setdefault(system.rsplit(" w=", 1)[0], system)
     best.pop("bm25")
+    best.pop("bm25-expanded", None)  # a first stage, not tuned
     return best
 
 
@@ -123,10 +138,13 @@ def main(argv: list[str] | None = None) -> int:
 
     base = {q: {p.doc_id: p.score for p in pairs} for q, pairs in first.items()}
     runs = {"bm25": first}
+    expanded = expanded_dev(experiment, queries, depth) if args.expanded else None
+    if expanded is not None:
+        runs["bm25-expanded"] = as_run(expanded)
     for name, scores in reranked.items():
         for weight in WEIGHTS[:-1]:
             runs[f"{name} w={weight}"] = as_run(interpolate(base, scores, weight))
-    mixed = mixes(base, reranked, depth) if args.mix else {}
+    mixed = mixes(base, reranked, depth, expanded) if args.mix else {}
     means = mean_scores(qrels, {**runs, **mixed})
     best = _best(means)
     # paired tests against BM25: every interpolation weight, and each mix's best weights only
@@ -149,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         "best": {name: system.rsplit("w=", 1)[1] for name, system in best.items()},
         "best_ndcg@10": {name: means[system] for name, system in best.items()},
         "note": "w is the weight of BM25; w=0.0 is the reranker alone, bm25 is w=1.0; a mix's w is "
-                "BM25 / encoder / cross-encoder",
+                "BM25 / encoder / cross-encoder (BM25 / bm25-expanded / encoder / cross-encoder in "
+                "bm25+expanded+...)",
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"{config.experiment.name}-interpolation{'-' + args.tag if args.tag else ''}"
@@ -178,6 +197,22 @@ def rerank_dev(experiment: Workspace, queries: list[Any], depth: int, only: list
     return first, reranked, models
 
 
+def expanded_dev(experiment: Workspace, queries: list[Any], depth: int) -> Scores:
+    """bm25-expanded's top ``depth`` for the dev queries: the run's expand stage index (the
+    documents with their synthetic queries appended), searched as that stage searches the test
+    queries. Dev queries are train-split queries, which never enter that index."""
+    from inpars.indexing import Bm25Searcher
+
+    if not experiment.finished("expand"):
+        raise SystemExit(f"{experiment.stage_dir('expand')}: no expanded index. Fix: set [expand] enabled = "
+                         "true and run `inpars expand CONFIG`, or leave out --expanded")
+    info = experiment.manifest("expand")["extra"]["bm25"]
+    index = experiment.config.index
+    with Bm25Searcher(info["index"], k1=info["k1"], b=info["b"]) as searcher:
+        run = searcher.search(queries, depth, threads=index.threads, remove_self_hits=index.remove_self_hits)
+    return {q: {p.doc_id: p.score for p in pairs} for q, pairs in run.items()}
+
+
 def render(result: dict[str, Any], tested: list[str]) -> str:
     """The markdown page: every interpolation weight and each mix's best weights."""
     lines = [
@@ -189,7 +224,8 @@ def render(result: dict[str, Any], tested: list[str]) -> str:
         f"example queries excluded; training leaves them out), BM25 top-{result['depth']} "
         f"reranked by the trained models in {result['seconds']:.0f} s.",
         "w is BM25's weight in `w * bm25 + (1 - w) * reranker` (per-query min-max normalized); "
-        "in a mix `bm25+X+Y`, w is the weights of BM25 / X / Y (only each mix's best weights are "
+        "in a mix `bm25+X+Y`, w is the weights of BM25 / X / Y (in `bm25+expanded+X+Y`, of BM25 / "
+        "bm25-expanded / X / Y; only each mix's best weights are "
         "listed; every point of its grid is in the json).",
         "",
         "| system | nDCG@10 | p vs bm25 |",
