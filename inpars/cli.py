@@ -83,6 +83,15 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from inpars.config import load_config
+    from inpars.pipeline import Workspace
+    from inpars.pipeline.status import render_status, run_status
+
+    print(render_status(run_status(Workspace(load_config(args.config)))))
+    return 0
+
+
 def _inspect(args: argparse.Namespace) -> int:
     from inpars.config import load_config
     from inpars.inspection import inspect_run
@@ -193,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "(eval/results/<experiment>/)")
     publish.add_argument("config", help="experiment config, e.g. configs/scifact.toml")
     publish.set_defaults(func=_publish)
+    status = sub.add_parser("status", help="where a run stands: each stage done, stale (and why), in "
+                            "progress (and how far) or pending, and whether it is running now")
+    status.add_argument("config", help="experiment config, e.g. configs/scifact.toml")
+    status.set_defaults(func=_status)
     inspect = sub.add_parser("inspect", help="data-quality report of the generated and filtered queries "
                              "(runs/<experiment>/inspect/), without training")
     inspect.add_argument("config", help="experiment config, e.g. configs/scifact.toml")

@@ -215,7 +215,7 @@ class ExperimentLock:
                 f"{self.path}: the lock file is unreadable, so whether another inpars run holds this "
                 f"experiment cannot be told. Fix: if no inpars run of it is going on, delete {self.path}"
             ) from None
-        state = _holder_state(holder)
+        state = holder_state(holder)
         if state == "alive":
             raise LockError(
                 f"{self.path}: another inpars run is using this experiment ({holder.describe()}). "
@@ -251,7 +251,7 @@ class ExperimentLock:
             os.close(fd)
 
 
-def _holder_state(holder: LockHolder) -> Literal["alive", "dead", "other-host"]:
+def holder_state(holder: LockHolder) -> Literal["alive", "dead", "other-host"]:
     if holder.host != socket.gethostname():
         return "other-host"
     boot_id = _boot_id()

@@ -1,0 +1,101 @@
+"""``inpars status``: each stage's state read from the run folder, on the toy stages; nothing written."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from inpars.lock import ExperimentLock
+from inpars.pipeline import Executor, StageGraph, Workspace
+from inpars.pipeline.status import _progress, render_status, run_status
+from tests.conftest import BeirWriter
+from tests.pipeline.toy import RUNS, Shout, Words, toy_workspace
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    path = tmp_path / "toy-model.bin"
+    path.write_text("alpha")
+    return path
+
+
+@pytest.fixture
+def ws(tmp_path: Path, model: Path, write_beir: BeirWriter) -> Workspace:
+    RUNS.clear()
+    return toy_workspace(tmp_path, write_beir(), StageGraph([Words(model), Shout()]))
+
+
+def states(ws: Workspace) -> dict[str, tuple[str, str]]:
+    return {row.stage: (row.state, row.detail) for row in run_status(ws).stages}
+
+
+def files(folder: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime for p in folder.rglob("*")} if folder.exists() else {}
+
+
+def test_a_new_run_is_pending_and_a_finished_one_done(ws: Workspace) -> None:
+    assert states(ws) == {"words": ("pending", ""), "shout": ("pending", "")}
+    Executor(ws).run()
+    before = files(ws.run_dir)
+    status = run_status(ws)
+    assert files(ws.run_dir) == before  # read only
+    assert [(r.stage, r.state) for r in status.stages] == [("words", "done"), ("shout", "done")]
+    assert status.stages[0].detail.endswith(" s, words 3")
+    text = render_status(status)
+    assert text.splitlines()[:2] == [f"run folder: {ws.run_dir}", "not running"]
+    assert "words  done" in text
+    assert Executor(ws).run()["stages"]["words"]["skipped"]  # "done" is what a rerun skips
+
+
+def test_an_edited_output_or_a_changed_input_is_stale_with_the_reason(ws: Workspace, model: Path) -> None:
+    Executor(ws).run()
+    (ws.stage_dir("words") / "words.txt").write_text("edited\n")
+    found = states(ws)
+    assert found["words"][0] == "stale" and found["words"][1].startswith("outputs changed after it finished")
+    assert found["shout"] == ("stale", "runs again after words")
+    Executor(ws).run()
+    model.write_text("beta")  # the words stage's model: its fingerprint changes
+    assert states(ws)["words"] == ("stale", "config or inputs changed since it finished")
+
+
+def test_an_interrupted_build_is_in_progress(ws: Workspace) -> None:
+    Executor(ws).run(ws.graph.until("words"))
+    work = ws.run_dir / ".shout.next"
+    work.mkdir()
+    (work / ".in-progress.json").write_text(json.dumps({"stage": "shout", "fingerprint": "x"}))
+    state, detail = states(ws)["shout"]
+    assert state == "in progress" and detail.startswith("started ") and detail.endswith(" UTC")
+
+
+def test_generation_and_training_progress(tmp_path: Path, write_beir: BeirWriter) -> None:
+    """The traces the real generate and train stages leave (_progress reads them by stage name)."""
+    ws = toy_workspace(tmp_path, write_beir(), StageGraph([]))
+    ws = Workspace(dataclasses.replace(
+        ws.config, generate=dataclasses.replace(ws.config.generate, num_docs=10)), graph=ws.graph)
+    shards = ws.run_dir / ".generate.next" / "shards"
+    shards.mkdir(parents=True)
+    (shards.parent / ".in-progress.json").write_text("{}")
+    batches = [{"doc_ids": ["a", "b"], "seconds": 3.0}, {"doc_ids": ["c"], "seconds": 3.0}]
+    (shards / "part-00000.progress.jsonl").write_text(
+        "".join(json.dumps(b) + "\n" for b in batches) + '{"doc_ids": ["d"], "sec')  # a line cut by a kill
+    assert _progress(ws, "generate") is not None
+    assert str(_progress(ws, "generate")).endswith(
+        "; 3 of 10 documents generated (2.00 s per document, about 0 min left)")
+    checkpoints = ws.run_dir / ".train.next" / ".cross-encoder.checkpoints" / "0123456789abcdef"
+    for step in (50, 100):
+        (checkpoints / f"checkpoint-{step}").mkdir(parents=True)
+        (checkpoints / f"checkpoint-{step}" / "trainer_state.json").write_text(
+            json.dumps({"global_step": step, "max_steps": 280}))
+    (ws.run_dir / ".train.next" / ".in-progress.json").write_text("{}")
+    assert str(_progress(ws, "train")).endswith("; cross-encoder: checkpoint at step 100 of 280")
+    assert _progress(ws, "rerank") is None  # never started
+
+
+def test_the_lock_line_names_the_running_command(ws: Workspace) -> None:
+    with ExperimentLock(ws.run_dir, command="inpars run toy.toml"):
+        line = run_status(ws).lock
+    assert line.startswith("running now: PID ") and line.endswith("running: inpars run toy.toml")
+    assert run_status(ws).lock == ""
