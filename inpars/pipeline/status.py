@@ -90,13 +90,10 @@ def _stage_status(executor: Executor, stage: Stage, upstream: Mapping[str, State
 
 
 def _summary(manifest: Mapping[str, Any]) -> str:
-    """Seconds, counts and drops of a finished stage, on one line."""
+    """Seconds and the first counts of a finished stage, on one line (the manifest has the rest)."""
     parts = [f"{manifest.get('timings', {}).get('total', 0):.0f} s"]
     counts = manifest.get("counts") or {}
     parts += [f"{k} {v}" for k, v in counts.items() if isinstance(v, int | float)][:4]
-    drops = manifest.get("drops") or {}
-    if drops:
-        parts.append(f"dropped {sum(drops.values())}")
     return ", ".join(parts)
 
 
