@@ -252,6 +252,7 @@ class ExperimentLock:
 
 
 def holder_state(holder: LockHolder) -> Literal["alive", "dead", "other-host"]:
+    """Whether the process a lock file names still runs (``other-host``: cannot be told from here)."""
     if holder.host != socket.gethostname():
         return "other-host"
     boot_id = _boot_id()
