@@ -17,6 +17,7 @@ reads them (the fingerprint cache makes it quick for files seen before).
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -113,23 +114,28 @@ def _progress(ws: Workspace, stage: str) -> str | None:
 
 
 def _generated(ws: Workspace, work: Path) -> str:
-    """Documents done so far, from the generation shards' progress files, and the rate."""
+    """Documents done so far, from the generation shards' progress files, and the rate: the
+    median of the batches' seconds per document, so that a batch that spanned a pause or a
+    busy spell does not set the estimate."""
     docs = 0
-    seconds = 0.0
+    rates: list[float] = []
     for path in sorted(work.glob("shards/*.progress.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 batch = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a kill: the resumed run writes it again
-            docs += len(batch.get("doc_ids", ()))
-            seconds += float(batch.get("seconds", 0.0))
+            count = len(batch.get("doc_ids", ()))
+            docs += count
+            if count:
+                rates.append(float(batch.get("seconds", 0.0)) / count)
     if not docs:
         return "no document finished yet"
     total = _planned_docs(ws)
+    per_doc = statistics.median(rates)
     left = f" of {total}" if total else ""
-    rate = f" ({seconds / docs:.2f} s per document" + (
-        f", about {(total - docs) * seconds / docs / 60:.0f} min left)" if total else ")")
+    rate = f" ({per_doc:.2f} s per document" + (
+        f", about {(total - docs) * per_doc / 60:.0f} min left)" if total else ")")
     return f"{docs}{left} documents generated{rate}"
 
 

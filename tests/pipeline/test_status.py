@@ -78,12 +78,13 @@ def test_generation_and_training_progress(tmp_path: Path, write_beir: BeirWriter
     shards = ws.run_dir / ".generate.next" / "shards"
     shards.mkdir(parents=True)
     (shards.parent / ".in-progress.json").write_text("{}")
-    batches = [{"doc_ids": ["a", "b"], "seconds": 3.0}, {"doc_ids": ["c"], "seconds": 3.0}]
+    batches = [{"doc_ids": ["a", "b"], "seconds": 4.0}, {"doc_ids": ["c"], "seconds": 2.0},
+               {"doc_ids": ["e"], "seconds": 600.0}]  # a batch that spanned a pause
     (shards / "part-00000.progress.jsonl").write_text(
         "".join(json.dumps(b) + "\n" for b in batches) + '{"doc_ids": ["d"], "sec')  # a line cut by a kill
     assert _progress(ws, "generate") is not None
     assert str(_progress(ws, "generate")).endswith(
-        "; 3 of 10 documents generated (2.00 s per document, about 0 min left)")
+        "; 4 of 10 documents generated (2.00 s per document, about 0 min left)")
     checkpoints = ws.run_dir / ".train.next" / ".cross-encoder.checkpoints" / "0123456789abcdef"
     for step in (50, 100):
         (checkpoints / f"checkpoint-{step}").mkdir(parents=True)
