@@ -14,19 +14,6 @@ from tests.conftest import BeirWriter
 from tests.pipeline.toy import RUNS, Shout, Words, toy_workspace
 
 
-@pytest.fixture
-def model(tmp_path: Path) -> Path:
-    path = tmp_path / "toy-model.bin"
-    path.write_text("alpha")
-    return path
-
-
-@pytest.fixture
-def ws(tmp_path: Path, model: Path, write_beir: BeirWriter) -> Workspace:
-    RUNS.clear()
-    return toy_workspace(tmp_path, write_beir(), StageGraph([Words(model), Shout()]))
-
-
 def test_graph_keeps_readers_after_what_they_read(model: Path) -> None:
     graph = StageGraph([Words(model)])
     with pytest.raises(ConfigError, match="registered twice"):

@@ -6,26 +6,11 @@ import dataclasses
 import json
 from pathlib import Path
 
-import pytest
-
 from inpars.lock import ExperimentLock
 from inpars.pipeline import Executor, StageGraph, Workspace
 from inpars.pipeline.status import _progress, render_status, run_status
 from tests.conftest import BeirWriter
-from tests.pipeline.toy import RUNS, Shout, Words, toy_workspace
-
-
-@pytest.fixture
-def model(tmp_path: Path) -> Path:
-    path = tmp_path / "toy-model.bin"
-    path.write_text("alpha")
-    return path
-
-
-@pytest.fixture
-def ws(tmp_path: Path, model: Path, write_beir: BeirWriter) -> Workspace:
-    RUNS.clear()
-    return toy_workspace(tmp_path, write_beir(), StageGraph([Words(model), Shout()]))
+from tests.pipeline.toy import toy_workspace
 
 
 def states(ws: Workspace) -> dict[str, tuple[str, str]]:
