@@ -323,8 +323,11 @@ class NegativesConfig:
     # where the `count` negatives come from: BM25's ranking, the dense index's, or the hybrid
     # teacher's ranking of both top-`depth` lists (needs [index] dense = true)
     retriever: Literal["bm25", "dense", "hybrid"] = "bm25"
-    teacher: Literal["none", "hybrid"] = "none"  # hybrid: soft labels for distillation (GPL)
+    # soft labels for distillation (GPL): hybrid, BM25 + the dense index's encoder; cross-encoder,
+    # the relevance score of `teacher_model` (a cross-encoder folder or hub id)
+    teacher: Literal["none", "hybrid", "cross-encoder"] = "none"
     teacher_bm25_weight: float = 0.3  # BM25's weight in the hybrid teacher and ranking
+    teacher_model: str = ""  # teacher = "cross-encoder": its folder or hub id
     batch_size: int = 256  # queries searched together
     threads: int = 1  # BM25 search threads
     export: list[Literal["sentence-transformers", "tsv"]] = field(
@@ -344,6 +347,13 @@ class NegativesConfig:
             raise ValueError(f"teacher_bm25_weight = {self.teacher_bm25_weight}: must be in [0, 1]")
         if self.window_start > self.depth:
             raise ValueError(f"window_start = {self.window_start} is deeper than depth = {self.depth}")
+        if self.teacher == "cross-encoder" and not self.teacher_model:
+            raise ValueError("teacher = 'cross-encoder' needs teacher_model: a cross-encoder folder or hub "
+                             "id, e.g. 'runs/<exp>/train/cross-encoder-synthetic'")
+        if self.teacher_model and self.teacher != "cross-encoder":
+            raise ValueError(f"teacher_model = {self.teacher_model!r} is only read with teacher = "
+                             f"'cross-encoder' (teacher = {self.teacher!r}). Fix: set teacher = "
+                             "'cross-encoder', or remove teacher_model")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from inpars.errors import BadLineError, ConfigError, DataError
 from inpars.io import RecordAppender, atomic_open, chunked, read_records, write_records
 from inpars.manifest import StageContext
 from inpars.records import Document, Qrel, Query, ScoredPair, SyntheticQuery, TrainingExample
-from inpars.teacher import HybridTeacher
+from inpars.teacher import CrossEncoderTeacher, HybridTeacher
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def pick_negatives(
 
 def needs_dense(cfg: NegativesConfig) -> bool:
     """Whether mining with ``cfg`` needs the dense index."""
-    return bool(cfg.dense_count) or cfg.retriever != "bm25" or cfg.teacher != "none"
+    return bool(cfg.dense_count) or cfg.retriever != "bm25" or cfg.teacher == "hybrid"
 
 
 def mine_negatives(
@@ -115,20 +115,25 @@ def mine_negatives(
     teacher: HybridTeacher | None = None,
     qrels: Iterable[Qrel] | None = None,
     seed: int = 0,
+    labeller: CrossEncoderTeacher | None = None,
 ) -> Iterator[TrainingExample]:
     """One :class:`TrainingExample` per query, in input order, streamed batch by batch.
 
     ``teacher`` ranks the pool for ``retriever = "hybrid"`` and, with ``teacher = "hybrid"``,
-    labels the positive and the negatives (``TrainingExample.teacher_scores``)."""
+    labels the positive and the negatives (``TrainingExample.teacher_scores``); with
+    ``teacher = "cross-encoder"``, ``labeller`` labels them, a batch at a time."""
     if needs_dense(cfg) and dense is None:
         raise ConfigError(
             f"[negatives] dense_count = {cfg.dense_count}, retriever = {cfg.retriever!r}, teacher = "
             f"{cfg.teacher!r} need the dense index, but none was given. Fix: build one ([index] dense = "
             "true), or set dense_count = 0, retriever = 'bm25' and teacher = 'none'"
         )
-    if (cfg.retriever == "hybrid" or cfg.teacher != "none") and teacher is None:
-        raise ConfigError("[negatives] retriever = 'hybrid' or a teacher needs the hybrid teacher. "
+    if (cfg.retriever == "hybrid" or cfg.teacher == "hybrid") and teacher is None:
+        raise ConfigError("[negatives] retriever = 'hybrid' or teacher = 'hybrid' needs the hybrid teacher. "
                           "Fix: pass teacher=HybridTeacher(dense_index)")
+    if cfg.teacher == "cross-encoder" and labeller is None:
+        raise ConfigError("[negatives] teacher = 'cross-encoder' needs its model. "
+                          "Fix: pass labeller=CrossEncoderTeacher(scorer of teacher_model)")
     relevant = judged_relevant(qrels or ())
     docs = DocumentLookup(bm25, fix="mine with the BM25 index of the collection the queries come from")
     for batch in chunked(queries, cfg.batch_size):
@@ -136,11 +141,12 @@ def mine_negatives(
         lexical = bm25.search(search_queries, cfg.depth, threads=cfg.threads)
         semantic = dense.search(search_queries, cfg.depth) if dense is not None and needs_dense(cfg) else {}
         vectors = teacher.query_vectors(search_queries) if teacher is not None else {}
-        for query in batch:
-            yield _example(query, lexical.get(query.query_id, []), semantic.get(query.query_id, []),
-                           vectors.get(query.query_id), teacher, cfg, docs,
-                           exclude={query.doc_id} | relevant.get(query.query_id, set()),
-                           rng=random.Random(f"{seed}:{query.query_id}"))
+        examples = [_example(query, lexical.get(query.query_id, []), semantic.get(query.query_id, []),
+                             vectors.get(query.query_id), teacher, cfg, docs,
+                             exclude={query.doc_id} | relevant.get(query.query_id, set()),
+                             rng=random.Random(f"{seed}:{query.query_id}"))
+                    for query in batch]
+        yield from labeller.label(examples) if labeller is not None else examples
 
 
 def _example(query: SyntheticQuery, lexical: Sequence[ScoredPair], semantic: Sequence[ScoredPair],
@@ -162,7 +168,7 @@ def _example(query: SyntheticQuery, lexical: Sequence[ScoredPair], semantic: Seq
     if cfg.dense_count:
         chosen += _choose(semantic, exclude | set(chosen), cfg.dense_count, cfg, positive, docs, rng)
     labels: tuple[float, ...] = ()
-    if cfg.teacher != "none" and teacher is not None:  # every pick came from the scored pool
+    if cfg.teacher == "hybrid" and teacher is not None:  # every pick came from the scored pool
         labels = tuple(round(scores[d], 6) for d in (query.doc_id, *chosen))
     return TrainingExample(
         query_id=query.query_id,
@@ -271,6 +277,7 @@ def negatives_stage(
     teacher: HybridTeacher | None = None,
     qrels: Sequence[Qrel] | None = None,
     held_out: Collection[str] = (),
+    labeller: CrossEncoderTeacher | None = None,
 ) -> None:
     """Mine negatives for every query of ``kept_path`` (the filter stage's ``kept.jsonl``)
     into ``examples.jsonl`` (with the teacher's labels when ``cfg.teacher`` asks for them),
@@ -283,7 +290,7 @@ def negatives_stage(
     out = ctx.out_dir / EXAMPLES
     with ctx.timed("mine"):
         stats = mine_to_file(ctx, cfg, Path(kept_path), out, bm25, dense=dense, teacher=teacher, qrels=qrels,
-                             held_out=held_out)
+                             held_out=held_out, labeller=labeller)
     if held_out:
         stats["held_out_dev"] = len(held_out)
     ctx.output("examples", out)
@@ -306,6 +313,7 @@ def real_examples_stage(
     *,
     dense: DenseRetriever | None = None,
     teacher: HybridTeacher | None = None,
+    labeller: CrossEncoderTeacher | None = None,
 ) -> None:
     """Training examples from the collection's judged train queries (the worth table's
     reference; see ``Workspace.real_training_queries``), mined exactly as the synthetic ones
@@ -315,7 +323,8 @@ def real_examples_stage(
         write_records(queries, pairs)
     out = ctx.out_dir / REAL_EXAMPLES
     with ctx.timed("mine_real"):
-        stats = mine_to_file(ctx, cfg, queries, out, bm25, dense=dense, teacher=teacher, qrels=qrels)
+        stats = mine_to_file(ctx, cfg, queries, out, bm25, dense=dense, teacher=teacher, qrels=qrels,
+                             labeller=labeller)
     ctx.output("real_examples", out)
     ctx.counts.update({f"real_{key}": value for key, value in stats.items()})
     if stats["short"]:
@@ -333,6 +342,7 @@ def mine_to_file(
     teacher: HybridTeacher | None,
     qrels: Sequence[Qrel] | None,
     held_out: Collection[str] = (),
+    labeller: CrossEncoderTeacher | None = None,
 ) -> dict[str, int]:
     """Mine examples for the queries of ``queries_path`` (but those in ``held_out``) into
     ``out``, going on after the examples an interrupted run already wrote; counts of what
@@ -353,7 +363,7 @@ def mine_to_file(
         total=total, initial=done, desc=out.stem, unit="query", disable=total < 2 * cfg.batch_size
     ) as bar:
         for batch in chunked(mine_negatives(remaining, bm25, cfg, dense=dense, teacher=teacher, qrels=qrels,
-                                            seed=ctx.seed), cfg.batch_size):
+                                            seed=ctx.seed, labeller=labeller), cfg.batch_size):
             appender.write(batch)
             bar.update(len(batch))
     wanted = cfg.count + (cfg.dense_count if dense is not None else 0)

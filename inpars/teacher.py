@@ -12,15 +12,23 @@ scores of single documents); its cosine is exact, from the index's stored embedd
 Distillation losses (MarginMSE) train on the teacher's margins between a query's positive
 and its negatives, which keeps a student robust to generated queries whose positive the
 teacher itself ranks low (GPL, Wang et al. 2022).
+
+GPL's own teacher is a cross-encoder: :class:`CrossEncoderTeacher` labels each mined example
+(positive and negatives) with a cross-encoder's relevance score, e.g. the one a previous run
+trained on its synthetic data, or any hub cross-encoder. The score is the model's activated
+output (sigmoid for a one-logit model), a probability on the hybrid teacher's [0, 1] scale,
+so margins stay in [-1, 1] whichever teacher labels: a cosine student (the bi-encoder)
+cannot reach the margins of raw logits, which span tens of units.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-from inpars.errors import DataError
-from inpars.records import Query, ScoredPair
+from inpars.errors import ConfigError, DataError
+from inpars.records import Query, ScoredPair, TrainingExample
 
 
 class EmbeddedCorpus(Protocol):
@@ -104,3 +112,30 @@ class HybridRetriever:
                                          (p.doc_id for p in semantic.get(query.query_id, [])))
             run[query.query_id] = self.teacher.ranking(query.query_id, scores)[:k]
         return run
+
+
+class PairScorer(Protocol):
+    """What the cross-encoder teacher needs of a scorer (``inpars.scoring.Scorer`` fits)."""
+
+    name: str
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]: ...
+
+
+class CrossEncoderTeacher:
+    """Soft labels from a cross-encoder: its score of each example's positive and negatives."""
+
+    def __init__(self, scorer: PairScorer) -> None:
+        if getattr(scorer, "fresh_head", False):
+            raise ConfigError(f"[negatives] teacher_model = {scorer.name!r} has no trained relevance head, "
+                              "so its scores mean nothing. Fix: name a trained cross-encoder, e.g. "
+                              "'runs/<exp>/train/cross-encoder-synthetic'")
+        self.scorer = scorer
+
+    def label(self, examples: Sequence[TrainingExample]) -> list[TrainingExample]:
+        """``examples`` with ``teacher_scores`` = the scores of ``(positive, *negatives)``,
+        all pairs of the batch scored in one call."""
+        pairs = [(e.query, text) for e in examples for text in (e.positive, *e.negatives)]
+        scores = iter(round(s, 6) for s in self.scorer.score(pairs))
+        return [dataclasses.replace(e, teacher_scores=tuple(next(scores) for _ in (e.positive, *e.negatives)))
+                for e in examples]

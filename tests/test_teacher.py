@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -94,3 +95,49 @@ def test_the_hybrid_retriever_ranks_both_pools_by_the_teacher() -> None:
         assert len(run[q.query_id]) == 3
     verdicts = RoundtripFilter(hybrid, k=1, label="hybrid").judge(qs)
     assert all(v.keep for v in verdicts)
+
+
+class FakeCrossEncoder:
+    """Scores a pair by the number of the document it holds ('document d03' -> 0.3)."""
+
+    name = "fake-ce"
+
+    def __init__(self, fresh_head: bool = False) -> None:
+        self.fresh_head = fresh_head
+        self.calls: list[int] = []
+
+    def score(self, pairs: Any) -> list[float]:
+        self.calls.append(len(pairs))
+        return [doc_number(text) / 10 for _, text in pairs]
+
+
+def doc_number(text: str) -> int:
+    found = re.search(r"document d(\d+)", text)
+    assert found is not None, text
+    return int(found.group(1))
+
+
+def test_a_cross_encoder_teacher_labels_the_positive_then_each_negative() -> None:
+    from inpars.teacher import CrossEncoderTeacher
+
+    qs = queries(6)
+    index = FakeIndex(rankings(qs), corpus())
+    cfg = NegativesConfig(depth=20, count=3, sampling="top", teacher="cross-encoder", teacher_model="m")
+    scorer = FakeCrossEncoder()
+    examples = list(mine_negatives(qs, index, cfg, labeller=CrossEncoderTeacher(scorer)))  # no dense index
+    assert scorer.calls == [6 * 4]  # one call per batch of queries
+    for example in examples:
+        texts = (example.positive, *example.negatives)
+        assert example.teacher_scores == tuple(doc_number(t) / 10 for t in texts)
+    with pytest.raises(ConfigError, match="needs its model"):
+        list(mine_negatives(qs, index, cfg))
+    with pytest.raises(ConfigError, match="no trained relevance head"):
+        CrossEncoderTeacher(FakeCrossEncoder(fresh_head=True))
+
+
+def test_a_cross_encoder_teacher_is_configured_with_its_model() -> None:
+    NegativesConfig(teacher="cross-encoder", teacher_model="runs/x/train/cross-encoder-synthetic")
+    with pytest.raises(ValueError, match="needs teacher_model"):
+        NegativesConfig(teacher="cross-encoder")
+    with pytest.raises(ValueError, match="only read with teacher = 'cross-encoder'"):
+        NegativesConfig(teacher="hybrid", teacher_model="m")

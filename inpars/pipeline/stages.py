@@ -158,18 +158,21 @@ class NegativesStage(Stage):
     needs = ("filter", "index")
 
     def settings(self, ws: Workspace) -> Any:
+        negatives = negatives_settings(ws)
         if not ws.has_judged_train():  # the label-free dev set is held out of training
             held_out = {"dev_queries": ws.config.data.dev_queries, "seed": ws.config.experiment.seed}
-            return {"negatives": ws.config.negatives, "held_out_dev": held_out}
+            return {"negatives": negatives, "held_out_dev": held_out}
         if not uses_real_labels(ws):
-            return ws.config.negatives
+            return negatives
         data = ws.config.data
         real = {"train_split": data.train_split, "dev_queries": data.dev_queries,
                 "seed": ws.config.experiment.seed}
-        return {"negatives": ws.config.negatives, "real_labels": real}
+        return {"negatives": negatives, "real_labels": real}
 
     def inputs(self, ws: Workspace) -> dict[str, Path]:
-        return ws.corpus_inputs() if uses_real_labels(ws) else {}
+        cfg = ws.config.negatives
+        teacher = model_inputs("teacher", cfg.teacher_model) if cfg.teacher == "cross-encoder" else {}
+        return (ws.corpus_inputs() if uses_real_labels(ws) else {}) | teacher
 
     def outputs(self, ws: Workspace) -> tuple[Output, ...]:
         real = (Output("real_examples", "records", "real-examples.jsonl"),) if uses_real_labels(ws) else ()
@@ -192,7 +195,9 @@ class NegativesStage(Stage):
             ws.config.train.dense and ws.config.train.dense_loss == "margin-mse")
         if uses_teacher and cfg.teacher == "none":
             raise ConfigError(f"{ws.config.source_path}: a margin-mse loss in [train] distils teacher "
-                              "scores. Fix: set [negatives] teacher = 'hybrid'")
+                              "scores. Fix: set [negatives] teacher = 'hybrid' or 'cross-encoder'")
+        if cfg.teacher == "cross-encoder":
+            check_model(ws, "[negatives] teacher_model", cfg.teacher_model, kind="transformers")
 
     def run(self, ctx: StageContext, ws: Workspace) -> None:
         mine_negatives(ctx, ws, ws.output("filter", "kept"), real=uses_real_labels(ws))
@@ -207,16 +212,48 @@ def mine_negatives(ctx: StageContext, ws: Workspace, kept: Path, *, real: bool =
     cfg = ws.config.negatives
     dense = ws.dense() if needs_dense(cfg) else None
     teacher = None
-    if dense is not None and (cfg.retriever == "hybrid" or cfg.teacher != "none"):
+    if dense is not None and (cfg.retriever == "hybrid" or cfg.teacher == "hybrid"):
         teacher = HybridTeacher(dense, cfg.teacher_bm25_weight)
+    labeller = cross_encoder_teacher(ws) if cfg.teacher == "cross-encoder" else None
     with ws.bm25() as bm25:
-        negatives_stage(ctx, cfg, kept, bm25, dense=dense, teacher=teacher, held_out=ws.held_out_ids())
+        negatives_stage(ctx, cfg, kept, bm25, dense=dense, teacher=teacher, held_out=ws.held_out_ids(),
+                        labeller=labeller)
         ctx.extra["dev_set"] = ws.dev_set_kind()
         if real:
             from inpars.negatives import real_examples_stage
 
             pairs, qrels = ws.real_training_queries()
-            real_examples_stage(ctx, cfg, pairs, qrels, bm25, dense=dense, teacher=teacher)
+            real_examples_stage(ctx, cfg, pairs, qrels, bm25, dense=dense, teacher=teacher, labeller=labeller)
+
+
+def negatives_settings(ws: Workspace) -> dict[str, Any]:
+    """``[negatives]`` as the stage is fingerprinted with it: ``teacher_model`` only with a
+    cross-encoder teacher, with the settings its scores depend on (the student's
+    ``max_length``, ``[rerank]``'s dtype and device), so that runs finished before the key
+    existed stay valid."""
+    from inpars.manifest import config_dict
+
+    cfg = ws.config.negatives
+    settings = {k: v for k, v in config_dict(cfg).items() if k != "teacher_model"}
+    if cfg.teacher == "cross-encoder":
+        rerank = ws.config.rerank
+        settings["teacher_model"] = cfg.teacher_model
+        settings["teacher_scoring"] = {"max_length": ws.config.train.max_length, "dtype": rerank.dtype,
+                                       "device": rerank.device, "quantize": rerank.quantize}
+    return settings
+
+
+def cross_encoder_teacher(ws: Workspace) -> Any:
+    """The ``[negatives] teacher_model`` cross-encoder as a teacher, scoring as ``[rerank]``
+    does, at the student's ``max_length`` (the texts it will be trained on)."""
+    from inpars.scoring import load_scorer
+    from inpars.teacher import CrossEncoderTeacher
+
+    rerank = ws.config.rerank
+    scorer = load_scorer("cross-encoder", ws.config.negatives.teacher_model, batch_size=rerank.batch_size,
+                         max_length=ws.config.train.max_length, device=rerank.device, dtype=rerank.dtype,
+                         threads=rerank.threads, quantize=rerank.quantize)
+    return CrossEncoderTeacher(scorer)
 
 
 class TrainStage(Stage):

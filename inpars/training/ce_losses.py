@@ -88,7 +88,7 @@ def _rows(examples: Sequence[TrainingExample], cfg: TrainConfig, rng: random.Ran
     if cfg.loss == "margin-mse" and not any(e.teacher_scores for e in examples):
         raise ConfigError(
             "train.loss = 'margin-mse' distils a teacher's scores, but the training examples have none. "
-            'Fix: set [negatives] teacher = "hybrid" and rerun `inpars negatives`, '
+            'Fix: set [negatives] teacher = "hybrid" (or "cross-encoder") and rerun `inpars negatives`, '
             "or set train.loss to 'bce' or 'listwise'"
         )
     count = cfg.negatives_per_example

@@ -111,7 +111,8 @@ def margin_rows(examples: Sequence[TrainingExample], negatives: int,
                           "its negatives. Fix: set [train] dense_negatives_per_example to 1 or more")
     if not any(e.teacher_scores for e in examples):
         raise ConfigError("dense_loss = 'margin-mse' needs teacher scores, and no training example has "
-                          "any. Fix: set [negatives] teacher = \"hybrid\" and rerun the negatives stage")
+                          "any. Fix: set [negatives] teacher = \"hybrid\" (or \"cross-encoder\") and rerun "
+                          "the negatives stage")
     columns: dict[str, list[Any]] = {"query": [], "positive": [], "negative": [], "label": []}
     unscored = unused = 0
     for n, example in enumerate(examples):
@@ -129,7 +130,8 @@ def margin_rows(examples: Sequence[TrainingExample], negatives: int,
         unused += made == 0
     if not columns["query"]:
         raise ConfigError("dense_loss = 'margin-mse': no negative of any example has a teacher score. "
-                          "Fix: set [negatives] teacher = \"hybrid\" and rerun the negatives stage")
+                          "Fix: set [negatives] teacher = \"hybrid\" (or \"cross-encoder\") and rerun the "
+                          "negatives stage")
     return columns, unscored, unused
 
 

@@ -172,4 +172,4 @@ def check_weighting(weighting: str, filter_steps: Sequence[str], teacher: str, w
                           "or choose another weighting")
     if weighting == "teacher_margin" and teacher == "none":
         raise ConfigError(f"{prefix}[train] weighting = 'teacher_margin' needs teacher scores on the "
-                          "examples. Fix: set [negatives] teacher = 'hybrid'")
+                          "examples. Fix: set [negatives] teacher = 'hybrid' or 'cross-encoder'")

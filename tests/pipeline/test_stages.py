@@ -188,3 +188,31 @@ def test_a_corpus_column_mapping_is_fingerprinted_only_when_set(write_beir: Beir
     for stage in (IndexStage(), GenerateStage()):
         assert "columns" not in stage.settings(plain)
         assert stage.settings(mapped)["columns"] == {"text": "body"}
+
+
+def test_a_cross_encoder_teacher_is_an_input_of_negatives_and_checked(write_beir: BeirWriter,
+                                                                      tmp_path: Path) -> None:
+    """teacher_model is fingerprinted (with how its scores are computed) only with a
+    cross-encoder teacher, so runs finished before the key existed stay valid; a local
+    teacher's weights are a fingerprinted input; a missing one is named before anything runs."""
+    from inpars.config import NegativesConfig
+    from inpars.manifest import config_dict
+    from inpars.pipeline.stages import negatives_settings
+
+    source = write_beir()
+    hybrid = workspace(source, tmp_path, negatives=NegativesConfig(teacher="hybrid"))
+    assert negatives_settings(hybrid) == {k: v for k, v in config_dict(hybrid.config.negatives).items()
+                                          if k != "teacher_model"}
+    folder = tmp_path / "teacher"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}", encoding="utf-8")
+    ce = workspace(source, tmp_path,
+                   negatives=NegativesConfig(teacher="cross-encoder", teacher_model=str(folder)))
+    settings = negatives_settings(ce)
+    assert settings["teacher_model"] == str(folder)
+    assert settings["teacher_scoring"]["max_length"] == ce.config.train.max_length
+    assert NegativesStage().inputs(ce) == {f"model:teacher:{folder}": folder}
+    missing = workspace(source, tmp_path, negatives=NegativesConfig(teacher="cross-encoder",
+                                                                    teacher_model=str(tmp_path / "nope")))
+    with pytest.raises(ConfigError, match=r"\[negatives\] teacher_model = .*no such file or folder"):
+        NegativesStage().check(missing, ())

@@ -120,3 +120,25 @@ def test_a_bfloat16_model_scores_with_a_float32_head_so_close_pairs_do_not_tie(t
     fp32 = load_scorer("cross-encoder", str(tiny_ce), max_length=64, dtype="float32", device="cpu", raw=True)
     spread = max(scores) - min(scores)
     assert max(abs(a - b) for a, b in zip(fp32.score(pairs), scores, strict=True)) < 0.1 * spread
+
+
+def test_a_trained_cross_encoder_labels_examples_as_a_teacher(tiny_ce: Path, tiny_bi: Path) -> None:
+    """[negatives] teacher = 'cross-encoder' (inpars.teacher): the labels are the scorer's
+    activated scores of (positive, *negatives); a model without a trained head is refused."""
+    from inpars.records import TrainingExample
+    from inpars.teacher import CrossEncoderTeacher
+    from tests.scoring.conftest import tiny_pairs
+
+    scorer = load_scorer("cross-encoder", str(tiny_ce), max_length=64, dtype="float32", device="cpu")
+    texts = [text for _, text in tiny_pairs()[:6]]
+    examples = [TrainingExample(f"q{i}", query, f"d{i}", texts[i], ("n1", "n2"), (texts[i - 1], texts[i - 2]))
+                for i, query in enumerate(["what is a cell", "how do plants grow", "why is the sky blue"])]
+    labelled = CrossEncoderTeacher(scorer).label(examples)
+    for example in labelled:
+        expected = scorer.score([(example.query, t) for t in (example.positive, *example.negatives)])
+        assert example.teacher_scores == pytest.approx(expected, abs=1e-6)
+        assert all(0.0 < s < 1.0 for s in example.teacher_scores)  # sigmoid: the hybrid teacher's scale
+    assert len({s for e in labelled for s in e.teacher_scores}) > 3
+    fresh = load_scorer("cross-encoder", str(tiny_bi), max_length=64, dtype="float32", device="cpu")
+    with pytest.raises(ConfigError, match="no trained relevance head"):
+        CrossEncoderTeacher(fresh)
