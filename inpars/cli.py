@@ -35,7 +35,8 @@ def _executor(args: argparse.Namespace) -> Executor:
         except ValueError as exc:
             raise ConfigError(f"--run: {exc}") from None
         config = dataclasses.replace(config, evaluate=evaluate)
-    return Executor(Workspace(config, command=_command_line()), force=args.force or ())
+    return Executor(Workspace(config, command=_command_line()), force=args.force or (),
+                    reuse=getattr(args, "reuse", None))
 
 
 def _name_path(text: str) -> tuple[str, str]:
@@ -188,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     stages = builtin_graph()
     run.add_argument("--force", metavar="STAGE", action="append", choices=list(stages.names),
                      help="rerun this stage even if it is complete (repeatable)")
+    run.add_argument("--reuse", metavar="RUN_FOLDER",
+                     help="hard-link the stages another run finished with the same settings and inputs "
+                          "(e.g. runs/scifact), so that an ablation rebuilds only what it changes")
     run.set_defaults(func=_run)
     for stage in stages:
         p = sub.add_parser(stage.name, help=stage.help)

@@ -8,6 +8,7 @@ are moved aside first (:func:`keep_edited_outputs`). :func:`recover` repairs wha
 stopped at the wrong instant leaves, and :func:`remove_temporaries` the temporaries of
 atomic writes a kill interrupted. Nothing inpars did not write is ever deleted
 (:func:`check_ours`, :func:`discard_work_dir`). :func:`inpars.manifest.run_stage` drives it.
+:func:`link_stage` gives another run a finished stage folder as hard links.
 """
 
 from __future__ import annotations
@@ -191,3 +192,21 @@ def keep_edited_outputs(out: Path, manifest: Mapping[str, Any]) -> None:
         shutil.move(str(out / rel), target)
     log.warning("%s: the edited outputs %s were moved to %s before the new outputs replace them",
                 out.name, ", ".join(edited), keep)
+
+
+def link_stage(source: Path, target: Path) -> None:
+    """Another run's finished stage folder ``source`` as ``target``: hard links (no space, no
+    time; a copy across file systems), built beside ``target`` and renamed into place, so a
+    kill leaves no half folder. Stages never write into a finished folder, so the two runs
+    cannot change each other's files; a rebuild replaces the folder, not the linked files."""
+    partial = target.with_name(f".{target.name}.link")
+    shutil.rmtree(partial, ignore_errors=True)  # left by a kill during the copy
+    shutil.copytree(source, partial, copy_function=_link_or_copy)
+    partial.rename(target)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)

@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -31,6 +29,7 @@ from inpars.evaluation.report_md import md_table
 from inpars.evaluation.worth import load_evaluation, worth_json, worth_section, worth_table
 from inpars.io import write_json, write_text
 from inpars.pipeline import Executor, Workspace
+from inpars.stage_folders import link_stage
 
 SHARED_STAGES = ("index", "generate", "filter", "expand", "negatives")  # those switched on are linked
 
@@ -51,7 +50,7 @@ def link_shared_stages(base: Workspace, ws: Workspace, stages: tuple[str, ...] =
         if not base.finished(stage):
             raise SystemExit(f"{base.stage_dir(stage)} is not finished: run `inpars run CONFIG` first")
         if not target.exists():
-            shutil.copytree(base.stage_dir(stage), target, copy_function=os.link)
+            link_stage(base.stage_dir(stage), target)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,12 @@ its folder, which the new outputs replace only when the stage succeeds (a failed
 ``--force`` included, leaves the previous outputs finished and usable). The whole run
 holds the experiment's lock and ends with a run manifest in the run folder (and next to
 the report when it evaluated).
+
+``reuse`` names another run's folder (``inpars run CONFIG --reuse runs/<other>``): a stage
+this run has not built is hard-linked from there when that run finished it with the very
+fingerprint this run gives it (same settings, same input hashes, same seed), so an
+ablation that changes, say, only ``[negatives]`` regenerates nothing. The link is checked
+like any finished stage (its outputs against its manifest) before it is skipped.
 """
 
 from __future__ import annotations
@@ -23,10 +29,10 @@ from typing import Any
 
 from inpars.errors import ConfigError, StageError
 from inpars.io import read_json, write_json
-from inpars.manifest import StageResult, config_dict, package_versions, run_stage
+from inpars.manifest import StageResult, config_dict, package_versions, run_stage, stage_fingerprint
 from inpars.pipeline.graph import Stage
 from inpars.pipeline.workspace import RUN_PREFIX, Workspace
-from inpars.stage_folders import MANIFEST, remove_temporaries
+from inpars.stage_folders import MANIFEST, link_stage, read_manifest, remove_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +40,16 @@ log = logging.getLogger(__name__)
 class Executor:
     """Runs the stages of one experiment's graph."""
 
-    def __init__(self, ws: Workspace, *, force: Collection[str] = ()) -> None:
+    def __init__(self, ws: Workspace, *, force: Collection[str] = (),
+                 reuse: Path | str | None = None) -> None:
         for name in force:
             ws.graph[name]  # unknown stage names fail here, with the valid ones
+        if reuse is not None and not Path(reuse).is_dir():
+            raise ConfigError(f"--reuse {reuse}: no such run folder. Fix: name another experiment's run "
+                              "folder, e.g. runs/scifact")
         self.ws = ws
         self.force = frozenset(force)
+        self.reuse = Path(reuse) if reuse is not None else None
         self.results: dict[str, StageResult] = {}
 
     @property
@@ -67,6 +78,8 @@ class Executor:
     def run_one(self, name: str) -> StageResult:
         """Run (or skip, or resume) one stage; the stages it needs must have finished."""
         stage, ws = self.graph[name], self.ws
+        if self.reuse is not None and name not in self.force:
+            self.link_reused(name, self.reuse)
         result = run_stage(name, ws.stage_dir(name), stage.settings(ws), self.inputs(stage),
                            lambda ctx: stage.run(ctx, ws), seed=ws.config.experiment.seed,
                            force=name in self.force)
@@ -78,6 +91,23 @@ class Executor:
         stage.finished(ws, result)
         self.results[name] = result
         return result
+
+    def link_reused(self, name: str, run_dir: Path) -> bool:
+        """Hard-link stage ``name`` from the run folder ``run_dir`` when this run has no folder
+        for it and that run finished it with this run's fingerprint; whether it did."""
+        stage, ws, source = self.graph[name], self.ws, run_dir / name
+        target = ws.stage_dir(name)
+        other = read_manifest(source)
+        if target.exists() or other is None or source.resolve() == target.resolve():
+            return False
+        fingerprint, _ = stage_fingerprint(name, stage.settings(ws), self.inputs(stage),
+                                           ws.config.experiment.seed)
+        if other.get("fingerprint") != fingerprint:
+            log.info("%s: not reused from %s (other settings or inputs)", name, source)
+            return False
+        link_stage(source, target)
+        log.info("%s: reused from %s (same fingerprint; hard-linked)", name, source)
+        return True
 
     def run_single(self, name: str) -> StageResult:
         """``inpars <stage> CONFIG``: one stage, under the lock, after every stage's checks."""

@@ -157,3 +157,25 @@ def test_a_failed_forced_rerun_keeps_the_finished_outputs(ws: Workspace, model: 
     model.write_text("alpha")
     assert Executor(ws, force=["words"]).run_single("words").skipped is False
     assert not list(ws.run_dir.glob(".words.*"))  # no work or old folder left behind
+
+
+def test_reuse_links_the_stages_another_run_finished_with_the_same_fingerprint(
+    ws: Workspace, model: Path, tmp_path: Path, write_beir: BeirWriter, caplog: Any
+) -> None:
+    """``inpars run --reuse runs/<other>``: an ablation rebuilds only what it changes."""
+    caplog.set_level("INFO")
+    Executor(ws).run()
+    same = toy_workspace(tmp_path / "same", write_beir(), StageGraph([Words(model), Shout()]))
+    summary = Executor(same, reuse=ws.run_dir).run()
+    assert all(info["skipped"] for info in summary["stages"].values())
+    assert RUNS == {"words": 1, "shout": 1}
+    linked, original = same.stage_dir("words") / "words.txt", ws.stage_dir("words") / "words.txt"
+    assert linked.stat().st_ino == original.stat().st_ino  # a hard link, not a copy
+    assert "words: reused from" in caplog.text
+    more = toy_workspace(tmp_path / "more", write_beir(), StageGraph([Words(model, count=4), Shout()]))
+    summary = Executor(more, reuse=ws.run_dir).run()  # other settings: built here, and what reads it too
+    assert not summary["stages"]["words"]["skipped"] and not summary["stages"]["shout"]["skipped"]
+    assert RUNS == {"words": 2, "shout": 2}
+    assert original.read_text() == "alpha-0\nalpha-1\nalpha-2\n"  # the other run is untouched
+    with pytest.raises(ConfigError, match=r"--reuse .*no such run folder"):
+        Executor(ws, reuse=tmp_path / "nope")
