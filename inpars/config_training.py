@@ -56,7 +56,9 @@ class TrainConfig:
     dense_epochs: int = 1
     dense_learning_rate: float = 2e-5
     # the worth table: also train on the real train qrels ("real") and on real + synthetic
-    # ("both"), same recipe; labels for the cross-encoder, dense_labels for the encoder
+    # ("both"), same recipe; labels for the cross-encoder, dense_labels for the encoder;
+    # labels = [] with dense = true: no cross-encoder (GPL: the encoder alone, e.g. distilled
+    # from a [negatives] teacher_model cross-encoder)
     labels: list[Labels] = field(default_factory=lambda: ["synthetic"])
     dense_labels: list[Labels] = field(default_factory=lambda: ["synthetic"])
     # per-example loss weights from a confidence signal (inpars.training.weights): the synthetic
@@ -89,9 +91,9 @@ class TrainConfig:
             raise ValueError("bce_pos_weight must be 0 or more and head_learning_rate in [0, 1), e.g. 1e-3")
         for name in ("labels", "dense_labels"):
             value = getattr(self, name)
-            if not value or len(set(value)) != len(value):
+            if len(set(value)) != len(value) or not (value or (name == "labels" and self.dense)):
                 raise ValueError(f"{name} = {value}: name each of 'synthetic', 'real', 'both' at most once, "
-                                 "at least one")
+                                 "at least one (labels = [] with dense = true trains the encoder alone)")
         check_device(self.device)
 
 

@@ -216,3 +216,16 @@ def test_a_cross_encoder_teacher_is_an_input_of_negatives_and_checked(write_beir
                                                                     teacher_model=str(tmp_path / "nope")))
     with pytest.raises(ConfigError, match=r"\[negatives\] teacher_model = .*no such file or folder"):
         NegativesStage().check(missing, ())
+
+
+def test_the_encoder_can_train_alone(write_beir: BeirWriter, tmp_path: Path) -> None:
+    """GPL's set-up: [train] labels = [] with dense = true trains no cross-encoder."""
+    from inpars.pipeline.stages import trained_models
+
+    with pytest.raises(ValueError, match=r"labels = \[\].*at least one"):
+        TrainConfig(labels=[])
+    ws = workspace(write_beir(), tmp_path, train=TrainConfig(labels=[], dense=True))
+    assert trained_models(ws) == {"bm25+bi-synthetic": "dense"}
+    assert "bm25+ce-synthetic" not in ws.graph.systems(ws)
+    assert "bm25+bi-synthetic" in ws.graph.systems(ws)
+    Executor(ws).validate()
