@@ -15,7 +15,9 @@ each trained one) and each trained cross-encoder, weights from 0.1 in steps of 0
 as ``[evaluate] mix`` does). With ``--expanded`` as well, mixes of four: BM25, ``bm25-expanded``
 (the run's expand stage index, documents with their synthetic queries appended, searched with
 the dev queries), an encoder and a cross-encoder, still over the cross-encoder's candidates
-(BM25's top ``depth``). Writes ``eval/tuning/<experiment>-interpolation.{json,md}``; the
+(BM25's top ``depth``). ``--model NAME=KIND:PATH`` adds a model the run did not train (e.g.
+the cross-encoder of another run, which a config reports as an external run).
+Writes ``eval/tuning/<experiment>-interpolation.{json,md}``; the
 chosen weights go into the config's ``[evaluate] interpolate`` and ``mix`` by hand, with this
 file as their evidence.
 """
@@ -86,6 +88,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="BM25 candidates reranked per query (default [rerank] depth)")
     parser.add_argument("--systems", nargs="*", default=None,
                         help="tune only these systems (default: every trained model and the untuned encoder)")
+    parser.add_argument("--model", dest="models", nargs="+", metavar="NAME=KIND:PATH", default=[],
+                        help="also rerank with this model, e.g. bm25+ce-synthetic=cross-encoder:runs/<exp>/"
+                             "train/cross-encoder (another run's, reported in this one as an external run)")
     parser.add_argument("--mix", action="store_true",
                         help="also tune BM25 + encoder + cross-encoder mixes ([evaluate] mix)")
     parser.add_argument("--expanded", action="store_true",
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     depth = args.depth or config.rerank.depth
 
     started = time.perf_counter()
-    first, reranked, models = rerank_dev(experiment, queries, depth, args.systems)
+    first, reranked, models = rerank_dev(experiment, queries, depth, args.systems, _specs(args.models))
     seconds = time.perf_counter() - started
 
     base = {q: {p.doc_id: p.score for p in pairs} for q, pairs in first.items()}
@@ -179,15 +184,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def rerank_dev(experiment: Workspace, queries: list[Any], depth: int, only: list[str] | None = None
+def _specs(models: list[str]) -> dict[str, SystemSpec]:
+    """``--model NAME=KIND:PATH`` as system specs."""
+    specs = {}
+    for text in models:
+        name, _, rest = text.partition("=")
+        kind, _, model = rest.partition(":")
+        if not (name and kind in ("cross-encoder", "bi-encoder") and Path(model).is_dir()):
+            raise SystemExit(f"--model {text}: write NAME=KIND:PATH, KIND cross-encoder or bi-encoder, "
+                             "PATH a model folder")
+        specs[name] = SystemSpec(kind, model)
+    return specs
+
+
+def rerank_dev(experiment: Workspace, queries: list[Any], depth: int, only: list[str] | None = None,
+               extra: dict[str, SystemSpec] | None = None
                ) -> tuple[dict[str, list[ScoredPair]], dict[str, Scores], dict[str, SystemSpec]]:
-    """BM25's top ``depth`` for the dev queries, reranked by each trained model and the untuned encoder."""
+    """BM25's top ``depth`` for the dev queries, reranked by each trained model, the untuned
+    encoder and the ``extra`` models."""
     config = experiment.config
     tuned = {*trained_models(experiment), ZERO_SHOT_BI}  # each system gets its own dev-best weight
     if only is not None:
         tuned &= set(only)
     models = {name: spec for name, spec in RerankStage().specs(experiment).items()
-              if name in tuned and (name == ZERO_SHOT_BI or Path(spec.model).is_dir())}
+              if name in tuned and (name == ZERO_SHOT_BI or Path(spec.model).is_dir())} | (extra or {})
     reranked: dict[str, Scores] = {}
     with experiment.bm25() as bm25:
         first = bm25.search(queries, depth)
