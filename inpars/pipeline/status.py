@@ -16,6 +16,7 @@ reads them (the fingerprint cache makes it quick for files seen before).
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 from collections.abc import Mapping
@@ -151,8 +152,9 @@ def _planned_docs(ws: Workspace) -> int | None:
 
 def _checkpoint(work: Path) -> str:
     """The latest training checkpoint in a train build: the trainer's state in
-    ``.<model>.checkpoints/<run key>/checkpoint-<step>/`` (:mod:`inpars.training.ce_trainer`)."""
-    best: tuple[int, int | None, str] | None = None
+    ``.<model>.checkpoints/<run key>/checkpoint-<step>/`` (:mod:`inpars.training.ce_trainer`),
+    with the time left at the median seconds per step of its loss curve."""
+    best: tuple[int, int | None, str, Path] | None = None
     for state in work.glob("**/checkpoint-*/trainer_state.json"):
         try:
             data = json.loads(state.read_text(encoding="utf-8"))
@@ -161,11 +163,33 @@ def _checkpoint(work: Path) -> str:
         step = int(data.get("global_step", 0))
         if best is None or step > best[0]:
             root = next((d.name for d in state.parents if d.name.endswith(".checkpoints")), "model")
-            best = (step, data.get("max_steps"), root.strip(".").removesuffix(".checkpoints"))
+            best = (step, data.get("max_steps"), root.strip(".").removesuffix(".checkpoints"), state)
     if best is None:
         return "no checkpoint yet"
-    step, total, model = best
-    return f"{model}: checkpoint at step {step}" + (f" of {total}" if total else "")
+    step, total, model, state = best
+    found = f"{model}: checkpoint at step {step}" + (f" of {total}" if total else "")
+    per_step = _seconds_per_step(state)
+    if total and per_step is not None:
+        found += f" ({per_step:.1f} s per step, about {(total - step) * per_step / 60:.0f} min left)"
+    return found
+
+
+def _seconds_per_step(state: Path) -> float | None:
+    """The median seconds per optimizer step between the points of a checkpoint's loss curve
+    (the cross-encoder's ``inpars_loss_curve.json``, or the trainer's log, whose entries
+    carry training seconds), so that a pause does not set the estimate."""
+    from inpars.training.loop import CURVE
+
+    try:
+        curve = state.parent / CURVE
+        points = (json.loads(curve.read_text(encoding="utf-8")).get("points", []) if curve.is_file()
+                  else json.loads(state.read_text(encoding="utf-8")).get("log_history", []))
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    timed = [(int(p["step"]), float(p["seconds"])) for p in points
+             if isinstance(p, dict) and "step" in p and "seconds" in p]
+    rates = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in itertools.pairwise(timed) if b[0] > a[0]]
+    return statistics.median(rates) if rates else None
 
 
 def _lock_line(run_dir: Path) -> str:

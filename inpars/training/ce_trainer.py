@@ -24,10 +24,9 @@ from transformers import PrinterCallback, TrainerCallback
 
 from inpars.io import read_json, write_json
 from inpars.training.ce_losses import QUERY
-from inpars.training.loop import LossCurve, checkpoint_root
+from inpars.training.loop import CURVE, LossCurve, checkpoint_root
 from inpars.training.weights import WEIGHT
 
-CURVE = "inpars_loss_curve.json"  # in a checkpoint: the curve so far; marks the checkpoint complete
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 

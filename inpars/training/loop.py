@@ -21,11 +21,13 @@ from inpars.scoring.runtime import resolve_device as pick_device
 from inpars.scoring.runtime import set_threads, usable_cores
 
 __all__ = [
-    "LossCurve", "atomic_dir", "pick_device", "planned_steps", "progress_bar", "seed_everything",
+    "CURVE", "LossCurve", "atomic_dir", "pick_device", "planned_steps", "progress_bar", "seed_everything",
     "set_threads", "usable_cores",
 ]
 
 log = logging.getLogger(__name__)
+
+CURVE = "inpars_loss_curve.json"  # in a checkpoint: the curve so far; marks the checkpoint complete
 
 
 def seed_everything(seed: int) -> None:

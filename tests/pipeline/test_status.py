@@ -77,6 +77,19 @@ def test_generation_and_training_progress(tmp_path: Path, write_beir: BeirWriter
             json.dumps({"global_step": step, "max_steps": 280}))
     (ws.run_dir / ".train.next" / ".in-progress.json").write_text("{}")
     assert str(_progress(ws, "train")).endswith("; cross-encoder: checkpoint at step 100 of 280")
+    # the time left, at the median seconds per step of the checkpoint's loss curve (a pause
+    # between steps 40 and 50 does not set it)
+    points = [{"step": 10 * i, "seconds": 20.0 * i + (500.0 if i >= 5 else 0.0)} for i in range(1, 11)]
+    (checkpoints / "checkpoint-100" / "inpars_loss_curve.json").write_text(json.dumps({"points": points}))
+    assert str(_progress(ws, "train")).endswith(
+        "; cross-encoder: checkpoint at step 100 of 280 (2.0 s per step, about 6 min left)")
+    dense = ws.run_dir / ".train.next" / ".dense.checkpoints" / "fedcba9876543210" / "checkpoint-200"
+    dense.mkdir(parents=True)  # the encoder's trainer logs its seconds in the trainer state
+    history = [{"step": step, "seconds": step - 50.0} for step in (100, 150, 200)]
+    (dense / "trainer_state.json").write_text(json.dumps({"global_step": 200, "max_steps": 800,
+                                                          "log_history": history}))
+    assert str(_progress(ws, "train")).endswith(
+        "; dense: checkpoint at step 200 of 800 (1.0 s per step, about 10 min left)")
     assert _progress(ws, "rerank") is None  # never started
 
 
