@@ -89,3 +89,21 @@ def test_worth_labels_train_one_model_per_label_set(
     assert len(both) == len(make_examples()) + 3
     assert ctx.counts["cross_encoder_both_examples_read"] == len(both)
     assert ctx.counts["dense_real_examples_read"] == 3
+
+
+def test_the_encoder_alone_distils_a_teacher(
+    tmp_path: Path, make_examples: Callable[..., list[TrainingExample]], tiny_bert: Path,
+) -> None:
+    """GPL's set-up: ``labels = []`` with ``dense = true`` and ``dense_loss = "margin-mse"``
+    trains the encoder alone on the teacher's margins, and no cross-encoder."""
+    import dataclasses
+
+    examples = tmp_path / "examples.jsonl"
+    write_records(examples, [dataclasses.replace(e, teacher_scores=(0.9, 0.2, 0.1)) for e in make_examples()])
+    cfg = TrainConfig(labels=[], dense=True, dense_loss="margin-mse", max_steps=1, dense_batch_size=4,
+                      dense_max_length=32, model=str(tiny_bert), dense_model=str(tiny_bert))
+    ctx = StageContext(name="train", out_dir=tmp_path / "train", seed=1, config=cfg)
+    train_stage(ctx, cfg, {"synthetic": examples})
+    assert set(ctx.outputs) == {DENSE_DIR}
+    assert not (tmp_path / "train" / CROSS_ENCODER_DIR).exists()
+    assert ctx.counts["dense_steps"] == 1 and "cross_encoder_steps" not in ctx.counts
