@@ -328,6 +328,10 @@ class NegativesConfig:
     teacher: Literal["none", "hybrid", "cross-encoder"] = "none"
     teacher_bm25_weight: float = 0.3  # BM25's weight in the hybrid teacher and ranking
     teacher_model: str = ""  # teacher = "cross-encoder": its folder or hub id
+    # teacher = "cross-encoder": label with its raw logits, not its sigmoid score. For a model
+    # trained with margin-mse on [0, 1]-scale margins (another inpars run's cross-encoder), whose
+    # logit differences are already on that scale; a BCE-trained model's logits span tens of units
+    teacher_logits: bool = False
     batch_size: int = 256  # queries searched together
     threads: int = 1  # BM25 search threads
     export: list[Literal["sentence-transformers", "tsv"]] = field(
@@ -349,11 +353,11 @@ class NegativesConfig:
             raise ValueError(f"window_start = {self.window_start} is deeper than depth = {self.depth}")
         if self.teacher == "cross-encoder" and not self.teacher_model:
             raise ValueError("teacher = 'cross-encoder' needs teacher_model: a cross-encoder folder or hub "
-                             "id, e.g. 'runs/<exp>/train/cross-encoder-synthetic'")
-        if self.teacher_model and self.teacher != "cross-encoder":
-            raise ValueError(f"teacher_model = {self.teacher_model!r} is only read with teacher = "
+                             "id, e.g. 'runs/<exp>/train/cross-encoder'")
+        if (self.teacher_model or self.teacher_logits) and self.teacher != "cross-encoder":
+            raise ValueError(f"teacher_model and teacher_logits are only read with teacher = "
                              f"'cross-encoder' (teacher = {self.teacher!r}). Fix: set teacher = "
-                             "'cross-encoder', or remove teacher_model")
+                             "'cross-encoder', or remove them")
 
 
 @dataclass(frozen=True)

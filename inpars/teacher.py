@@ -15,10 +15,13 @@ teacher itself ranks low (GPL, Wang et al. 2022).
 
 GPL's own teacher is a cross-encoder: :class:`CrossEncoderTeacher` labels each mined example
 (positive and negatives) with a cross-encoder's relevance score, e.g. the one a previous run
-trained on its synthetic data, or any hub cross-encoder. The score is the model's activated
-output (sigmoid for a one-logit model), a probability on the hybrid teacher's [0, 1] scale,
-so margins stay in [-1, 1] whichever teacher labels: a cosine student (the bi-encoder)
-cannot reach the margins of raw logits, which span tens of units.
+trained on its synthetic data, or any hub cross-encoder. By default the score is the model's
+activated output (sigmoid for a one-logit model), a probability on the hybrid teacher's
+[0, 1] scale, so margins stay in [-1, 1]: a cosine student (the bi-encoder) cannot reach the
+margins of a BCE-trained model's raw logits, which span tens of units. A cross-encoder
+trained with margin-mse on such margins (an inpars run's) has logit differences on that
+scale already, and the sigmoid would shrink them about fourfold: ``teacher_logits = true``
+labels with its raw logits.
 """
 
 from __future__ import annotations
@@ -129,7 +132,7 @@ class CrossEncoderTeacher:
         if getattr(scorer, "fresh_head", False):
             raise ConfigError(f"[negatives] teacher_model = {scorer.name!r} has no trained relevance head, "
                               "so its scores mean nothing. Fix: name a trained cross-encoder, e.g. "
-                              "'runs/<exp>/train/cross-encoder-synthetic'")
+                              "'runs/<exp>/train/cross-encoder'")
         self.scorer = scorer
 
     def label(self, examples: Sequence[TrainingExample]) -> list[TrainingExample]:

@@ -141,3 +141,5 @@ def test_a_cross_encoder_teacher_is_configured_with_its_model() -> None:
         NegativesConfig(teacher="cross-encoder")
     with pytest.raises(ValueError, match="only read with teacher = 'cross-encoder'"):
         NegativesConfig(teacher="hybrid", teacher_model="m")
+    with pytest.raises(ValueError, match="only read with teacher = 'cross-encoder'"):
+        NegativesConfig(teacher="none", teacher_logits=True)

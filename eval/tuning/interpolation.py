@@ -88,9 +88,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="BM25 candidates reranked per query (default [rerank] depth)")
     parser.add_argument("--systems", nargs="*", default=None,
                         help="tune only these systems (default: every trained model and the untuned encoder)")
-    parser.add_argument("--model", dest="models", nargs="+", metavar="NAME=KIND:PATH", default=[],
-                        help="also rerank with this model, e.g. bm25+ce-synthetic=cross-encoder:runs/<exp>/"
-                             "train/cross-encoder (another run's, reported in this one as an external run)")
+    parser.add_argument("--model", dest="models", action="append", metavar="NAME=KIND:PATH", default=[],
+                        help="(repeatable) also rerank with this model, e.g. bm25+ce-synthetic=cross-encoder:"
+                             "runs/<exp>/train/cross-encoder (another run's, an external run here)")
     parser.add_argument("--mix", action="store_true",
                         help="also tune BM25 + encoder + cross-encoder mixes ([evaluate] mix)")
     parser.add_argument("--expanded", action="store_true",
@@ -226,9 +226,14 @@ def expanded_dev(experiment: Workspace, queries: list[Any], depth: int) -> Score
     if not experiment.finished("expand"):
         raise SystemExit(f"{experiment.stage_dir('expand')}: no expanded index. Fix: set [expand] enabled = "
                          "true and run `inpars expand CONFIG`, or leave out --expanded")
+    from inpars.expansion import INDEX_DIR
+
     info = experiment.manifest("expand")["extra"]["bm25"]
     index = experiment.config.index
-    with Bm25Searcher(info["index"], k1=info["k1"], b=info["b"]) as searcher:
+    # the index in this run's expand folder, not the path recorded there: a folder linked from
+    # another run (inpars run --reuse, the experiment scripts) records that run's
+    folder = experiment.stage_dir("expand") / INDEX_DIR
+    with Bm25Searcher(folder, k1=info["k1"], b=info["b"]) as searcher:
         run = searcher.search(queries, depth, threads=index.threads, remove_self_hits=index.remove_self_hits)
     return {q: {p.doc_id: p.score for p in pairs} for q, pairs in run.items()}
 

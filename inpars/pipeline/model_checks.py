@@ -84,3 +84,25 @@ def model_inputs(role: str, *models: str) -> dict[str, Path]:
     from inpars.models import is_local, resolve_model
 
     return {f"model:{role}:{m}": Path(resolve_model(m)) for m in models if m and is_local(m)}
+
+
+def check_teacher(ws: Workspace, name: str) -> None:
+    """``[negatives] teacher_model`` must resolve (:func:`check_model`) and, when it is a local
+    folder, hold a trained relevance head: an encoder's fresh head would label every example
+    with noise, found only after generation otherwise."""
+    import json
+
+    from inpars.scoring.cross_encoder import has_relevance_head
+
+    check_model(ws, "[negatives] teacher_model", name, kind="transformers")
+    config = Path(resolve_model(name)) / "config.json" if is_local(name) else None
+    if config is None or not config.is_file():
+        return
+    try:
+        architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        return  # unreadable: the stage that loads it says why
+    if not has_relevance_head(architectures):
+        raise ConfigError(f"{ws.config.source_path or 'config'}: [negatives] teacher_model = {name!r} has no "
+                          f"trained relevance head (architectures {architectures}), so its scores mean "
+                          "nothing. Fix: name a trained cross-encoder, e.g. 'runs/<exp>/train/cross-encoder'")

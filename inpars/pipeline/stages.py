@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from inpars.errors import ConfigError
 from inpars.manifest import StageContext
 from inpars.pipeline.graph import Output, Stage
-from inpars.pipeline.model_checks import check_model, model_inputs
+from inpars.pipeline.model_checks import check_model, check_teacher, model_inputs
 from inpars.pipeline.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -197,7 +197,7 @@ class NegativesStage(Stage):
             raise ConfigError(f"{ws.config.source_path}: a margin-mse loss in [train] distils teacher "
                               "scores. Fix: set [negatives] teacher = 'hybrid' or 'cross-encoder'")
         if cfg.teacher == "cross-encoder":
-            check_model(ws, "[negatives] teacher_model", cfg.teacher_model, kind="transformers")
+            check_teacher(ws, cfg.teacher_model)
 
     def run(self, ctx: StageContext, ws: Workspace) -> None:
         mine_negatives(ctx, ws, ws.output("filter", "kept"), real=uses_real_labels(ws))
@@ -226,33 +226,35 @@ def mine_negatives(ctx: StageContext, ws: Workspace, kept: Path, *, real: bool =
             real_examples_stage(ctx, cfg, pairs, qrels, bm25, dense=dense, teacher=teacher, labeller=labeller)
 
 
+TEACHER_KEYS = ("teacher_model", "teacher_logits")  # read with teacher = "cross-encoder" only
+
+
 def negatives_settings(ws: Workspace) -> dict[str, Any]:
-    """``[negatives]`` as the stage is fingerprinted with it: ``teacher_model`` only with a
-    cross-encoder teacher, with the settings its scores depend on (the student's
-    ``max_length``, ``[rerank]``'s dtype and device), so that runs finished before the key
-    existed stay valid."""
+    """``[negatives]`` as the stage is fingerprinted with it: :data:`TEACHER_KEYS` only with a
+    cross-encoder teacher, with the settings its scores depend on (``[rerank]``'s max_length,
+    dtype and device), so that runs finished before the keys existed stay valid."""
     from inpars.manifest import config_dict
 
     cfg = ws.config.negatives
-    settings = {k: v for k, v in config_dict(cfg).items() if k != "teacher_model"}
+    settings = {k: v for k, v in config_dict(cfg).items() if k not in TEACHER_KEYS}
     if cfg.teacher == "cross-encoder":
         rerank = ws.config.rerank
-        settings["teacher_model"] = cfg.teacher_model
-        settings["teacher_scoring"] = {"max_length": ws.config.train.max_length, "dtype": rerank.dtype,
+        settings |= {"teacher_model": cfg.teacher_model, "teacher_logits": cfg.teacher_logits}
+        settings["teacher_scoring"] = {"max_length": rerank.max_length, "dtype": rerank.dtype,
                                        "device": rerank.device, "quantize": rerank.quantize}
     return settings
 
 
 def cross_encoder_teacher(ws: Workspace) -> Any:
     """The ``[negatives] teacher_model`` cross-encoder as a teacher, scoring as ``[rerank]``
-    does, at the student's ``max_length`` (the texts it will be trained on)."""
+    scores the run's cross-encoders."""
     from inpars.scoring import load_scorer
     from inpars.teacher import CrossEncoderTeacher
 
-    rerank = ws.config.rerank
-    scorer = load_scorer("cross-encoder", ws.config.negatives.teacher_model, batch_size=rerank.batch_size,
-                         max_length=ws.config.train.max_length, device=rerank.device, dtype=rerank.dtype,
-                         threads=rerank.threads, quantize=rerank.quantize)
+    rerank, cfg = ws.config.rerank, ws.config.negatives
+    scorer = load_scorer("cross-encoder", cfg.teacher_model, batch_size=rerank.batch_size,
+                         max_length=rerank.max_length, device=rerank.device, dtype=rerank.dtype,
+                         threads=rerank.threads, quantize=rerank.quantize, raw=cfg.teacher_logits)
     return CrossEncoderTeacher(scorer)
 
 

@@ -40,6 +40,12 @@ TOKENIZE_CHUNK = 2048  # pairs tokenized (and length-sorted) together; bounds me
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
+def has_relevance_head(architectures: Sequence[str]) -> bool:
+    """Whether a model config's ``architectures`` include a sequence-classification head (a
+    trained cross-encoder); a plain encoder gets a fresh, untrained head."""
+    return any(a.endswith("ForSequenceClassification") for a in architectures)
+
+
 def activation_name(model_dir: Path, num_labels: int) -> str:
     """The activation sentence-transformers applies to this model's logits.
 
@@ -114,7 +120,7 @@ class CrossEncoderScorer:
                 "Fix: give a packaged alias, a local model folder or a reachable hub id"
             ) from exc
         architectures = config.architectures or []
-        self.fresh_head = not any(a.endswith("ForSequenceClassification") for a in architectures)
+        self.fresh_head = not has_relevance_head(architectures)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # a fresh head is drawn from this seed only
             kwargs: dict[str, Any] = {"num_labels": 1} if self.fresh_head else {}

@@ -192,26 +192,36 @@ def test_a_corpus_column_mapping_is_fingerprinted_only_when_set(write_beir: Beir
 
 def test_a_cross_encoder_teacher_is_an_input_of_negatives_and_checked(write_beir: BeirWriter,
                                                                       tmp_path: Path) -> None:
-    """teacher_model is fingerprinted (with how its scores are computed) only with a
-    cross-encoder teacher, so runs finished before the key existed stay valid; a local
-    teacher's weights are a fingerprinted input; a missing one is named before anything runs."""
+    """teacher_model and teacher_logits are fingerprinted (with how the teacher scores) only
+    with a cross-encoder teacher, so runs finished before the keys existed stay valid; a local
+    teacher's weights are a fingerprinted input; a missing one, or one without a trained head,
+    is named before anything runs."""
+    import json
+
     from inpars.config import NegativesConfig
     from inpars.manifest import config_dict
-    from inpars.pipeline.stages import negatives_settings
+    from inpars.pipeline.stages import TEACHER_KEYS, negatives_settings
 
     source = write_beir()
     hybrid = workspace(source, tmp_path, negatives=NegativesConfig(teacher="hybrid"))
     assert negatives_settings(hybrid) == {k: v for k, v in config_dict(hybrid.config.negatives).items()
-                                          if k != "teacher_model"}
-    folder = tmp_path / "teacher"
-    folder.mkdir()
-    (folder / "config.json").write_text("{}", encoding="utf-8")
-    ce = workspace(source, tmp_path,
-                   negatives=NegativesConfig(teacher="cross-encoder", teacher_model=str(folder)))
+                                          if k not in TEACHER_KEYS}
+
+    def teacher(folder: Path, architecture: str) -> Workspace:
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"architectures": [architecture]}), encoding="utf-8")
+        return workspace(source, tmp_path, negatives=NegativesConfig(
+            teacher="cross-encoder", teacher_model=str(folder), teacher_logits=True))
+
+    ce = teacher(tmp_path / "ce", "BertForSequenceClassification")
     settings = negatives_settings(ce)
-    assert settings["teacher_model"] == str(folder)
-    assert settings["teacher_scoring"]["max_length"] == ce.config.train.max_length
-    assert NegativesStage().inputs(ce) == {f"model:teacher:{folder}": folder}
+    assert settings["teacher_model"] == str(tmp_path / "ce") and settings["teacher_logits"] is True
+    assert settings["teacher_scoring"]["max_length"] == ce.config.rerank.max_length
+    assert NegativesStage().inputs(ce) == {f"model:teacher:{tmp_path / 'ce'}": tmp_path / "ce"}
+    NegativesStage().check(ce, ())
+    encoder = teacher(tmp_path / "encoder", "BertModel")
+    with pytest.raises(ConfigError, match=r"teacher_model = .*no trained relevance head"):
+        NegativesStage().check(encoder, ())
     missing = workspace(source, tmp_path, negatives=NegativesConfig(teacher="cross-encoder",
                                                                     teacher_model=str(tmp_path / "nope")))
     with pytest.raises(ConfigError, match=r"\[negatives\] teacher_model = .*no such file or folder"):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,12 @@ def test_a_trained_cross_encoder_labels_examples_as_a_teacher(tiny_ce: Path, tin
         assert example.teacher_scores == pytest.approx(expected, abs=1e-6)
         assert all(0.0 < s < 1.0 for s in example.teacher_scores)  # sigmoid: the hybrid teacher's scale
     assert len({s for e in labelled for s in e.teacher_scores}) > 3
+    # teacher_logits = true: the raw logits, whose sigmoid the default labels are
+    logits = load_scorer("cross-encoder", str(tiny_ce), max_length=64, dtype="float32", device="cpu",
+                         raw=True)
+    for raw, activated in zip(CrossEncoderTeacher(logits).label(examples), labelled, strict=True):
+        assert [1 / (1 + math.exp(-x)) for x in raw.teacher_scores] == pytest.approx(
+            activated.teacher_scores, abs=1e-5)
     fresh = load_scorer("cross-encoder", str(tiny_bi), max_length=64, dtype="float32", device="cpu")
     with pytest.raises(ConfigError, match="no trained relevance head"):
         CrossEncoderTeacher(fresh)
