@@ -98,19 +98,21 @@ def remined_examples(ws: Workspace, out: Path, overrides: dict[str, Any]) -> Pat
 
 def mine_examples(ws: Workspace, out: Path, pairs: list[Any], judged: list[Any],
                   overrides: dict[str, Any]) -> None:
-    """Mine ``pairs``' negatives and hybrid-teacher labels into ``out`` (atomically)."""
+    """Mine ``pairs``' negatives and teacher labels (the config's teacher) into ``out`` (atomically)."""
     from inpars.io import write_records
     from inpars.negatives import mine_negatives
+    from inpars.pipeline.stages import cross_encoder_teacher
     from inpars.teacher import HybridTeacher
 
     dense = ws.dense()
     if dense is None:
         raise SystemExit("the run has no dense index; set [index] dense = true")
     cfg = dataclasses.replace(ws.config.negatives, **overrides)
+    labeller = cross_encoder_teacher(ws, cfg) if cfg.teacher == "cross-encoder" else None
     with ws.bm25() as bm25:
         teacher = HybridTeacher(dense, cfg.teacher_bm25_weight)
         write_records(out, mine_negatives(pairs, bm25, cfg, dense=dense, teacher=teacher, qrels=judged,
-                                          seed=ws.config.experiment.seed))
+                                          seed=ws.config.experiment.seed, labeller=labeller))
 
 
 def training_data(data: str, synthetic: Path, real: Path, work: Path) -> Path:

@@ -245,13 +245,13 @@ def negatives_settings(ws: Workspace) -> dict[str, Any]:
     return settings
 
 
-def cross_encoder_teacher(ws: Workspace) -> Any:
-    """The ``[negatives] teacher_model`` cross-encoder as a teacher, scoring as ``[rerank]``
-    scores the run's cross-encoders."""
+def cross_encoder_teacher(ws: Workspace, cfg: Any = None) -> Any:
+    """The ``teacher_model`` cross-encoder of ``cfg`` (default ``[negatives]``) as a teacher,
+    scoring as ``[rerank]`` scores the run's cross-encoders."""
     from inpars.scoring import load_scorer
     from inpars.teacher import CrossEncoderTeacher
 
-    rerank, cfg = ws.config.rerank, ws.config.negatives
+    rerank, cfg = ws.config.rerank, cfg or ws.config.negatives
     scorer = load_scorer("cross-encoder", cfg.teacher_model, batch_size=rerank.batch_size,
                          max_length=rerank.max_length, device=rerank.device, dtype=rerank.dtype,
                          threads=rerank.threads, quantize=rerank.quantize, raw=cfg.teacher_logits)
