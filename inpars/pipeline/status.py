@@ -109,9 +109,24 @@ def _progress(ws: Workspace, stage: str) -> str | None:
     found = [f"started {since}"]
     if stage == "generate":
         found.append(_generated(ws, work))
+    elif stage == "negatives":
+        found.append(_mined(ws, work))
     elif stage in ("train", "refine"):
         found.append(_checkpoint(work))
     return "; ".join(p for p in found if p)
+
+
+def _mined(ws: Workspace, work: Path) -> str:
+    """Examples written so far (mining appends them a batch at a time), of the kept queries."""
+    from inpars.negatives import EXAMPLES
+
+    path = work / EXAMPLES
+    if not path.is_file():
+        return "no example yet"
+    with path.open("rb") as handle:
+        done = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    kept = ((read_manifest(ws.stage_dir("filter")) or {}).get("counts") or {}).get("kept")
+    return f"{done} examples mined" + (f" of {kept} kept queries" if isinstance(kept, int) else "")
 
 
 def _generated(ws: Workspace, work: Path) -> str:

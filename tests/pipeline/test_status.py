@@ -91,6 +91,16 @@ def test_generation_and_training_progress(tmp_path: Path, write_beir: BeirWriter
     assert str(_progress(ws, "train")).endswith(
         "; dense: checkpoint at step 200 of 800 (1.0 s per step, about 10 min left)")
     assert _progress(ws, "rerank") is None  # never started
+    mining = ws.run_dir / ".negatives.next"
+    mining.mkdir()
+    (mining / ".in-progress.json").write_text("{}")
+    assert str(_progress(ws, "negatives")).endswith("; no example yet")
+    (mining / "examples.jsonl").write_text('{"query_id": "q1"}\n{"query_id": "q2"}\n{"query_id": "q3"}\n')
+    assert str(_progress(ws, "negatives")).endswith("; 3 examples mined")  # no finished filter here
+    (ws.run_dir / "filter").mkdir()
+    (ws.run_dir / "filter" / "manifest.json").write_text(json.dumps({"status": "complete",
+                                                                     "counts": {"kept": 10}}))
+    assert str(_progress(ws, "negatives")).endswith("; 3 examples mined of 10 kept queries")
 
 
 def test_the_lock_line_names_the_running_command(ws: Workspace) -> None:
