@@ -1,6 +1,7 @@
-"""Config sections of the stages that train and measure models: ``[train]``, ``[rerank]``,
-``[evaluate]`` (the other sections and the loader are in :mod:`inpars.config`), and the
-device check every section with a ``device`` setting shares."""
+"""Config sections of the stages that build training data, train and measure models:
+``[expand]``, ``[negatives]``, ``[train]``, ``[refine]``, ``[rerank]``, ``[evaluate]`` (the other
+sections and the loader are in :mod:`inpars.config`, which re-exports these), and the device
+check every section with a ``device`` setting shares."""
 
 from __future__ import annotations
 
@@ -20,6 +21,79 @@ def check_device(device: str) -> None:
         device.startswith("cuda:") and device[5:].isdigit()
     ):
         raise ValueError(f"device = {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+
+
+@dataclass(frozen=True)
+class NegativesConfig:
+    """``[negatives]``: hard negatives for each kept pair, mined from BM25 (and dense) rankings."""
+
+    depth: int = 100  # hits retrieved per query
+    count: int = 3  # BM25 negatives per example
+    sampling: Literal["top", "window"] = "window"  # top: best-ranked; window: seeded random from the window
+    window_start: int = 1  # first rank of the window (window: ranks window_start..depth)
+    dense_count: int = 0  # extra negatives from the dense index (0: none)
+    # where the `count` negatives come from: BM25's ranking, the dense index's, or the hybrid
+    # teacher's ranking of both top-`depth` lists (needs [index] dense = true)
+    retriever: Literal["bm25", "dense", "hybrid"] = "bm25"
+    # soft labels for distillation (GPL): hybrid, BM25 + the dense index's encoder; cross-encoder,
+    # the relevance score of `teacher_model` (a cross-encoder folder or hub id)
+    teacher: Literal["none", "hybrid", "cross-encoder"] = "none"
+    teacher_bm25_weight: float = 0.3  # BM25's weight in the hybrid teacher and ranking
+    teacher_model: str = ""  # teacher = "cross-encoder": its folder or hub id
+    # teacher = "cross-encoder": label with its raw logits, not its sigmoid score. For a model
+    # trained with margin-mse on [0, 1]-scale margins (another inpars run's cross-encoder), whose
+    # logit differences are already on that scale; a BCE-trained model's logits span tens of units
+    teacher_logits: bool = False
+    batch_size: int = 256  # queries searched together
+    threads: int = 1  # BM25 search threads
+    export: list[Literal["sentence-transformers", "tsv"]] = field(
+        default_factory=lambda: ["sentence-transformers", "tsv"]
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("depth", "window_start", "batch_size", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
+        for name in ("count", "dense_count"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} = {getattr(self, name)}: must be 0 or more")
+        if self.count + self.dense_count < 1:
+            raise ValueError("count and dense_count are both 0: ask for at least one negative")
+        if not 0 <= self.teacher_bm25_weight <= 1:
+            raise ValueError(f"teacher_bm25_weight = {self.teacher_bm25_weight}: must be in [0, 1]")
+        if self.window_start > self.depth:
+            raise ValueError(f"window_start = {self.window_start} is deeper than depth = {self.depth}")
+        if self.teacher == "cross-encoder" and not self.teacher_model:
+            raise ValueError("teacher = 'cross-encoder' needs teacher_model: a cross-encoder folder or hub "
+                             "id, e.g. 'runs/<exp>/train/cross-encoder'")
+        if (self.teacher_model or self.teacher_logits) and self.teacher != "cross-encoder":
+            raise ValueError(f"teacher_model and teacher_logits are only read with teacher = "
+                             f"'cross-encoder' (teacher = {self.teacher!r}). Fix: set teacher = "
+                             "'cross-encoder', or remove them")
+
+
+@dataclass(frozen=True)
+class ExpandConfig:
+    """``[expand]``: document expansion with the synthetic queries (docT5query, Doc2Query--).
+
+    Off by default. When on, each document is indexed again with its synthetic queries
+    appended, into a second BM25 index of the run, searched with the test queries
+    (system ``bm25-expanded``). ``k1`` and ``b`` default to ``[index]``'s.
+    """
+
+    enabled: bool = False
+    source: Literal["kept", "generated"] = "kept"  # the filter's kept queries, or all generated ones
+    repeat: int = 1  # how many times each query is appended
+    k1: float | None = None  # default: [index] k1
+    b: float | None = None  # default: [index] b
+
+    def __post_init__(self) -> None:
+        if self.repeat < 1:
+            raise ValueError(f"repeat = {self.repeat}: must be at least 1")
+        if self.k1 is not None and self.k1 < 0:
+            raise ValueError(f"k1 = {self.k1}: must be 0 or more (or leave it out for [index] k1)")
+        if self.b is not None and not 0 <= self.b <= 1:
+            raise ValueError(f"b = {self.b}: must be in [0, 1] (or leave it out for [index] b)")
 
 
 @dataclass(frozen=True)

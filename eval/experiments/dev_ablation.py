@@ -101,7 +101,7 @@ def mine_examples(ws: Workspace, out: Path, pairs: list[Any], judged: list[Any],
     """Mine ``pairs``' negatives and teacher labels (the config's teacher) into ``out`` (atomically)."""
     from inpars.io import write_records
     from inpars.negatives import mine_negatives
-    from inpars.pipeline.stages import cross_encoder_teacher
+    from inpars.pipeline.negatives import cross_encoder_teacher
     from inpars.teacher import HybridTeacher
 
     dense = ws.dense()

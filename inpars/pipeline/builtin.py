@@ -7,8 +7,9 @@ from inpars.pipeline.evaluate import EvaluateStage
 from inpars.pipeline.expand import ExpandStage
 from inpars.pipeline.generate import GenerateStage
 from inpars.pipeline.graph import StageGraph
+from inpars.pipeline.negatives import NegativesStage
 from inpars.pipeline.refine import RefineStage
-from inpars.pipeline.stages import FilterStage, IndexStage, NegativesStage, RerankStage, TrainStage
+from inpars.pipeline.stages import FilterStage, IndexStage, RerankStage, TrainStage
 
 
 def builtin_graph() -> StageGraph:

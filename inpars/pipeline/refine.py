@@ -21,7 +21,8 @@ from inpars.errors import ConfigError
 from inpars.manifest import StageContext
 from inpars.pipeline.graph import Output, Stage
 from inpars.pipeline.model_checks import model_inputs
-from inpars.pipeline.stages import TrainStage, filter_generated, mine_negatives, trained_system
+from inpars.pipeline.negatives import mine_examples
+from inpars.pipeline.stages import TrainStage, filter_generated, trained_system
 from inpars.pipeline.workspace import Workspace
 from inpars.records import ScoredPair, SyntheticQuery
 from inpars.refinement.failures import Failure
@@ -138,7 +139,7 @@ class PipelineSteps:
         return ctx.out_dir / "kept.jsonl"
 
     def negatives(self, ctx: StageContext, kept: Path) -> Path:
-        mine_negatives(ctx, self.ws, kept)
+        mine_examples(ctx, self.ws, kept)
         return ctx.out_dir / "examples.jsonl"
 
     def train(self, examples: Path, kept: Path, model_dir: Path, seed: int) -> dict[str, Any]:

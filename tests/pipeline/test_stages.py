@@ -10,7 +10,8 @@ import pytest
 from inpars.config import Config, DataConfig, EvaluateConfig, RerankConfig, TrainConfig
 from inpars.errors import ConfigError
 from inpars.pipeline import STAGES, Executor, Workspace, stages_until
-from inpars.pipeline.stages import NegativesStage, RerankStage
+from inpars.pipeline.negatives import NegativesStage
+from inpars.pipeline.stages import RerankStage
 from inpars.reranking import SystemSpec
 from tests.conftest import BeirWriter
 
@@ -200,7 +201,7 @@ def test_a_cross_encoder_teacher_is_an_input_of_negatives_and_checked(write_beir
 
     from inpars.config import NegativesConfig
     from inpars.manifest import config_dict
-    from inpars.pipeline.stages import TEACHER_KEYS, negatives_settings
+    from inpars.pipeline.negatives import TEACHER_KEYS, negatives_settings
 
     source = write_beir()
     hybrid = workspace(source, tmp_path, negatives=NegativesConfig(teacher="hybrid"))
