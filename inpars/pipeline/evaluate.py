@@ -98,6 +98,7 @@ class EvaluateStage(Stage):
     needs = ("index",)
     uses = ("generate", "filter")
     collects_runs = True
+    reusable = False  # the reports are titled with the experiment's name: another run's would mislead
 
     def settings(self, ws: Workspace) -> Any:
         # the external runs are inputs (their names and file hashes), not settings: a run that

@@ -98,7 +98,7 @@ class Executor:
         stage, ws, source = self.graph[name], self.ws, run_dir / name
         target = ws.stage_dir(name)
         other = read_manifest(source)
-        if target.exists() or other is None or source.resolve() == target.resolve():
+        if not stage.reusable or target.exists() or other is None or source.resolve() == target.resolve():
             return False
         fingerprint, _ = stage_fingerprint(name, stage.settings(ws), self.inputs(stage),
                                            ws.config.experiment.seed)

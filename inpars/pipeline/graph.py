@@ -57,6 +57,9 @@ class Stage(ABC):
     needs: ClassVar[tuple[str, ...]] = ()  # finished stages whose outputs it reads
     uses: ClassVar[tuple[str, ...]] = ()  # stages whose outputs it reads when they have finished
     collects_runs: ClassVar[bool] = False  # also reads the runs of every earlier finished stage
+    # whether ``inpars run --reuse`` may hard-link another run's folder of this stage; off for a
+    # stage whose outputs name their own experiment (a report titled with it)
+    reusable: ClassVar[bool] = True
 
     def enabled(self, ws: Workspace) -> bool:
         """Whether the config switches this stage on (an optional stage, e.g. ``[expand]

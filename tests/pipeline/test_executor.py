@@ -10,6 +10,7 @@ import pytest
 from inpars.errors import ConfigError, StageError
 from inpars.manifest import StageContext
 from inpars.pipeline import Executor, Output, Stage, StageGraph, Workspace
+from inpars.pipeline.evaluate import EvaluateStage
 from tests.conftest import BeirWriter
 from tests.pipeline.toy import RUNS, Shout, Words, toy_workspace
 
@@ -179,3 +180,22 @@ def test_reuse_links_the_stages_another_run_finished_with_the_same_fingerprint(
     assert original.read_text() == "alpha-0\nalpha-1\nalpha-2\n"  # the other run is untouched
     with pytest.raises(ConfigError, match=r"--reuse .*no such run folder"):
         Executor(ws, reuse=tmp_path / "nope")
+
+
+class Titled(Shout):
+    """A stage whose output names its own experiment, as the evaluate stage's report does."""
+
+    reusable = False
+
+
+def test_reuse_never_links_a_stage_that_names_its_own_experiment(
+    ws: Workspace, model: Path, tmp_path: Path, write_beir: BeirWriter
+) -> None:
+    Executor(ws).run()
+    runs = dict(RUNS)
+    other = toy_workspace(tmp_path / "other", write_beir(), StageGraph([Words(model), Titled()]))
+    summary = Executor(other, reuse=ws.run_dir).run()
+    assert summary["stages"]["words"]["skipped"]  # the data is linked ...
+    assert not summary["stages"]["shout"]["skipped"]  # ... the titled stage is built here
+    assert dict(RUNS) == {"words": runs["words"], "shout": runs["shout"] + 1}
+    assert EvaluateStage.reusable is False
