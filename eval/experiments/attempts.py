@@ -15,11 +15,11 @@ across sources would compare dev sets). Test-split results (``seeds.py``, ``scal
 from __future__ import annotations
 
 import argparse
-import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from inpars.io import read_json, write_json, write_text
 
 ROOT = Path(__file__).resolve().parents[2]
 # parts of a system name that use neither synthetic queries nor real train labels
@@ -43,7 +43,7 @@ class Source:
 
 def kind(system: str) -> str:
     """label-free, synthetic, real (train qrels) or both, from the system's name parts."""
-    parts = re.split(r"[+]", system.split(" (")[0])
+    parts = system.split(" (")[0].split("+")
     real = any(p.endswith(("-real", "-both")) for p in parts)
     synthetic = any(p not in LABEL_FREE_PARTS and not p.endswith("-real") for p in parts)
     if real and synthetic:
@@ -111,7 +111,7 @@ def from_refine(data: dict[str, Any]) -> tuple[str, list[Row]]:
 
 def read_source(path: Path) -> Source | None:
     """The dev rows of one result file, or None for a file that holds no dev-set numbers."""
-    data = json.loads(path.read_text())
+    data = read_json(path)
     command = data.get("command") or "; ".join(data.get("commands", []))
     if path.parent.name == "tuning":
         dev_set, rows = from_tuning(data)
@@ -193,12 +193,12 @@ def main(argv: list[str] | None = None) -> None:
         if v != parser.get_default(k))
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(render(sources, command) + "\n")
+    write_text(out.with_suffix(".md"), render(sources, command) + "\n")
     payload = {"command": command, "summary": [summary_row(s) for s in sources],
                "sources": [{"source": str(s.path), "command": s.command, "dev_set": s.dev_set,
                             "rows": [{"system": r.system, "kind": kind(r.system), "ndcg@10": r.ndcg,
                                       "note": r.note} for r in s.rows]} for s in sources]}
-    out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(out.with_suffix(".json"), payload)
 
 
 if __name__ == "__main__":
