@@ -76,3 +76,14 @@ def test_main_writes_both_files(attempts: ModuleType, tmp_path: Path,
     assert payload["command"] == "python eval/experiments/attempts.py --prefix x --out out/x-attempts"
     with pytest.raises(SystemExit, match="no dev-set results named y"):
         attempts.main(["--prefix", "y"])
+
+
+def test_a_result_missing_a_field_is_named(attempts: ModuleType, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(attempts, "ROOT", tmp_path)
+    path = _tuning(tmp_path)
+    data = json.loads(path.read_text())
+    del data["best_ndcg@10"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(SystemExit, match=r"x-interpolation.json: no field 'best_ndcg@10'.*Fix: rerun"):
+        attempts.read_source(path)

@@ -114,15 +114,20 @@ def read_source(path: Path) -> Source | None:
     data = read_json(path)
     command = data.get("command") or "; ".join(data.get("commands", []))
     if path.parent.name == "tuning":
-        dev_set, rows = from_tuning(data)
+        reader = from_tuning
     elif "dev-ablation" in path.name:
-        dev_set, rows = from_ablation(data)
+        reader = from_ablation
     elif "rows" in data and "overrides" in data:
-        dev_set, rows = from_methods(data)
+        reader = from_methods
     elif "rounds" in data and "refine" in data:
-        dev_set, rows = from_refine(data)
+        reader = from_refine
     else:
         return None
+    try:
+        dev_set, rows = reader(data)
+    except KeyError as missing:
+        raise SystemExit(f"{path}: no field {missing} where {reader.__name__} expects it. Fix: rerun "
+                         f"the command that made the file ({command or 'named in it'})") from None
     return Source(path.relative_to(ROOT), command, dev_set, tuple(rows))
 
 
