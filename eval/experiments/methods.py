@@ -22,10 +22,15 @@ on that same dev set and ``refine`` picks its round on it, so the dev columns le
 compared with ``base``: paired t-test on per-query scores averaged over seeds, 95% CI, Holm
 over every comparison of the table (the tests see query sampling, not the one synthetic
 dataset a method makes). Resumable: each run skips its finished stages; a run's dev scores
-are kept in ``<run>/methods-dev.json``. Writes ``<out>/<name>-methods.{json,md}``; with
-``--add``, the methods of the existing table that this run does not measure are kept in it
-(``merged``), so that a table is built over several sessions; ``--tag`` writes
-``<name>-methods-<tag>.{json,md}``, a table of its own (e.g. on another machine's base data).
+are kept in ``<run>/methods-dev.json``. Writes ``<out>/<name>-methods.{json,md}`` after every
+run, with every run's per-query scores. With ``--add`` it grows that table: the (method,
+seed) runs it has are kept and not rerun, only those it lacks are run (and the ``base``
+runs they start from, checked against the table's scores: equal on a machine that trains
+the same models), so a table too long for one session (each run takes about 25 minutes on
+2 cores) is built over several, on fresh machines with the same base data; the rows of a
+table written before per-query scores were kept stay as they are where its base scores
+match. ``--tag`` writes ``<name>-methods-<tag>.{json,md}``, a table of its own (e.g. on
+another machine's base data).
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ import argparse
 import dataclasses
 import logging
 import math
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -43,17 +47,18 @@ from typing import Any
 
 from inpars.config import Config, EvaluateConfig, load_config
 from inpars.evaluation.interpolation import interpolate
-from inpars.evaluation.metrics import evaluate_runs, holm, mean_difference_ci
-from inpars.evaluation.worth import load_evaluation, paired_t
+from inpars.evaluation.metrics import evaluate_runs
+from inpars.evaluation.worth import load_evaluation
 from inpars.io import read_json, write_json, write_text
 from inpars.pipeline import Executor, Workspace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dev_ablation import as_run, as_scores, file_tag  # the sibling scripts' helpers
-from methods_table import render
+from methods_table import Cells, compare, legacy_base, legacy_rows, load_table, render
 from scale import replaced_sections, stage_seconds
 from seeds import SHARED_STAGES, link_shared_stages
 
+log = logging.getLogger("methods")
 CE = "bm25+ce-synthetic"
 REFINED = "bm25+ce-refined"
 Overrides = dict[str, dict[str, Any]]
@@ -157,105 +162,47 @@ def test_split_scores(ws: Workspace) -> dict[str, dict[str, float]]:
             "interp": ev.per_query[f"{name}+interp"][metric]}
 
 
-def run_method(config: Config, base: Workspace, method: str, seeds: list[int], depth: int,
-               command: str, trained: dict[int, Workspace]) -> dict[int, dict[str, Any]]:
-    """Every seed's run of ``method``: its dev and test per-query scores, counts and times.
-    ``trained``: the ``base`` method's run per seed, filled in by its own call. The first
-    seed's data stages come from ``base`` for the ``base`` method, from its first run for the
-    others (its negatives are mined for the cross-encoder alone, as theirs), the other
-    seeds' from the method's first run; a method that changes only ``[refine]`` also reuses
-    the ``base`` method's train stage (the same model)."""
-    runs: dict[int, dict[str, Any]] = {}
-    first: Workspace | None = None
-    for seed in seeds:
-        ws = Workspace(method_config(config, method, seed), command=command)
-        source = first or (base if method == "base" else trained[seeds[0]])
-        link_shared_stages(source, ws, SHARED_STAGES)
-        if method != "base" and set(METHODS[method](config)) <= {"refine"}:
-            link_shared_stages(trained[seed], ws, ("train",))
-        Executor(ws).run()  # the linked stages are checked: those the method changes run again
-        first = first or ws
-        if method == "base":
-            trained[seed] = ws
-        kept = ws.manifest("filter").get("counts", {}).get("kept")
-        runs[seed] = {"experiment": ws.name, "dev": dev_scores(ws, base, depth),
-                      "test": test_split_scores(ws), "kept": kept, "stage_seconds": stage_seconds(ws),
-                      **_training(ws), **_refined(ws)}
-    return runs
+def run_cell(config: Config, base: Workspace, method: str, seed: int, first_seed: int, depth: int,
+             command: str) -> dict[str, Any]:
+    """One run: ``method`` trained with ``seed``; its dev and test per-query scores, counts and
+    times. Its data stages are hard-linked from the method's first-seed run where that is
+    finished on this machine (a method's data is made once, with the experiment seed), else
+    from the ``base`` method's first-seed run (its negatives are mined for the cross-encoder
+    alone, as theirs; the executor rebuilds beside them what the method changes), and for
+    ``base``'s first seed from the base run; a method that changes only ``[refine]`` also
+    reuses the ``base`` method's train stage of its seed (the same model)."""
+    ws = Workspace(method_config(config, method, seed), command=command)
+    first = Workspace(method_config(config, method, first_seed))
+    base_first = Workspace(method_config(config, "base", first_seed))
+    if seed != first_seed and first.finished("negatives"):
+        source = first
+    else:
+        source = base if method == "base" and seed == first_seed else base_first
+    link_shared_stages(source, ws, SHARED_STAGES)
+    if reuses_base_model(config, method):
+        link_shared_stages(Workspace(method_config(config, "base", seed)), ws, ("train",))
+    Executor(ws).run()  # the linked stages are checked: those the method changes run again
+    kept = ws.manifest("filter").get("counts", {}).get("kept")
+    scores = {"dev": dev_scores(ws, base, depth), "test": test_split_scores(ws)}
+    return {"experiment": ws.name, **{split: {name: per_query[name] for name in ("alone", "interp")}
+                                      for split, per_query in scores.items()},
+            "kept": kept, "stage_seconds": stage_seconds(ws), **_training(ws), **_refined(ws)}
 
 
-def compare(results: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Per method, split and system (alone / interp): mean ± sd over seeds, and for each
-    method but ``base`` the difference with base (per-query means over seeds), its 95% CI
-    and paired t; Holm over every difference of the table."""
-    rows: list[dict[str, Any]] = []
-    for method, runs in results.items():
-        for split in ("dev", "test"):
-            for name in ("alone", "interp"):
-                rows.append(_row(method, split, name, runs, results["base"]))
-    _holm(rows)
-    return rows
+def reuses_base_model(config: Config, method: str) -> bool:
+    """Whether ``method`` changes only ``[refine]``: it starts from the ``base`` method's model."""
+    return method != "base" and set(METHODS[method](config)) <= {"refine"}
 
 
-def _holm(rows: list[dict[str, Any]]) -> None:
-    """Sets each tested row's ``p_holm``: Holm over every difference of the table."""
-    tested = [r for r in rows if r["p"] is not None]
-    for row, adjusted in zip(tested, holm([r["p"] for r in tested]), strict=True):
-        row["p_holm"] = adjusted
-
-
-def merged(result: dict[str, Any], previous: dict[str, Any], source: Path) -> dict[str, Any]:
-    """``result`` with the methods of ``previous`` (this experiment's earlier table, read from
-    ``source`` and checked by ``_previous``) that it did not measure, so that a table too long
-    for one session (each method takes about 25 minutes per seed on 2 cores) is built over
-    several. Only where their ``base`` rows agree (training is deterministic, so equal base
-    scores mean the same base models, and the earlier differences with base still hold); Holm
-    is redone over every difference of the union."""
-    old, new = _base_scores(previous), _base_scores(result)
-    if old.keys() != new.keys() or any(not math.isclose(a, b, abs_tol=1e-9)
-                                       for k in old for a, b in zip(old[k], new[k], strict=True)):
-        raise SystemExit(f"--add: base scores {new} differ from those in {source} ({old}): the base "
-                         "models are not the ones its methods were compared with; rerun every method "
-                         "without --add")
-    kept = [m for m in previous["overrides"] if m not in result["overrides"]]
-    order = [*(m for m in METHODS if m in result["overrides"] or m in kept),
-             *(m for m in kept if m not in METHODS)]  # a method since renamed or removed
-    rows = sorted([*result["rows"], *(r for r in previous["rows"] if r["method"] in kept)],
-                  key=lambda r: order.index(r["method"]))
-    _holm(rows)
-    both = {key: {m: (result if m in result[key] else previous)[key][m] for m in order}
-            for key in ("overrides", "runs")}
-    return {**result, **both, "rows": rows,
-            "commands": [*previous.get("commands", [previous.get("command")]), *result["commands"]],
-            "seconds": round(previous["seconds"] + result["seconds"], 1)}
-
-
-def _base_scores(result: dict[str, Any]) -> dict[tuple[str, str], list[float]]:
-    return {(r["split"], r["system"]): r["per_seed"] for r in result["rows"] if r["method"] == "base"}
-
-
-def _row(method: str, split: str, name: str, runs: dict[int, dict[str, Any]],
-         base: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    per_seed = [statistics.fmean(run[split][name].values()) for run in runs.values()]
-    row: dict[str, Any] = {"method": method, "split": split, "system": name, "seeds": list(runs),
-                           "per_seed": per_seed, "mean": statistics.fmean(per_seed),
-                           "sd": statistics.stdev(per_seed) if len(per_seed) > 1 else None,
-                           "difference": None, "ci95": None, "p": None, "p_holm": None}
-    if method != "base":
-        mine, theirs = _seed_mean(runs, split, name), _seed_mean(base, split, name)
-        if mine.keys() != theirs.keys():
-            raise SystemExit(f"{method} and base were scored on different {split} queries")
-        deltas = [mine[q] - theirs[q] for q in sorted(mine)]
-        ci = mean_difference_ci(deltas)
-        row.update(difference=statistics.fmean(deltas), ci95=None if ci is None else list(ci),
-                   p=paired_t(deltas))
-    return row
-
-
-def _seed_mean(runs: dict[int, dict[str, Any]], split: str, name: str) -> dict[str, float]:
-    """Query id -> its score averaged over the seeds."""
-    scores = [run[split][name] for run in runs.values()]
-    return {q: statistics.fmean(s[q] for s in scores) for q in scores[0]}
+def pending(config: Config, cells: Cells, methods: list[str], seeds: list[int]) -> list[tuple[str, int]]:
+    """The (method, seed) runs to do, in order: those the table lacks, and the ``base`` runs
+    they start from (its first seed for every other method's data, its seed for a method
+    that reuses its model), which rerun on a machine without them and are checked against
+    the table's scores; the table's other runs are kept and not rerun."""
+    missing = [(m, s) for m in methods for s in seeds if s not in cells.get(m, {})]
+    needed = {("base", seeds[0])} if any(m != "base" for m, _ in missing) else set()
+    needed |= {("base", s) for m, s in missing if reuses_base_model(config, m)}
+    return [(m, s) for m in methods for s in seeds if (m, s) in needed or (m, s) in missing]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -269,8 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth", type=int, default=100, help="BM25 candidates reranked per dev query")
     parser.add_argument("--out", type=Path, default=Path("eval/experiments"))
     parser.add_argument("--add", action="store_true",
-                        help="keep the methods of the existing table that this run does not measure "
-                             "(same seeds, base data and base scores; Holm redone over all)")
+                        help="grow the existing table: keep its runs (not rerun) and its methods, run "
+                             "only the (method, seed) runs it lacks (same base data and base scores; "
+                             "Holm redone over all)")
     parser.add_argument("--tag", type=file_tag,
                         help="write <name>-methods-<tag>.{json,md}: a table of its own")
     args = parser.parse_args(argv)
@@ -286,23 +234,71 @@ def main(argv: list[str] | None = None) -> int:
         "dev_set": f"{config.data.dev_queries} {base.dev_set_kind()}, BM25 top {args.depth}",
         "test_set": f"{config.data.test_split} split, BM25 top {config.rerank.depth}",
         "interpolation_weight": config.evaluate.interpolate.get(CE, 0.5)}
-    previous = _previous(stem.with_suffix(".json"), settings) if args.add else None
-    started = time.perf_counter()
-    trained: dict[int, Workspace] = {}
-    results = {method: run_method(config, base, method, seeds, args.depth, command, trained)
-               for method in ["base", *args.methods]}
-    result = {
-        "commands": [command], **settings,
-        "overrides": {m: METHODS[m](config) for m in results}, "rows": compare(results),
-        "runs": {m: {seed: {k: v for k, v in run.items() if k not in ("dev", "test")}
-                     for seed, run in runs.items()} for m, runs in results.items()},
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+    path = stem.with_suffix(".json")
+    previous, cells = _previous(path, settings) if args.add else (None, {})
     if previous is not None:
-        result = merged(result, previous, stem.with_suffix(".json"))
-    write_json(stem.with_suffix(".json"), result)
-    write_text(stem.with_suffix(".md"), render(result))
+        settings["seeds"] = [*previous["seeds"], *(s for s in seeds if s not in previous["seeds"])]
+    table = Table(config, settings, [*_commands(previous), command], previous, path)
+    todo = pending(config, cells, ["base", *args.methods], seeds)
+    log.info("%d runs to do: %s", len(todo), ", ".join(f"{m} seed {s}" for m, s in todo))
+    for method, seed in todo:
+        cell = run_cell(config, base, method, seed, seeds[0], args.depth, command)
+        if seed in cells.get(method, {}):
+            _check_same(method, seed, cells[method][seed], cell, path)
+        cells.setdefault(method, {})[seed] = cell
+        table.write(cells)  # after every run: a stopped experiment keeps what it finished
+    if not todo:
+        table.write(cells)
     return 0
+
+
+@dataclasses.dataclass
+class Table:
+    """The table a ``methods.py`` command writes, rewritten after each of its runs."""
+
+    config: Config
+    settings: dict[str, Any]
+    commands: list[str]
+    previous: dict[str, Any] | None  # the table ``--add`` grows
+    path: Path
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def write(self, cells: Cells) -> None:
+        previous = self.previous or {"runs": {}, "overrides": {}, "seconds": 0.0}
+        legacy = legacy_rows(previous, cells, self.path) if self.previous else []
+        names = [*cells, *(m for m in previous["runs"] if m not in cells)]
+        order = [*(m for m in METHODS if m in names), *(m for m in names if m not in METHODS)]
+        seeds = self.settings["seeds"]
+        ordered = {m: {s: cells[m][s] for s in seeds if s in cells[m]} for m in order if m in cells}
+        result = {
+            "commands": self.commands, **self.settings,
+            "overrides": {m: METHODS[m](self.config) if m in cells and m in METHODS
+                          else previous["overrides"][m] for m in order},
+            "rows": sorted(compare(ordered, legacy), key=lambda r: order.index(r["method"])),
+            "runs": {m: ordered[m] if m in ordered else previous["runs"][m] for m in order},
+            "seconds": round(previous["seconds"] + time.perf_counter() - self.started, 1),
+        }
+        if legacy:
+            result["legacy_base"] = legacy_base(previous)
+        write_json(self.path, result)
+        write_text(self.path.with_suffix(".md"), render(result))
+
+
+def _commands(previous: dict[str, Any] | None) -> list[str]:
+    return [] if previous is None else previous.get("commands", [previous.get("command")])
+
+
+def _check_same(method: str, seed: int, stored: dict[str, Any], cell: dict[str, Any], path: Path) -> None:
+    """A run the table has, made again (the source of others' data): training is deterministic,
+    so scores that differ mean other models (another machine's CPU?), not comparable with the
+    table's other runs."""
+    for split in ("dev", "test"):
+        for name in ("alone", "interp"):
+            old, new = stored[split][name], cell[split][name]
+            if old.keys() != new.keys() or any(not math.isclose(old[q], new[q], abs_tol=1e-9) for q in old):
+                raise SystemExit(f"--add: {method} seed {seed} scores differently on {split} ({name}) than "
+                                 f"in {path}: these are not the models its runs were compared with; "
+                                 "use --tag for a table of its own")
 
 
 def base_data(base: Workspace) -> dict[str, Any]:
@@ -315,18 +311,19 @@ def base_data(base: Workspace) -> dict[str, Any]:
             "queries_sha256": generate["outputs"]["shards"]["sha256"]}
 
 
-def _previous(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
-    """The table ``--add`` adds to, checked before an hour of training: made with the same
-    seeds, dev and test sets, weight and base data (tables written before ``base_data`` was
-    recorded are checked by their base scores only, at the end, in ``merged``)."""
+def _previous(path: Path, settings: dict[str, Any]) -> tuple[dict[str, Any] | None, Cells]:
+    """The table ``--add`` grows and its runs with per-query scores, checked before an hour of
+    training: made with the same dev and test sets, weight and base data (its seeds may be
+    fewer or others; tables written before ``base_data`` was recorded are checked by their base
+    scores, in ``legacy_rows``)."""
     if not path.is_file():
-        return None
-    previous = read_json(path)
+        return None, {}
+    previous, cells = load_table(path)
     for key, value in settings.items():
-        if previous.get(key, value) != value:
+        if key != "seeds" and previous.get(key, value) != value:
             raise SystemExit(f"--add: {path} has {key} = {previous[key]!r}, this run {value!r}; rerun "
                              "its methods with these settings without --add, or use --tag")
-    return previous
+    return previous, cells
 
 
 if __name__ == "__main__":

@@ -1,25 +1,118 @@
-"""The markdown of ``methods.py``'s table: from its json result alone, so that a table is
-re-rendered without rerunning anything."""
+"""``methods.py``'s table: its rows (each method against ``base``) from the per-query scores of
+every (method, seed) run it holds, and their markdown, from the json result alone, so that a
+table is re-rendered, or grown a run at a time, without rerunning anything."""
 
 from __future__ import annotations
 
+import math
+import statistics
 from typing import Any
 
+from inpars.evaluation.metrics import holm, mean_difference_ci
 from inpars.evaluation.tables import fmt_p
+from inpars.evaluation.worth import paired_t
+from inpars.io import read_json
+
+# method -> training seed -> that run's record: its dev and test per-query scores
+# (``{"alone": {query_id: ndcg}, "interp": {...}}``), counts, times and loss curve
+Cells = dict[str, dict[int, dict[str, Any]]]
+
+
+def load_table(path: Any) -> tuple[dict[str, Any], Cells]:
+    """A table written by ``methods.py`` and its runs with per-query scores (json turns the
+    seeds into strings; they are ints again here). Runs without them (tables written before
+    the scores were kept) stay in the table's ``runs`` and ``rows`` only: see ``legacy_rows``."""
+    table = read_json(path)
+    table["runs"] = {m: {int(s): run for s, run in runs.items()} for m, runs in table["runs"].items()}
+    cells = {m: runs for m, runs in table["runs"].items() if all("dev" in r for r in runs.values())}
+    return table, cells
+
+
+def legacy_rows(previous: dict[str, Any], cells: Cells, source: Any) -> list[dict[str, Any]]:
+    """The rows of ``previous``'s methods that have no per-query scores, kept as they are where
+    the ``base`` runs they were compared with (``legacy_base``: the table's base rows when they
+    were written) score what this table's do, seed by seed (training is deterministic, so equal
+    base scores mean the same base models and the earlier differences with base still hold);
+    checked for every seed this table has a base run for, so a mismatch stops the experiment
+    after its first base run rather than at the end."""
+    old = [m for m, runs in previous["runs"].items() if m != "base" and m not in cells]
+    if not old:
+        return []
+    base = cells.get("base", {})
+    for row in legacy_base(previous):
+        for seed, score in zip(row["seeds"], row["per_seed"], strict=True):
+            if seed in base:
+                now = statistics.fmean(base[seed][row["split"]][row["system"]].values())
+                if not math.isclose(now, score, abs_tol=1e-9):
+                    raise SystemExit(
+                        f"--add: base seed {seed} scores {now:.6f} on {row['split']} ({row['system']}), "
+                        f"{source} has {score:.6f}: its base models are not these (another machine's "
+                        f"CPU?), so its rows for {', '.join(old)} cannot be compared with this run's; "
+                        "use --tag for a table of its own")
+    return [r for r in previous["rows"] if r["method"] in old]
+
+
+def legacy_base(previous: dict[str, Any]) -> list[dict[str, Any]]:
+    """The base rows a table's rows without per-query scores were compared with: kept in the
+    table (``legacy_base``) once its base rows are recomputed from runs, which may not yet
+    cover every seed."""
+    return previous.get("legacy_base") or [r for r in previous["rows"] if r["method"] == "base"]
+
+
+def compare(cells: Cells, legacy: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per method, split and system (alone / interp): mean ± sd over the method's seeds, and
+    for each method but ``base`` the difference with base on the same seeds (per-query means
+    over seeds), its 95% CI and paired t; then the ``legacy`` rows; Holm over every difference."""
+    rows = [_row(method, split, name, runs, cells.get("base", {}))
+            for method, runs in cells.items() for split in ("dev", "test") for name in ("alone", "interp")]
+    rows += [dict(r) for r in legacy]
+    tested = [r for r in rows if r["p"] is not None]
+    for row, adjusted in zip(tested, holm([r["p"] for r in tested]), strict=True):
+        row["p_holm"] = adjusted
+    return rows
+
+
+def _row(method: str, split: str, name: str, runs: dict[int, dict[str, Any]],
+         base: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    per_seed = [statistics.fmean(run[split][name].values()) for run in runs.values()]
+    row: dict[str, Any] = {"method": method, "split": split, "system": name, "seeds": list(runs),
+                           "per_seed": per_seed, "mean": statistics.fmean(per_seed),
+                           "sd": statistics.stdev(per_seed) if len(per_seed) > 1 else None,
+                           "difference": None, "ci95": None, "p": None, "p_holm": None}
+    if method == "base":
+        return row
+    missing = [seed for seed in runs if seed not in base]
+    if missing:
+        raise SystemExit(f"{method} has runs for seeds {missing} that base has not: rerun methods.py "
+                         f"with --add and those --seeds")
+    mine, theirs = _seed_mean(runs, split, name), _seed_mean({s: base[s] for s in runs}, split, name)
+    if mine.keys() != theirs.keys():
+        raise SystemExit(f"{method} and base were scored on different {split} queries")
+    deltas = [mine[q] - theirs[q] for q in sorted(mine)]
+    ci = mean_difference_ci(deltas)
+    row.update(difference=statistics.fmean(deltas), ci95=None if ci is None else list(ci), p=paired_t(deltas))
+    return row
+
+
+def _seed_mean(runs: dict[int, dict[str, Any]], split: str, name: str) -> dict[str, float]:
+    """Query id -> its score averaged over the seeds."""
+    scores = [run[split][name] for run in runs.values()]
+    return {q: statistics.fmean(s[q] for s in scores) for q in scores[0]}
 
 
 def render(result: dict[str, Any]) -> str:
     seeds = result["seeds"]
     lines = [
-        f"# {result['experiment']}: each method against the demo recipe, {len(seeds)} training "
-        f"seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))})", "",
-        *(f"`{command}`" for command in result["commands"]), "",
+        f"# {result['experiment']}: each method against the demo recipe, training seeds "
+        f"{', '.join(map(str, seeds))}", "",
+        *(f"`{command}`" for command in result.get("commands", [result.get("command")])), "",
         *_data_line(result.get("base_data")),
         f"nDCG@10 of the cross-encoder trained on each method's synthetic data (the refined one for "
         f"`refine`), alone and interpolated with BM25 (BM25 weight {result['interpolation_weight']}, "
         f"the config's, the same for every method). Dev: {result['dev_set']}. Test: "
-        f"{result['test_set']}. Mean ± sd over seeds; difference with `base` on per-query scores "
-        "averaged over seeds, 95% CI, paired t-test, Holm over every difference in this file; "
+        f"{result['test_set']}. Mean ± sd over the method's seeds (settings table); difference "
+        "with `base` on per-query scores averaged over those seeds, 95% CI, paired t-test, Holm "
+        "over every difference in this file; "
         "▲/▼ significant at 0.05; the tests see query sampling over the seeds' mean, not the one "
         "synthetic dataset each method makes (once, with the experiment seed; the seeds retrain on it; "
         "`refine` writes new queries per seed). The demo's settings were chosen on this dev set and "
@@ -38,9 +131,9 @@ def render(result: dict[str, Any]) -> str:
     dev_best = max((r for r in result["rows"] if r["split"] == "dev" and r["system"] == "interp"),
                    key=lambda r: r["mean"])
     lines += [f"Best on dev (+BM25, mean over seeds): `{dev_best['method']}`.", "", "## Settings", "",
-              "| method | overrides | kept queries | cross-encoder steps | loss at steps 10 / 100 / last "
-              "| critic held-out accuracy / ROC AUC | experiment (first seed) |",
-              "|---|---|---:|---:|---|---|---|"]
+              "| method | seeds | overrides | kept queries | cross-encoder steps | loss at steps 10 / 100 / "
+              "last | critic held-out accuracy / ROC AUC | experiment (first seed) |",
+              "|---|---|---|---:|---:|---|---|---|"]
     for method, overrides in result["overrides"].items():
         first = next(iter(result["runs"][method].values()))
         refined = [f"{seed}: round {run['refine_best_round']}" for seed, run in result["runs"][method].items()
@@ -48,8 +141,10 @@ def render(result: dict[str, Any]) -> str:
         note = f" (rounds kept: {', '.join(refined)})" if refined else ""
         critic = (f"{first['critic_accuracy']:.3f} / {first['critic_roc_auc']:.3f}"
                   if first["critic_accuracy"] is not None else "")
-        lines.append(f"| {method} | `{overrides or 'none'}`{note} | {first['kept']} | {first['steps']} | "
-                     f"{_losses(first['loss_curve'])} | {critic} | {first['experiment']} |")
+        ran = ", ".join(map(str, result["runs"][method]))
+        lines.append(f"| {method} | {ran} | `{overrides or 'none'}`{note} | {first['kept']} | "
+                     f"{first['steps']} | {_losses(first['loss_curve'])} | {critic} | "
+                     f"{first['experiment']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,155 @@
+"""eval/experiments/methods.py and methods_table.py: a table grown a (method, seed) run at a
+time, each method compared with base on the seeds it has, older rows kept where base agrees."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from inpars.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ROOT / "eval" / "experiments"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def methods() -> ModuleType:
+    return _load("methods")
+
+
+@pytest.fixture(scope="module")
+def table() -> ModuleType:
+    return _load("methods_table")
+
+
+def _cell(dev: list[float], test: list[float], experiment: str = "x") -> dict[str, Any]:
+    """A run scoring ``dev`` / ``test`` per query alone, and 0.1 more interpolated."""
+    def split(scores: list[float]) -> dict[str, dict[str, float]]:
+        alone = {f"q{i}": s for i, s in enumerate(scores)}
+        return {"alone": alone, "interp": {q: s + 0.1 for q, s in alone.items()}}
+    return {"experiment": experiment, "dev": split(dev), "test": split(test), "kept": 10, "steps": 5,
+            "loss_curve": [{"step": 10, "loss": 0.5}], "critic_accuracy": None, "critic_roc_auc": None}
+
+
+def test_method_compared_with_base_on_its_own_seeds(table: ModuleType) -> None:
+    cells = {"base": {42: _cell([0.5, 0.7], [0.4, 0.6]), 1: _cell([0.1, 0.1], [0.1, 0.1])},
+             "weighting-logprob": {42: _cell([0.6, 0.9], [0.4, 0.6])}}
+    rows = {(r["method"], r["split"], r["system"]): r for r in table.compare(cells, [])}
+    base = rows[("base", "dev", "alone")]
+    assert base["seeds"] == [42, 1] and base["mean"] == pytest.approx((0.6 + 0.1) / 2)
+    dev = rows[("weighting-logprob", "dev", "alone")]
+    # against base seed 42 only: deltas 0.1 and 0.2
+    assert dev["seeds"] == [42] and dev["difference"] == pytest.approx(0.15) and dev["sd"] is None
+    assert rows[("weighting-logprob", "test", "interp")]["difference"] == pytest.approx(0.0)
+    tested = [r for r in rows.values() if r["p"] is not None]
+    assert len(tested) == 4 and all(r["p_holm"] >= r["p"] for r in tested)
+
+
+def test_method_without_base_seed_stops(table: ModuleType) -> None:
+    cells = {"base": {42: _cell([0.5], [0.5])}, "critic": {1: _cell([0.5], [0.5])}}
+    with pytest.raises(SystemExit, match="seeds \\[1\\] that base has not"):
+        table.compare(cells, [])
+
+
+def test_pending_runs_only_what_the_table_lacks(methods: ModuleType) -> None:
+    config = load_config(ROOT / "configs" / "smoke.toml")
+    done = {"base": {42: {}, 1: {}, 2: {}}, "weighting-logprob": {42: {}}}
+    todo = methods.pending(config, done, ["base", "weighting-logprob", "refine"], [42, 1, 2])
+    # base 42 again: every other method's data comes from it; base 1 and 2 for refine's models
+    assert todo == [("base", 42), ("base", 1), ("base", 2), ("weighting-logprob", 1),
+                    ("weighting-logprob", 2), ("refine", 42), ("refine", 1), ("refine", 2)]
+    only_weighting = methods.pending(config, done, ["base", "weighting-logprob"], [42, 1])
+    assert only_weighting == [("base", 42), ("weighting-logprob", 1)]
+    assert methods.pending(config, done, ["base"], [42, 1, 2]) == []
+
+
+def test_legacy_rows_kept_while_base_agrees(table: ModuleType) -> None:
+    base = _cell([0.5, 0.7], [0.4, 0.6])
+    legacy_base = [{"method": "base", "split": split, "system": name, "seeds": [42, 1],
+                    "per_seed": [0.6 + (0.1 if name == "interp" else 0) - (0.1 if split == "test" else 0),
+                                 0.0]}
+                   for split in ("dev", "test") for name in ("alone", "interp")]
+    neighbours = {"method": "neighbours", "split": "dev", "system": "alone", "seeds": [42, 1],
+                  "per_seed": [0.7, 0.7], "p": 0.01, "difference": 0.1}
+    previous = {"runs": {"base": {42: {}, 1: {}}, "neighbours": {42: {}, 1: {}}},
+                "rows": [*legacy_base, neighbours]}
+    assert table.legacy_rows(previous, {"base": {42: base}}, "t.json") == [neighbours]
+    assert table.legacy_rows(previous, {}, "t.json") == [neighbours]  # no base run yet: nothing to check
+    with pytest.raises(SystemExit, match="base seed 1 scores"):
+        table.legacy_rows(previous, {"base": {42: base, 1: base}}, "t.json")
+    # once written, the base rows they were compared with stay in the table
+    grown = {"runs": previous["runs"], "rows": [], "legacy_base": legacy_base}
+    assert table.legacy_base(grown) == legacy_base
+
+
+def test_table_written_after_each_run_and_read_back(methods: ModuleType, table: ModuleType,
+                                                     tmp_path: Path) -> None:
+    config = load_config(ROOT / "configs" / "smoke.toml")
+    settings = {"experiment": "smoke", "seeds": [42, 1], "base_data": None, "dev_set": "d",
+                "test_set": "t", "interpolation_weight": 0.8}
+    path = tmp_path / "smoke-methods.json"
+    writer = methods.Table(config, settings, ["python methods.py"], None, path)
+    cells = {"base": {1: _cell([0.5], [0.5], "b1"), 42: _cell([0.5], [0.5], "b42")},
+             "weighting-margin": {42: _cell([0.6], [0.4], "w42")}}
+    writer.write(cells)
+    written = json.loads(path.read_text())
+    assert list(written["runs"]["base"]) == ["42", "1"]  # in the table's seed order
+    loaded, read_cells = table.load_table(path)
+    assert read_cells["weighting-margin"][42]["dev"]["alone"] == {"q0": 0.6}
+    markdown = path.with_suffix(".md").read_text()
+    assert "| weighting-margin | 42 | `{'train': {'weighting': 'teacher_margin'}}`" in markdown
+    assert "| base | 42, 1 |" in markdown and loaded["commands"] == ["python methods.py"]
+
+
+def test_rerun_that_scores_differently_stops(methods: ModuleType) -> None:
+    stored, same = _cell([0.5, 0.6], [0.4]), _cell([0.5, 0.6], [0.4])
+    methods._check_same("base", 42, stored, same, Path("t.json"))
+    with pytest.raises(SystemExit, match="base seed 42 scores differently on dev"):
+        methods._check_same("base", 42, stored, _cell([0.5, 0.61], [0.4]), Path("t.json"))
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+def test_methods_on_the_smoke_run_then_grown(methods: ModuleType, table: ModuleType, tmp_path: Path,
+                                             shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.pipeline.test_smoke_run import run_cli, smoke_config
+
+    config = smoke_config(tmp_path, shared_data)
+    run_cli(config, tmp_path)
+    monkeypatch.chdir(tmp_path)  # the method runs go to runs/<name>-m-<method>
+    out = tmp_path / "out"
+    common = [str(config), "--depth", "10", "--out", str(out)]
+    assert methods.main([*common, "--methods", "weighting-logprob", "--seeds", "8"]) == 0
+    path = out / "smoke-methods.json"
+    first, cells = table.load_table(path)
+    assert set(cells) == {"base", "weighting-logprob"} and set(cells["base"]) == {7, 8}
+    assert cells["weighting-logprob"][8]["experiment"] == "smoke-m-weighting-logprob-seed8"
+    assert cells["base"][7]["dev"]["alone"] and cells["base"][7]["test"]["interp"]
+    assert (tmp_path / "runs" / "smoke-m-weighting-logprob" / "train" / "manifest.json").is_file()
+
+    # grown by a seed: the table's runs are kept, base seed 7 is made again (the other runs'
+    # data comes from it) and scores as before; base and weighting-logprob seed 8 are not rerun
+    assert methods.main([*common, "--add", "--methods", "weighting-logprob", "--seeds", "9"]) == 0
+    grown, cells = table.load_table(path)
+    assert set(cells["base"]) == {7, 8, 9} and set(cells["weighting-logprob"]) == {7, 8, 9}
+    assert grown["seeds"] == [7, 8, 9] and len(grown["commands"]) == 2
+    assert grown["runs"]["base"][8] == first["runs"]["base"][8]
+    assert all(grown["runs"]["base"][7][s] == first["runs"]["base"][7][s] for s in ("dev", "test"))
+    rows = {(r["method"], r["split"], r["system"]): r for r in grown["rows"]}
+    assert rows[("weighting-logprob", "dev", "alone")]["seeds"] == [7, 8, 9]
+    assert "| weighting-logprob | 7, 8, 9 |" in path.with_suffix(".md").read_text()
