@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import statistics
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -73,6 +74,9 @@ def test_pending_runs_only_what_the_table_lacks(methods: ModuleType) -> None:
     # base 42 again: every other method's data comes from it; base 1 and 2 for refine's models
     assert todo == [("base", 42), ("base", 1), ("base", 2), ("weighting-logprob", 1),
                     ("weighting-logprob", 2), ("refine", 42), ("refine", 1), ("refine", 2)]
+    # a method with data of its own: its first seed again, for the data its other seeds train on
+    critic = methods.pending(config, {**done, "critic": {42: {}}}, ["base", "critic"], [42, 1])
+    assert critic == [("base", 42), ("critic", 42), ("critic", 1)]
     only_weighting = methods.pending(config, done, ["base", "weighting-logprob"], [42, 1])
     assert only_weighting == [("base", 42), ("weighting-logprob", 1)]
     assert methods.pending(config, done, ["base"], [42, 1, 2]) == []
@@ -153,3 +157,53 @@ def test_methods_on_the_smoke_run_then_grown(methods: ModuleType, table: ModuleT
     rows = {(r["method"], r["split"], r["system"]): r for r in grown["rows"]}
     assert rows[("weighting-logprob", "dev", "alone")]["seeds"] == [7, 8, 9]
     assert "| weighting-logprob | 7, 8, 9 |" in path.with_suffix(".md").read_text()
+
+
+def test_best_on_dev_by_difference_with_base(table: ModuleType) -> None:
+    rows = [{"method": "base", "split": "dev", "system": "interp", "mean": 0.70, "difference": None},
+            {"method": "a", "split": "dev", "system": "interp", "mean": 0.75, "difference": -0.01},
+            {"method": "b", "split": "dev", "system": "interp", "mean": 0.60, "difference": 0.02},
+            {"method": "b", "split": "test", "system": "interp", "mean": 0.90, "difference": 0.5}]
+    assert "`b`" in table._best_on_dev(rows)  # a's higher mean is over other seeds than base's
+    assert "`base`" in table._best_on_dev([r | {"difference": -0.1} if r["method"] != "base" else r
+                                           for r in rows])
+
+
+def test_legacy_table_grown(methods: ModuleType, table: ModuleType, tmp_path: Path) -> None:
+    """An older table's rows without per-query scores: kept with the base rows they were
+    compared with while its method has no runs, dropped once it has."""
+    config = load_config(ROOT / "configs" / "smoke.toml")
+    base = _cell([0.5, 0.7], [0.4, 0.6], "b")
+    old_base = [{"method": "base", "split": sp, "system": n, "seeds": [7], "difference": None, "sd": None,
+                 "per_seed": [statistics.fmean(base[sp][n].values())], "mean": 0.5, "p": None,
+                 "ci95": None, "p_holm": None}
+                for sp in ("dev", "test") for n in ("alone", "interp")]
+    old_run = {k: v for k, v in _cell([0.1], [0.1], "old").items() if k not in ("dev", "test")}
+    old = [{**r, "method": "weighting-logprob", "difference": 0.01, "p": 0.5, "ci95": [0.0, 0.02]}
+           for r in old_base]
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({
+        "command": "old", "experiment": "smoke", "seeds": [7], "dev_set": "d", "test_set": "t",
+        "interpolation_weight": 0.8, "overrides": {"base": {}, "weighting-logprob": {"x": 1}},
+        "rows": [*old_base, *old], "runs": {"base": {"7": old_run}, "weighting-logprob": {"7": old_run}},
+        "seconds": 10.0}))
+    previous, cells = methods._previous(path, {"experiment": "smoke", "seeds": [7, 8]}, config)
+    assert cells == {}
+    writer = methods.Table(config, {"experiment": "smoke", "seeds": [7, 8], "dev_set": "d", "test_set": "t",
+                                    "interpolation_weight": 0.8}, ["old", "new"], previous, path)
+    writer.write({"base": {7: base}})
+    grown, cells = table.load_table(path)
+    kept = [r for r in grown["rows"] if r["method"] == "weighting-logprob"]
+    assert len(kept) == 4 and grown["legacy_base"] == old_base and grown["runs"]["weighting-logprob"][7]
+    assert "training seeds 7\n" in path.with_suffix(".md").read_text()  # seed 8 has no run yet
+    writer.write({"base": {7: base}, "weighting-logprob": {7: _cell([0.6, 0.7], [0.4, 0.6])}})
+    grown, _ = table.load_table(path)
+    rows = [r for r in grown["rows"] if r["method"] == "weighting-logprob"]
+    assert "legacy_base" not in grown and rows[0]["difference"] == pytest.approx(0.05)
+    assert rows[0]["seeds"] == [7] and rows[0]["p_holm"] is not None
+    methods._previous(path, {"experiment": "smoke"}, config)
+    changed = json.loads(path.read_text())
+    changed["overrides"]["weighting-logprob"] = {"train": {"weighting": "critic"}}
+    path.write_text(json.dumps(changed))  # as if the method's settings had changed since
+    with pytest.raises(SystemExit, match="would mix two recipes"):
+        methods._previous(path, {"experiment": "smoke"}, config)

@@ -195,14 +195,21 @@ def reuses_base_model(config: Config, method: str) -> bool:
 
 
 def pending(config: Config, cells: Cells, methods: list[str], seeds: list[int]) -> list[tuple[str, int]]:
-    """The (method, seed) runs to do, in order: those the table lacks, and the ``base`` runs
-    they start from (its first seed for every other method's data, its seed for a method
-    that reuses its model), which rerun on a machine without them and are checked against
-    the table's scores; the table's other runs are kept and not rerun."""
+    """The (method, seed) runs to do, in order: those the table lacks, and the runs they start
+    from, which rerun on a machine without them and are checked against the table's scores:
+    ``base``'s first seed (every other method's data), a method's first seed when it makes
+    data of its own (its other seeds retrain on that data, made once), ``base``'s seed for a
+    method that reuses its model. The table's other runs are kept and not rerun."""
     missing = [(m, s) for m in methods for s in seeds if s not in cells.get(m, {})]
     needed = {("base", seeds[0])} if any(m != "base" for m, _ in missing) else set()
+    needed |= {(m, seeds[0]) for m, _ in missing if makes_data(config, m)}
     needed |= {("base", s) for m, s in missing if reuses_base_model(config, m)}
     return [(m, s) for m in methods for s in seeds if (m, s) in needed or (m, s) in missing]
+
+
+def makes_data(config: Config, method: str) -> bool:
+    """Whether ``method`` changes stages before training (its data is its own)."""
+    return bool(set(METHODS[method](config)) - {"train", "refine"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python", *sys.argv]) if argv is None else "methods.main"
     config = load_config(args.config)
     base = Workspace(config, command=command)
-    seeds = [config.experiment.seed, *(s for s in args.seeds if s != config.experiment.seed)]
+    seeds = list(dict.fromkeys([config.experiment.seed, *args.seeds]))
     stem = args.out / "-".join([f"{config.experiment.name}-methods", *([args.tag] if args.tag else [])])
     settings = {
         "experiment": config.experiment.name, "seeds": seeds, "base_data": base_data(base),
@@ -235,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         "test_set": f"{config.data.test_split} split, BM25 top {config.rerank.depth}",
         "interpolation_weight": config.evaluate.interpolate.get(CE, 0.5)}
     path = stem.with_suffix(".json")
-    previous, cells = _previous(path, settings) if args.add else (None, {})
+    previous, cells = _previous(path, settings, config) if args.add else (None, {})
     if previous is not None:
         settings["seeds"] = [*previous["seeds"], *(s for s in seeds if s not in previous["seeds"])]
     table = Table(config, settings, [*_commands(previous), command], previous, path)
@@ -311,11 +318,12 @@ def base_data(base: Workspace) -> dict[str, Any]:
             "queries_sha256": generate["outputs"]["shards"]["sha256"]}
 
 
-def _previous(path: Path, settings: dict[str, Any]) -> tuple[dict[str, Any] | None, Cells]:
+def _previous(path: Path, settings: dict[str, Any], config: Config) -> tuple[dict[str, Any] | None, Cells]:
     """The table ``--add`` grows and its runs with per-query scores, checked before an hour of
     training: made with the same dev and test sets, weight and base data (its seeds may be
     fewer or others; tables written before ``base_data`` was recorded are checked by their base
-    scores, in ``legacy_rows``)."""
+    scores, in ``legacy_rows``), and each of its methods with the settings it has now (a
+    method's seeds are one recipe)."""
     if not path.is_file():
         return None, {}
     previous, cells = load_table(path)
@@ -323,6 +331,10 @@ def _previous(path: Path, settings: dict[str, Any]) -> tuple[dict[str, Any] | No
         if key != "seeds" and previous.get(key, value) != value:
             raise SystemExit(f"--add: {path} has {key} = {previous[key]!r}, this run {value!r}; rerun "
                              "its methods with these settings without --add, or use --tag")
+    for method in (m for m in cells if m in METHODS):
+        if METHODS[method](config) != previous["overrides"][method]:
+            raise SystemExit(f"--add: {path} ran {method} with {previous['overrides'][method]}, this config "
+                             f"makes {METHODS[method](config)}: its seeds would mix two recipes; use --tag")
     return previous, cells
 
 
