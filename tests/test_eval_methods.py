@@ -3,6 +3,7 @@ time, each method compared with base on the seeds it has, older rows kept where 
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import statistics
@@ -207,3 +208,10 @@ def test_legacy_table_grown(methods: ModuleType, table: ModuleType, tmp_path: Pa
     path.write_text(json.dumps(changed))  # as if the method's settings had changed since
     with pytest.raises(SystemExit, match="would mix two recipes"):
         methods._previous(path, {"experiment": "smoke"}, config)
+
+
+def test_tag_with_a_dot_refused(methods: ModuleType) -> None:
+    assert methods.file_tag("seeds-2_b") == "seeds-2_b"
+    for bad in ("v1.2", "a/b"):
+        with pytest.raises(argparse.ArgumentTypeError, match="letters, digits"):
+            methods.file_tag(bad)

@@ -71,9 +71,10 @@ Run = dict[str, list[ScoredPair]]
 
 def file_tag(text: str) -> str:
     """An argparse type for a ``--tag`` that goes into file and experiment names: letters,
-    digits, ``.``, ``_`` and ``-`` (empty: no tag); a ``/`` would write into a subfolder."""
-    if text and not re.fullmatch(r"[A-Za-z0-9._-]+", text):
-        raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '.', '_' and '-' only, "
+    digits, ``_`` and ``-`` (empty: no tag); a ``/`` would write into a subfolder, and a ``.``
+    would be taken for a suffix (``v1.2`` writing ``...-v1.json``)."""
+    if text and not re.fullmatch(r"[A-Za-z0-9_-]+", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '_' and '-' only, "
                                          "e.g. neighbours")
     return text
 
