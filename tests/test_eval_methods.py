@@ -83,19 +83,21 @@ def test_pending_runs_only_what_the_table_lacks(methods: ModuleType) -> None:
     assert methods.pending(config, done, ["base"], [42, 1, 2]) == []
 
 
-def test_legacy_rows_kept_while_base_agrees(table: ModuleType) -> None:
+def test_legacy_rows_kept_while_base_within_drift(table: ModuleType) -> None:
     base = _cell([0.5, 0.7], [0.4, 0.6])
     legacy_base = [{"method": "base", "split": split, "system": name, "seeds": [42, 1],
-                    "per_seed": [0.6 + (0.1 if name == "interp" else 0) - (0.1 if split == "test" else 0),
+                    "per_seed": [0.602 + (0.1 if name == "interp" else 0) - (0.1 if split == "test" else 0),
                                  0.0]}
                    for split in ("dev", "test") for name in ("alone", "interp")]
     neighbours = {"method": "neighbours", "split": "dev", "system": "alone", "seeds": [42, 1],
                   "per_seed": [0.7, 0.7], "p": 0.01, "difference": 0.1}
     previous = {"runs": {"base": {42: {}, 1: {}}, "neighbours": {42: {}, 1: {}}},
                 "rows": [*legacy_base, neighbours]}
-    assert table.legacy_rows(previous, {"base": {42: base}}, "t.json") == [neighbours]
-    assert table.legacy_rows(previous, {}, "t.json") == [neighbours]  # no base run yet: nothing to check
-    with pytest.raises(SystemExit, match="base seed 1 scores"):
+    rows, drifts = table.legacy_rows(previous, {"base": {42: base}}, "t.json")
+    assert rows == [neighbours] and len(drifts) == 4  # 0.002 apart: another machine
+    assert drifts[0]["rerun"] - drifts[0]["stored"] == pytest.approx(-0.002)
+    assert table.legacy_rows(previous, {}, "t.json") == ([neighbours], [])  # no base run yet
+    with pytest.raises(SystemExit, match=r"base seed 1 scores 0\.6000 on dev"):  # 0.6 apart: not the same
         table.legacy_rows(previous, {"base": {42: base, 1: base}}, "t.json")
     # once written, the base rows they were compared with stay in the table
     grown = {"runs": previous["runs"], "rows": [], "legacy_base": legacy_base}
@@ -121,11 +123,16 @@ def test_table_written_after_each_run_and_read_back(methods: ModuleType, table: 
     assert "| base | 42, 1 |" in markdown and loaded["commands"] == ["python methods.py"]
 
 
-def test_rerun_that_scores_differently_stops(methods: ModuleType) -> None:
-    stored, same = _cell([0.5, 0.6], [0.4]), _cell([0.5, 0.6], [0.4])
-    methods._check_same("base", 42, stored, same, Path("t.json"))
-    with pytest.raises(SystemExit, match="base seed 42 scores differently on dev"):
-        methods._check_same("base", 42, stored, _cell([0.5, 0.61], [0.4]), Path("t.json"))
+def test_rerun_within_drift_recorded_else_stops(methods: ModuleType) -> None:
+    stored = _cell([0.5, 0.6], [0.4])
+    same = methods.rerun_drift("base", 42, stored, _cell([0.5, 0.6], [0.4]), Path("t.json"))
+    assert [d["rerun"] - d["stored"] for d in same] == [0.0] * 4
+    near = methods.rerun_drift("base", 42, stored, _cell([0.5, 0.604], [0.4]), Path("t.json"))
+    assert near[0]["rerun"] - near[0]["stored"] == pytest.approx(0.002)
+    with pytest.raises(SystemExit, match=r"more than 0\.005 apart"):
+        methods.rerun_drift("base", 42, stored, _cell([0.5, 0.62], [0.4]), Path("t.json"))
+    with pytest.raises(SystemExit, match="other dev queries"):
+        methods.rerun_drift("base", 42, stored, _cell([0.5], [0.4]), Path("t.json"))
 
 
 @pytest.mark.slow

@@ -24,12 +24,13 @@ over every comparison of the table (the tests see query sampling, not the one sy
 dataset a method makes). Resumable: each run skips its finished stages; a run's dev scores
 are kept in ``<run>/methods-dev.json``. Writes ``<out>/<name>-methods.{json,md}`` after every
 run, with every run's per-query scores. With ``--add`` it grows that table: the (method,
-seed) runs it has are kept and not rerun, only those it lacks are run (and the ``base``
-runs they start from, checked against the table's scores: equal on a machine that trains
-the same models), so a table too long for one session (each run takes about 25 minutes on
-2 cores) is built over several, on fresh machines with the same base data; the rows of a
-table written before per-query scores were kept stay as they are where its base scores
-match. ``--tag`` writes ``<name>-methods-<tag>.{json,md}``, a table of its own (e.g. on
+seed) runs it has are kept and not rerun, only those it lacks are run (and the runs they
+start from, made again and compared with the table's: within ``DRIFT_LIMIT``, as another
+machine's CPU trains slightly other models from the same data, else a stop), so that a table
+too long for one session (each run takes 25 to 60 minutes on 2 cores) is built over several,
+on fresh machines with the same base data; the rows of a table written before per-query
+scores were kept stay as they are while its base scores are within that limit. ``--tag``
+writes ``<name>-methods-<tag>.{json,md}``, a table of its own (e.g. on
 another machine's base data).
 """
 
@@ -38,7 +39,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import math
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -54,7 +55,7 @@ from inpars.pipeline import Executor, Workspace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dev_ablation import as_run, as_scores, file_tag  # the sibling scripts' helpers
-from methods_table import Cells, compare, legacy_base, legacy_rows, load_table, render
+from methods_table import Cells, compare, drift, legacy_base, legacy_rows, load_table, render
 from scale import replaced_sections, stage_seconds
 from seeds import SHARED_STAGES, link_shared_stages
 
@@ -250,9 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%d runs to do: %s", len(todo), ", ".join(f"{m} seed {s}" for m, s in todo))
     for method, seed in todo:
         cell = run_cell(config, base, method, seed, seeds[0], args.depth, command)
-        if seed in cells.get(method, {}):
-            _check_same(method, seed, cells[method][seed], cell, path)
-        cells.setdefault(method, {})[seed] = cell
+        if seed in cells.get(method, {}):  # kept as it was; how far the rerun is, recorded
+            table.drifts += rerun_drift(method, seed, cells[method][seed], cell, path)
+        else:
+            cells.setdefault(method, {})[seed] = cell
         table.write(cells)  # after every run: a stopped experiment keeps what it finished
     if not todo:
         table.write(cells)
@@ -269,10 +271,11 @@ class Table:
     previous: dict[str, Any] | None  # the table ``--add`` grows
     path: Path
     started: float = dataclasses.field(default_factory=time.perf_counter)
+    drifts: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # this command's reruns
 
     def write(self, cells: Cells) -> None:
         previous = self.previous or {"runs": {}, "overrides": {}, "seconds": 0.0}
-        legacy = legacy_rows(previous, cells, self.path) if self.previous else []
+        legacy, legacy_drift = legacy_rows(previous, cells, self.path) if self.previous else ([], [])
         names = [*cells, *(m for m in previous["runs"] if m not in cells)]
         order = [*(m for m in METHODS if m in names), *(m for m in names if m not in METHODS)]
         seeds = self.settings["seeds"]
@@ -287,6 +290,9 @@ class Table:
         }
         if legacy:
             result["legacy_base"] = legacy_base(previous)
+        drifts = [*previous.get("machine_drift", []), *legacy_drift, *self.drifts]
+        if drifts:
+            result["machine_drift"] = [dict(t) for t in dict.fromkeys(tuple(d.items()) for d in drifts)]
         write_json(self.path, result)
         write_text(self.path.with_suffix(".md"), render(result))
 
@@ -295,17 +301,21 @@ def _commands(previous: dict[str, Any] | None) -> list[str]:
     return [] if previous is None else previous.get("commands", [previous.get("command")])
 
 
-def _check_same(method: str, seed: int, stored: dict[str, Any], cell: dict[str, Any], path: Path) -> None:
-    """A run the table has, made again (the source of others' data): training is deterministic,
-    so scores that differ mean other models (another machine's CPU?), not comparable with the
-    table's other runs."""
+def rerun_drift(method: str, seed: int, stored: dict[str, Any], cell: dict[str, Any],
+                path: Path) -> list[dict[str, Any]]:
+    """A run the table has, made again (the source of others' data), against the stored one:
+    on the same dev and test queries, its mean scores within ``DRIFT_LIMIT`` (another
+    machine's CPU trains slightly other models; more means another recipe or data)."""
+    drifts = []
     for split in ("dev", "test"):
         for name in ("alone", "interp"):
             old, new = stored[split][name], cell[split][name]
-            if old.keys() != new.keys() or any(not math.isclose(old[q], new[q], abs_tol=1e-9) for q in old):
-                raise SystemExit(f"--add: {method} seed {seed} scores differently on {split} ({name}) than "
-                                 f"in {path}: these are not the models its runs were compared with; "
-                                 "use --tag for a table of its own")
+            if old.keys() != new.keys():
+                raise SystemExit(f"--add: {method} seed {seed} was scored on other {split} queries than in "
+                                 f"{path}; use --tag for a table of its own")
+            drifts.append(drift(method, seed, split, name, statistics.fmean(old.values()),
+                                statistics.fmean(new.values()), path))
+    return drifts
 
 
 def base_data(base: Workspace) -> dict[str, Any]:
