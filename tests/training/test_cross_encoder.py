@@ -110,7 +110,9 @@ def test_each_loss_trains_and_saves_a_folder_both_loaders_read(
     pairs = [(e.query, d) for e in make_examples()[:3] for d in (e.positive, *e.negatives)]
     ours, theirs = raw_scores(out, pairs)
     assert ours == pytest.approx(theirs, abs=1e-4)
-    assert len({round(s, 5) for s in ours}) > 1
+    # the scores depend on the pair (not a constant model); after 2 steps from a tiny random
+    # model they may differ only in the sixth decimal (measured: -0.004795 to -0.004802)
+    assert len(set(ours)) > 1
 
 
 def test_max_steps_stops_early_but_adds_no_epochs(
