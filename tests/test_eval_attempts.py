@@ -3,25 +3,18 @@ source's best synthetic system compared with its best label-free one on that sam
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "eval" / "experiments" / "attempts.py"
+from tests.eval_scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def attempts() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("attempts", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("attempts")
 
 
 @pytest.mark.parametrize(("system", "kind"), [

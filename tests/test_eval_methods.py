@@ -4,10 +4,8 @@ time, each method compared with base on the seeds it has, older rows kept where 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,28 +13,19 @@ from typing import Any
 import pytest
 
 from inpars.config import load_config
+from tests.eval_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPERIMENTS = ROOT / "eval" / "experiments"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def methods() -> ModuleType:
-    return _load("methods")
+    return load_script("methods")
 
 
 @pytest.fixture(scope="module")
 def table() -> ModuleType:
-    return _load("methods_table")
+    return load_script("methods_table")
 
 
 def _cell(dev: list[float], test: list[float], experiment: str = "x") -> dict[str, Any]:

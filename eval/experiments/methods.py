@@ -225,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("eval/experiments"))
     parser.add_argument("--add", action="store_true",
                         help="grow the existing table: keep its runs (not rerun) and its methods, run "
-                             "only the (method, seed) runs it lacks (same base data and base scores; "
-                             "Holm redone over all)")
+                             "only the (method, seed) runs it lacks (same base data; reruns within "
+                             "DRIFT_LIMIT of the table's scores; Holm redone over all)")
     parser.add_argument("--tag", type=file_tag,
                         help="write <name>-methods-<tag>.{json,md}: a table of its own")
     args = parser.parse_args(argv)
