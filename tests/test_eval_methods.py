@@ -112,6 +112,11 @@ def test_table_written_after_each_run_and_read_back(methods: ModuleType, table: 
     assert "| base | 42, 1 |" in markdown and loaded["commands"] == ["python methods.py"]
 
 
+def test_commands_each_once_with_their_count(table: ModuleType) -> None:
+    lines = table._command_lines(["python a.py", "python a.py --add", "python a.py --add"])
+    assert lines == ["`python a.py`", "`python a.py --add` (run 2 times)"]
+
+
 def test_rerun_within_drift_recorded_else_stops(methods: ModuleType) -> None:
     stored = _cell([0.5, 0.6], [0.4])
     same = methods.rerun_drift("base", 42, stored, _cell([0.5, 0.6], [0.4]), Path("t.json"))

@@ -5,6 +5,7 @@ table is re-rendered, or grown a run at a time, without rerunning anything."""
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from typing import Any
 
 from inpars.evaluation.metrics import holm, mean_difference_ci
@@ -113,12 +114,19 @@ def _seed_mean(runs: dict[int, dict[str, Any]], split: str, name: str) -> dict[s
     return {q: statistics.fmean(s[q] for s in scores) for q in scores[0]}
 
 
+def _command_lines(commands: list[str]) -> list[str]:
+    """The commands that made the table, each once, with how often it ran (``--add`` reruns the
+    same command to grow the table by the runs it finishes)."""
+    counts = Counter(commands)
+    return [f"`{c}`" + (f" (run {counts[c]} times)" if counts[c] > 1 else "") for c in counts]
+
+
 def render(result: dict[str, Any]) -> str:
     seeds = [s for s in result["seeds"] if any(s in runs for runs in result["runs"].values())]
     lines = [
         f"# {result['experiment']}: each method against the demo recipe, training seeds "
         f"{', '.join(map(str, seeds))}", "",
-        *(f"`{command}`" for command in result.get("commands", [result.get("command")])), "",
+        *_command_lines(result.get("commands", [result.get("command")])), "",
         *_data_line(result.get("base_data")),
         f"nDCG@10 of the cross-encoder trained on each method's synthetic data (the refined one for "
         f"`refine`), alone and interpolated with BM25 (BM25 weight {result['interpolation_weight']}, "
