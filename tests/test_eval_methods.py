@@ -162,13 +162,34 @@ def test_methods_on_the_smoke_run_then_grown(methods: ModuleType, table: ModuleT
 
 
 def test_best_on_dev_by_difference_with_base(table: ModuleType) -> None:
-    rows = [{"method": "base", "split": "dev", "system": "interp", "mean": 0.70, "difference": None},
-            {"method": "a", "split": "dev", "system": "interp", "mean": 0.75, "difference": -0.01},
-            {"method": "b", "split": "dev", "system": "interp", "mean": 0.60, "difference": 0.02},
-            {"method": "b", "split": "test", "system": "interp", "mean": 0.90, "difference": 0.5}]
-    assert "`b`" in table._best_on_dev(rows)  # a's higher mean is over other seeds than base's
-    assert "`base`" in table._best_on_dev([r | {"difference": -0.1} if r["method"] != "base" else r
-                                           for r in rows])
+    rows = [{"method": "base", "split": "dev", "system": "interp", "mean": 0.70, "difference": None,
+             "seeds": [7, 8, 9], "p_holm": None},
+            {"method": "a", "split": "dev", "system": "interp", "mean": 0.75, "difference": -0.01,
+             "seeds": [7, 8, 9], "p_holm": 0.01},
+            {"method": "b", "split": "dev", "system": "interp", "mean": 0.60, "difference": 0.02,
+             "seeds": [7, 8, 9], "p_holm": 0.01},
+            {"method": "c", "split": "dev", "system": "interp", "mean": 0.60, "difference": 0.01,
+             "seeds": [7, 8, 9], "p_holm": 0.02},
+            {"method": "b", "split": "test", "system": "interp", "mean": 0.90, "difference": 0.5,
+             "seeds": [7, 8, 9], "p_holm": 0.001}]
+    line = table._best_on_dev(rows)  # a's higher mean is over other seeds than base's
+    assert "): `b` (+0.0200); the demo's defaults should take it." in line
+    assert "`base`, the demo's recipe" in table._best_on_dev(
+        [r | {"difference": -0.1} if r["method"] != "base" else r for r in rows])
+
+
+def test_best_on_dev_needs_a_significant_gain_on_all_base_seeds(table: ModuleType) -> None:
+    """A lead that is not significant, or on fewer seeds than base's, is named, not a win."""
+    base = {"method": "base", "split": "dev", "system": "interp", "mean": 0.70, "difference": None,
+            "seeds": [7, 8, 9], "p_holm": None}
+    lead = {"method": "b", "split": "dev", "system": "interp", "mean": 0.71, "difference": 0.0001,
+            "seeds": [7], "p_holm": 0.001}
+    # p is None where the test is undefined (fewer than two queries, one constant difference)
+    for row in (lead, lead | {"seeds": [7, 8, 9], "p_holm": 0.4}, lead | {"p_holm": None}):
+        line = table._best_on_dev([base, row])
+        assert "`base`, the demo's recipe, which its defaults keep" in line
+        assert f"`b` +0.0001 (seeds {', '.join(map(str, row['seeds']))}, Holm p " in line
+    assert table._best_on_dev([base]).endswith("no method has such a gain.")
 
 
 def test_legacy_table_grown(methods: ModuleType, table: ModuleType, tmp_path: Path) -> None:
