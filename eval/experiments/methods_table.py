@@ -177,8 +177,8 @@ def _best_on_dev(rows: list[dict[str, Any]]) -> str:
     dev = [r for r in rows if r["split"] == "dev" and r["system"] == "interp"]
     base_seeds = next(r["seeds"] for r in dev if r["method"] == "base")
     others = [r for r in dev if r["method"] != "base" and r["difference"] is not None]
-    winners = [r for r in others if r["difference"] > 0 and r["p_holm"] is not None
-               and r["p_holm"] < ALPHA and set(base_seeds) <= set(r["seeds"])]
+    winners = [r for r in others if r["difference"] > 0 and _significant(r)
+               and set(base_seeds) <= set(r["seeds"])]
     rule = (f"a significant gain over `base` (Holm p < {ALPHA}) on all of base's seeds "
             f"({', '.join(map(str, base_seeds))})")
     if winners:
@@ -194,6 +194,11 @@ def _best_on_dev(rows: list[dict[str, Any]]) -> str:
                      f"(seeds {', '.join(map(str, lead['seeds']))}, Holm p {fmt_p(lead['p_holm'], 3)}), "
                      "is not one")
     return line + "."
+
+
+def _significant(row: dict[str, Any]) -> bool:
+    """A row's difference with ``base`` is significant after Holm (the ▲/▼ marks, a win)."""
+    return row["p_holm"] is not None and row["p_holm"] < ALPHA
 
 
 def _drift_note(drifts: list[dict[str, Any]]) -> list[str]:
@@ -234,7 +239,7 @@ def _cell(row: dict[str, Any]) -> tuple[str, str]:
         return f"{row['mean']:.4f}{sd}", ""
     low, high = row["ci95"] or (float("nan"), float("nan"))
     p = row["p_holm"]
-    mark = "" if p is None or p >= ALPHA else ("▲" if row["difference"] > 0 else "▼")
+    mark = "" if not _significant(row) else ("▲" if row["difference"] > 0 else "▼")
     p_text = "" if p is None else f", p {fmt_p(p, 3)}{mark}"
     return f"{row['mean']:.4f}{sd}", f"{row['difference']:+.4f} [{low:+.4f}, {high:+.4f}]{p_text}"
 
