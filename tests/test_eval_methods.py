@@ -72,6 +72,15 @@ def test_pending_runs_only_what_the_table_lacks(methods: ModuleType) -> None:
     assert methods.pending(config, done, ["base"], [42, 1, 2]) == []
 
 
+def test_why_a_run_is_pending(methods: ModuleType) -> None:
+    cells = {"base": {42: {}}}
+    previous = {"runs": {"base": {42: {}}, "critic": {42: {"kept": 492}}}}
+    assert methods.why("base", 42, previous, cells).startswith("made again")
+    assert "no per-query scores" in methods.why("critic", 42, previous, cells)
+    assert methods.why("critic", 1, previous, cells) == "new"
+    assert methods.why("critic", 42, None, {}) == "new"
+
+
 def test_legacy_rows_kept_while_base_within_drift(table: ModuleType) -> None:
     base = _cell([0.5, 0.7], [0.4, 0.6])
     legacy_base = [{"method": "base", "split": split, "system": name, "seeds": [42, 1],

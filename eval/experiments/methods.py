@@ -208,6 +208,17 @@ def pending(config: Config, cells: Cells, methods: list[str], seeds: list[int]) 
     return [(m, s) for m in methods for s in seeds if (m, s) in needed or (m, s) in missing]
 
 
+def why(method: str, seed: int, previous: dict[str, Any] | None, cells: Cells) -> str:
+    """Why ``pending`` has a run, for the log: a run the table has is made again as the source
+    of others' data, an older table's row without per-query scores is remade (an hour that
+    ``--seeds`` did not ask for), any other is new."""
+    if seed in cells.get(method, {}):
+        return "made again: the data or model later runs start from"
+    if previous is not None and seed in previous["runs"].get(method, {}):
+        return "remade: the table's row has no per-query scores (an older table)"
+    return "new"
+
+
 def makes_data(config: Config, method: str) -> bool:
     """Whether ``method`` changes stages before training (its data is its own)."""
     return bool(set(METHODS[method](config)) - {"train", "refine"})
@@ -248,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         settings["seeds"] = [*previous["seeds"], *(s for s in seeds if s not in previous["seeds"])]
     table = Table(config, settings, [*_commands(previous), command], previous, path)
     todo = pending(config, cells, ["base", *args.methods], seeds)
-    log.info("%d runs to do: %s", len(todo), ", ".join(f"{m} seed {s}" for m, s in todo))
+    log.info("%d runs to do: %s", len(todo),
+             ", ".join(f"{m} seed {s} ({why(m, s, previous, cells)})" for m, s in todo))
     for method, seed in todo:
         cell = run_cell(config, base, method, seed, seeds[0], args.depth, command)
         if seed in cells.get(method, {}):  # kept as it was; how far the rerun is, recorded
